@@ -1,0 +1,258 @@
+"""Compilation of a network description into the solver layout (private)."""
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuroctl import units
+from neuroctl.biophysics.calcium import CalciumDynamics
+from neuroctl.biophysics.channels import AbstractChannel
+from neuroctl.biophysics.network import Block, Cell, Connection, Network, Params, Site
+from neuroctl.biophysics.synapses import AbstractSynapse
+from neuroctl.errors import ConfigError, bad_value
+
+
+def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
+    cells = _check_cells(cells)
+    comps = [
+        (Site(c, b, k), br, cell)
+        for c, cell in enumerate(cells)
+        for b, br in enumerate(cell.morphology.branches)
+        for k in range(br.ncomp)
+    ]
+    members = [_mechanisms_at(cell, site.branch) for site, _, cell in comps]
+    keys = _block_keys(members)
+    order = sorted(
+        range(len(comps)),
+        key=lambda i: (tuple(-int(k in members[i]) for k in keys), i),
+    )
+    pos = {comps[i][0]: p for p, i in enumerate(order)}
+    site_members = {comps[i][0]: members[i] for i in range(len(comps))}
+    blocks, params = _blocks(keys, pos, site_members)
+    n_comp = len(comps)
+    area = np.empty(n_comp)
+    cap = np.empty(n_comp)
+    for site, br, _ in comps:
+        area[pos[site]] = units.cylinder_area(br.length / br.ncomp, br.radius)
+        cap[pos[site]] = br.capacitance
+    parent, axial_g, n_nodes = _tree(cells, pos, n_comp)
+    ch = [(b, p) for b, p in zip(blocks, params, strict=True) if b.kind is not CalciumDynamics]
+    ca = [(b, p) for b, p in zip(blocks, params, strict=True) if b.kind is CalciumDynamics]
+    syn_params, pre, post = _synapses(connections, pos)
+    return cls(
+        n_comp=n_comp,
+        n_nodes=n_nodes,
+        area=area,
+        capacitance=cap,
+        parent=parent,
+        axial_g=axial_g,
+        levels=_levels(parent),
+        channel_blocks=tuple(b for b, _ in ch),
+        calcium_block=tuple(b for b, _ in ca),
+        synapse_pre=pre,
+        synapse_post=post,
+        stimulus_nodes=_site_nodes("stimuli", stimuli, pos),
+        recording_nodes=_site_nodes("recordings", recordings, pos),
+        node_of=pos,
+        default_params=Params(
+            channels=tuple(p for _, p in ch),
+            calcium=tuple(p for _, p in ca),
+            synapses=syn_params,
+        ),
+        ca_defaults=CalciumDynamics(),
+    )
+
+
+def _check_cells(cells) -> list[Cell]:
+    cells = list(cells)
+    if not cells:
+        raise bad_value("cells", cells, "at least one Cell", "pass a list of cells.")
+    for i, c in enumerate(cells):
+        if not isinstance(c, Cell):
+            raise bad_value(
+                f"cells[{i}]", c, "a Cell", "wrap morphologies as `Cell(morphology)`."
+            )
+    return cells
+
+
+def _mechanisms_at(cell: Cell, branch: int) -> dict:
+    """Mechanisms on a branch, keyed by their block key (class + static fields)."""
+    return {_key(m): m for m, where in cell.mechanisms if branch in where}
+
+
+def _key(mechanism):
+    return jax.tree_util.tree_structure(mechanism)
+
+
+def _block_keys(members: list[dict]) -> list:
+    counts = Counter(k for m in members for k in m)
+    keys = sorted(counts, key=lambda k: (-counts[k], str(k)))
+    ca = [k for k in keys if _kind(k) is CalciumDynamics]
+    if len(ca) > 1:
+        raise ConfigError(
+            "all CalciumDynamics in a network must share static fields (temperature); "
+            f"found {len(ca)} variants. Use one temperature."
+        )
+    return keys
+
+
+def _kind(key) -> type:
+    return type(jax.tree_util.tree_unflatten(key, [0.0] * key.num_leaves))
+
+
+def _blocks(keys, pos, site_members) -> tuple[list[Block], list]:
+    blocks, params = [], []
+    for key in keys:
+        sites = [s for s, m in site_members.items() if key in m]
+        p = np.array(sorted(pos[s] for s in sites))
+        lo, hi = int(p[0]), int(p[-1]) + 1
+        mask = np.zeros(hi - lo, bool)
+        mask[p - lo] = True
+        first = site_members[sites[0]][key]
+        leaves = [np.full(hi - lo, float(x)) for x in jax.tree.leaves(first)]
+        for s in sites:
+            for j, x in enumerate(jax.tree.leaves(site_members[s][key])):
+                leaves[j][pos[s] - lo] = float(x)
+        blocks.append(Block(lo, hi, mask, _kind(key)))
+        params.append(jax.tree_util.tree_unflatten(key, [jnp.asarray(x) for x in leaves]))
+    return blocks, params
+
+
+def _tree(cells: list[Cell], pos: dict, n_comp: int):
+    """Parent pointers and axial conductances [µS], with branch-point nodes."""
+    parent, axial_g = [-1] * n_comp, [0.0] * n_comp
+    for c, cell in enumerate(cells):
+        brs = cell.morphology.branches
+        half = [
+            units.half_cylinder_resistance(b.length / b.ncomp, b.radius, b.axial_resistivity)
+            for b in brs
+        ]
+        bp = {}
+        for i, b in enumerate(brs):
+            if b.parent >= 0 and b.parent not in bp:
+                bp[b.parent] = len(parent)
+                parent.append(pos[Site(c, b.parent, brs[b.parent].ncomp - 1)])
+                axial_g.append(1.0 / half[b.parent])
+            for k in range(b.ncomp):
+                node = pos[Site(c, i, k)]
+                if k > 0:
+                    parent[node] = pos[Site(c, i, k - 1)]
+                    axial_g[node] = 1.0 / (2.0 * half[i])
+                elif b.parent >= 0:
+                    parent[node] = bp[b.parent]
+                    axial_g[node] = 1.0 / half[i]
+    return np.array(parent), np.array(axial_g), len(parent)
+
+
+def _levels(parent: np.ndarray) -> tuple[np.ndarray, ...]:
+    depth = np.full(len(parent), -1)
+    for _ in range(len(parent) + 1):
+        done = True
+        for i, p in enumerate(parent):
+            if depth[i] < 0:
+                if p < 0:
+                    depth[i] = 0
+                elif depth[p] >= 0:
+                    depth[i] = depth[p] + 1
+                else:
+                    done = False
+        if done:
+            break
+    return tuple(np.flatnonzero(depth == d) for d in range(1, depth.max() + 1))
+
+
+def _site_nodes(name: str, sites: Sequence[Site], pos: dict) -> np.ndarray:
+    nodes = []
+    for i, s in enumerate(sites):
+        if s not in pos:
+            raise bad_value(
+                f"{name}[{i}]",
+                s,
+                "a Site(cell, branch, comp) of a compartment in the network",
+                "check the indices (comp counts compartments within the branch).",
+            )
+        nodes.append(pos[s])
+    return np.array(nodes, dtype=np.int32)
+
+
+def _synapses(connections: Sequence[Connection], pos: dict):
+    groups = defaultdict(list)
+    for i, con in enumerate(connections):
+        if not isinstance(con, Connection) or not isinstance(con.synapse, AbstractSynapse):
+            raise bad_value(
+                f"connections[{i}]",
+                con,
+                "a Connection(synapse: AbstractSynapse, pre: Site, post: Site)",
+                "build connections with `Connection(GradedSynapse(...), pre, post)`.",
+            )
+        groups[_key(con.synapse)].append(con)
+    params, pre, post = [], [], []
+    for key, cons in groups.items():
+        leaves = [np.array([float(x) for x in col]) for col in zip(
+            *(jax.tree.leaves(c.synapse) for c in cons), strict=True)]
+        params.append(jax.tree_util.tree_unflatten(key, [jnp.asarray(x) for x in leaves]))
+        pre.append(_site_nodes("connections.pre", [c.pre for c in cons], pos))
+        post.append(_site_nodes("connections.post", [c.post for c in cons], pos))
+    return tuple(params), tuple(pre), tuple(post)
+
+
+def set_param(net: Network, params: Params, kind: type, name: str, value, sites):
+    group, idx = _find_group(net, params, kind)
+    module = getattr(params, group)[idx]
+    valid = [f for f in _float_fields(module)]
+    if name not in valid:
+        raise ConfigError(
+            f"name: {kind.__name__} has no parameter {name!r}; valid names: {valid}."
+        )
+    arr = getattr(module, name)
+    if sites is None:
+        new = jnp.broadcast_to(jnp.asarray(value, arr.dtype), arr.shape)
+    else:
+        new = arr.at[_positions(net, group, idx, sites)].set(value)
+    module = _replace(module, name, new)
+    modules = list(getattr(params, group))
+    modules[idx] = module
+    return _replace(params, group, tuple(modules))
+
+
+def _find_group(net: Network, params: Params, kind: type):
+    for group in ("channels", "calcium", "synapses"):
+        for i, m in enumerate(getattr(params, group)):
+            if type(m) is kind:
+                return group, i
+    present = sorted({type(m).__name__ for g in (params.channels, params.calcium,
+                                                  params.synapses) for m in g})
+    raise ConfigError(
+        f"kind: no {getattr(kind, '__name__', kind)!r} in this network; "
+        f"mechanisms present: {present}."
+    )
+
+
+def _float_fields(module) -> list[str]:
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(module) if not f.metadata.get("static")]
+
+
+def _positions(net: Network, group: str, idx: int, sites) -> np.ndarray:
+    if group == "synapses":
+        raise ConfigError("sites: synapse parameters are per connection; pass sites=None "
+                          "or edit the array directly.")
+    block = (net.channel_blocks if group == "channels" else net.calcium_block)[idx]
+    out = []
+    for s in sites:
+        p = net.node(s) - block.lo
+        if not (0 <= p < len(block.mask) and block.mask[p]):
+            raise bad_value("sites", s, f"a compartment with {block.kind.__name__}",
+                            "insert the mechanism there first.")
+        out.append(p)
+    return np.array(out)
+
+
+def _replace(module, name, value):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda m: getattr(m, name), module, value)
