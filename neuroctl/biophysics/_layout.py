@@ -2,6 +2,7 @@
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -10,41 +11,46 @@ import numpy as np
 from neuroctl import units
 from neuroctl.biophysics.calcium import CalciumDynamics
 from neuroctl.biophysics.channels import AbstractChannel
-from neuroctl.biophysics.network import Block, Cell, Connection, Network, Params, Site
+from neuroctl.biophysics.network import (
+    Block,
+    Cell,
+    Connection,
+    Network,
+    Params,
+    Site,
+    TreeGroup,
+)
 from neuroctl.biophysics.synapses import AbstractSynapse
 from neuroctl.errors import ConfigError, bad_value
 
 
 def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
     cells = _check_cells(cells)
-    comps = [
-        (Site(c, b, k), br, cell)
-        for c, cell in enumerate(cells)
-        for b, br in enumerate(cell.morphology.branches)
-        for k in range(br.ncomp)
-    ]
-    members = [_mechanisms_at(cell, site.branch) for site, _, cell in comps]
-    keys = _block_keys(members)
-    order = sorted(
-        range(len(comps)),
-        key=lambda i: (tuple(-int(k in members[i]) for k in keys), i),
-    )
-    pos = {comps[i][0]: p for p, i in enumerate(order)}
-    site_members = {comps[i][0]: members[i] for i in range(len(comps))}
-    blocks, params = _blocks(keys, pos, site_members)
-    n_comp = len(comps)
-    area = np.empty(n_comp)
-    cap = np.empty(n_comp)
-    for site, br, _ in comps:
-        area[pos[site]] = units.cylinder_area(br.length / br.ncomp, br.radius)
-        cap[pos[site]] = br.capacitance
-    parent, axial_g, n_nodes = _tree(cells, pos, n_comp)
+    tree = _local_trees(cells)
+    members = {
+        site: _mechanisms_at(cells[site.cell], site.branch)
+        for site in tree.parent
+        if isinstance(site, Site)
+    }
+    keys = _block_keys(list(members.values()))
+    order = _node_order(tree, members, keys)
+    pos = {node: i for i, node in enumerate(order)}
+    blocks, params = _blocks(keys, pos, members)
+    n = len(order)
+    parent = np.array([pos.get(tree.parent[x], -1) for x in order])
+    axial_g = np.array([tree.axial_g[x] for x in order])
+    area, cap = np.zeros(n), np.zeros(n)
+    for x in order:
+        if isinstance(x, Site):
+            br = cells[x.cell].morphology.branches[x.branch]
+            area[pos[x]] = units.cylinder_area(br.length / br.ncomp, br.radius)
+            cap[pos[x]] = br.capacitance
     ch = [(b, p) for b, p in zip(blocks, params, strict=True) if b.kind is not CalciumDynamics]
     ca = [(b, p) for b, p in zip(blocks, params, strict=True) if b.kind is CalciumDynamics]
     syn_params, pre, post = _synapses(connections, pos)
     return cls(
-        n_comp=n_comp,
-        n_nodes=n_nodes,
+        n_comp=len(members),
+        n_nodes=n,
         area=area,
         capacitance=cap,
         parent=parent,
@@ -56,7 +62,7 @@ def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
         synapse_post=post,
         stimulus_nodes=_site_nodes("stimuli", stimuli, pos),
         recording_nodes=_site_nodes("recordings", recordings, pos),
-        node_of=pos,
+        node_of={x: i for x, i in pos.items() if isinstance(x, Site)},
         default_params=Params(
             channels=tuple(p for _, p in ch),
             calcium=tuple(p for _, p in ca),
@@ -64,6 +70,69 @@ def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
         ),
         ca_defaults=CalciumDynamics(),
     )
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """All cells' nodes (Sites and branch points) with parents and axial conductances."""
+
+    parent: dict  # node -> parent node or None
+    axial_g: dict  # node -> conductance to parent [µS]
+    children: dict  # node -> list of child nodes
+    roots: list
+
+
+def _local_trees(cells: list[Cell]) -> _Tree:
+    parent, axial_g, children, roots = {}, {}, defaultdict(list), []
+    for c, cell in enumerate(cells):
+        brs = cell.morphology.branches
+        half = [
+            units.half_cylinder_resistance(b.length / b.ncomp, b.radius, b.axial_resistivity)
+            for b in brs
+        ]
+
+        def link(node, up, g):
+            parent[node], axial_g[node] = up, g
+            if up is not None:
+                children[up].append(node)
+
+        for i, b in enumerate(brs):
+            for k in range(b.ncomp):
+                if k > 0:
+                    link(Site(c, i, k), Site(c, i, k - 1), 1.0 / (2.0 * half[i]))
+                elif b.parent >= 0:
+                    link(Site(c, i, 0), ("bp", c, b.parent), 1.0 / half[i])
+                else:
+                    link(Site(c, i, 0), None, 0.0)
+                    roots.append(Site(c, i, 0))
+            if any(other.parent == i for other in brs):
+                link(("bp", c, i), Site(c, i, b.ncomp - 1), 1.0 / half[i])
+    return _Tree(parent, axial_g, children, roots)
+
+
+def _node_order(tree: _Tree, members: dict, keys: list) -> list:
+    """Breadth-first order: roots by channel signature, then k-th children per level.
+
+    Children of consecutive parents land in consecutive slots, so the Hines solve and
+    axial currents act on contiguous slices for networks of repeated cells.
+    """
+
+    def signature(node):
+        m = members.get(node, {})
+        return tuple(-int(k in m) for k in keys)
+
+    level = sorted(tree.roots, key=lambda r: (signature(r), r.cell))
+    order = []
+    while level:
+        order += level
+        slots = max(len(tree.children[p]) for p in level)
+        level = [
+            tree.children[p][k]
+            for k in range(slots)
+            for p in level
+            if k < len(tree.children[p])
+        ]
+    return order
 
 
 def _check_cells(cells) -> list[Cell]:
@@ -106,7 +175,7 @@ def _kind(key) -> type:
 def _blocks(keys, pos, site_members) -> tuple[list[Block], list]:
     blocks, params = [], []
     for key in keys:
-        sites = [s for s, m in site_members.items() if key in m]
+        sites = [s for s, m in site_members.items() if key in m]  # Sites only
         p = np.array(sorted(pos[s] for s in sites))
         lo, hi = int(p[0]), int(p[-1]) + 1
         mask = np.zeros(hi - lo, bool)
@@ -121,47 +190,34 @@ def _blocks(keys, pos, site_members) -> tuple[list[Block], list]:
     return blocks, params
 
 
-def _tree(cells: list[Cell], pos: dict, n_comp: int):
-    """Parent pointers and axial conductances [µS], with branch-point nodes."""
-    parent, axial_g = [-1] * n_comp, [0.0] * n_comp
-    for c, cell in enumerate(cells):
-        brs = cell.morphology.branches
-        half = [
-            units.half_cylinder_resistance(b.length / b.ncomp, b.radius, b.axial_resistivity)
-            for b in brs
-        ]
-        bp = {}
-        for i, b in enumerate(brs):
-            if b.parent >= 0 and b.parent not in bp:
-                bp[b.parent] = len(parent)
-                parent.append(pos[Site(c, b.parent, brs[b.parent].ncomp - 1)])
-                axial_g.append(1.0 / half[b.parent])
-            for k in range(b.ncomp):
-                node = pos[Site(c, i, k)]
-                if k > 0:
-                    parent[node] = pos[Site(c, i, k - 1)]
-                    axial_g[node] = 1.0 / (2.0 * half[i])
-                elif b.parent >= 0:
-                    parent[node] = bp[b.parent]
-                    axial_g[node] = 1.0 / half[i]
-    return np.array(parent), np.array(axial_g), len(parent)
+def _levels(parent: np.ndarray) -> tuple[tuple[TreeGroup, ...], ...]:
+    """Non-root nodes grouped by depth (1, 2, ...), each level cut into slice groups.
+
+    Nodes are in breadth-first order, so every level is contiguous; a run of
+    consecutive children whose parents are also consecutive becomes one slice pair.
+    A level that would need more than `_MAX_RUNS` runs falls back to index arrays.
+    """
+    depth = np.zeros(len(parent), int)
+    for i, p in enumerate(parent):  # parents precede children in BFS order
+        depth[i] = 0 if p < 0 else depth[p] + 1
+    out = []
+    for d in range(1, depth.max() + 1 if len(depth) else 1):
+        c = np.flatnonzero(depth == d)
+        p = parent[c]
+        cuts = np.flatnonzero((np.diff(c) != 1) | (np.diff(p) != 1)) + 1
+        runs = np.split(np.arange(len(c)), cuts)
+        if len(runs) > _MAX_RUNS:
+            out.append((TreeGroup(c, p),))
+        else:
+            out.append(tuple(
+                TreeGroup(slice(int(c[r[0]]), int(c[r[-1]]) + 1),
+                          slice(int(p[r[0]]), int(p[r[-1]]) + 1))
+                for r in runs
+            ))
+    return tuple(out)
 
 
-def _levels(parent: np.ndarray) -> tuple[np.ndarray, ...]:
-    depth = np.full(len(parent), -1)
-    for _ in range(len(parent) + 1):
-        done = True
-        for i, p in enumerate(parent):
-            if depth[i] < 0:
-                if p < 0:
-                    depth[i] = 0
-                elif depth[p] >= 0:
-                    depth[i] = depth[p] + 1
-                else:
-                    done = False
-        if done:
-            break
-    return tuple(np.flatnonzero(depth == d) for d in range(1, depth.max() + 1))
+_MAX_RUNS = 8
 
 
 def _site_nodes(name: str, sites: Sequence[Site], pos: dict) -> np.ndarray:

@@ -3,11 +3,12 @@
 `Network.build` turns cells, synapses, stimulus and recording sites into a layout the
 solver can step quickly:
 
-* compartments are reordered so that each channel type acts on one contiguous slice
-  (``[lo, hi)``) of the voltage vector, so its rate functions fuse into one loop;
-  compartments inside a slice that lack the channel are masked out;
-* zero-area branch-point nodes follow the compartments; the tree (parent pointer
-  and axial conductance per node) is grouped in depth levels for the Hines solve;
+* nodes (compartments and the zero-area branch points where children meet their
+  parent) are numbered breadth-first: roots grouped by channel set, then the k-th
+  children of each level's nodes in parent order. Repeated cells thus give
+  contiguous slices for the Hines solve and for each channel type ``[lo, hi)``,
+  so rate functions fuse into one loop; nodes in a slice that lack the channel
+  are masked out;
 * every float field of every mechanism becomes an array parameter leaf in `Params`
   (one entry per compartment of its slice, or per synapse) that you can `grad`,
   `vmap` and freeze, while indices and shapes stay static in `Network`.
@@ -105,6 +106,14 @@ class Block:
         return bool(self.mask.all())
 
 
+@dataclass(frozen=True)
+class TreeGroup:
+    """Children and their parents in one depth level: slices, or index arrays."""
+
+    children: slice | np.ndarray
+    parents: slice | np.ndarray
+
+
 class Params(eqx.Module):
     """Trainable/freezable parameter leaves of a network (arrays per compartment/synapse).
 
@@ -123,17 +132,18 @@ class Params(eqx.Module):
 class Network:
     """Compiled static layout of a network (hashable by identity: a valid static arg).
 
-    Node order: compartments ``[0, n_comp)`` (reordered, see module docstring), then
-    branch points ``[n_comp, n_nodes)``. Arrays here are NumPy constants.
+    Nodes are compartments and zero-area branch points in breadth-first order (see
+    module docstring); branch points have zero area and capacitance. Arrays here are
+    NumPy constants.
     """
 
-    n_comp: int
-    n_nodes: int
-    area: np.ndarray  # (n_comp,) lateral area [µm²]
-    capacitance: np.ndarray  # (n_comp,) [µF/cm²]
+    n_comp: int  # compartments (nodes with membrane)
+    n_nodes: int  # compartments + branch points
+    area: np.ndarray  # (n_nodes,) lateral area [µm²], 0 at branch points
+    capacitance: np.ndarray  # (n_nodes,) [µF/cm²], 0 at branch points
     parent: np.ndarray  # (n_nodes,) parent node, -1 for roots
     axial_g: np.ndarray  # (n_nodes,) conductance to the parent [µS], 0 for roots
-    levels: tuple[np.ndarray, ...]  # node indices by depth 1, 2, ... (roots excluded)
+    levels: tuple[tuple[TreeGroup, ...], ...]  # non-root nodes by depth 1, 2, ...
     channel_blocks: tuple[Block, ...]
     calcium_block: tuple[Block, ...]  # zero or one
     synapse_pre: tuple[np.ndarray, ...]  # per synapse type: presynaptic nodes

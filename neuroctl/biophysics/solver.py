@@ -42,8 +42,8 @@ class State(eqx.Module):
     Attributes:
         v: membrane potential per node, branch points included [mV].
         gates: per channel block, one array per gate (shape of the block slice).
-        cai: intracellular calcium per compartment [mM].
-        eca: calcium reversal potential per compartment [mV].
+        cai: intracellular calcium per node [mM].
+        eca: calcium reversal potential per node [mV].
         syn: per synapse type, the synaptic state per connection [1].
     """
 
@@ -88,8 +88,8 @@ def _broadcast_gates(net: Network, gates):
 
 def _initial_calcium(net: Network, params: Params, dtype) -> tuple[Array, Array]:
     d = net.ca_defaults
-    cai = jnp.full(net.n_comp, d.cai0, dtype)
-    eca = jnp.full(net.n_comp, d.reversal(jnp.asarray(d.cai0, dtype)), dtype)
+    cai = jnp.full(net.n_nodes, d.cai0, dtype)
+    eca = jnp.full(net.n_nodes, d.reversal(jnp.asarray(d.cai0, dtype)), dtype)
     for b, ca in zip(net.calcium_block, params.calcium, strict=True):
         mask = jnp.asarray(b.mask)
         cai = cai.at[b.lo : b.hi].set(jnp.where(mask, ca.cai0, cai[b.lo : b.hi]))
@@ -121,18 +121,17 @@ def step(
     v = state.v
     g_mem, drive, g_ca, drive_ca = _membrane(net, params, state)
     a = _const(net.area * units.MS_PER_CM2_UM2_TO_US, v)  # [µS per mS/cm²]
-    g_node = _to_nodes(net, g_mem * a)  # [µS]
-    i_node = _to_nodes(net, drive * a)  # [nA]
+    g_node, i_node = g_mem * a, drive * a  # [µS], [nA]
     g_syn, i_syn = _synaptic(net, params, state, v)
-    i_ext = jnp.zeros_like(v).at[net.stimulus_nodes].add(jnp.asarray(stimulus, v.dtype))
+    i_ext = _inject(net, jnp.asarray(stimulus, v.dtype), v)
     rhs = i_node + i_syn + i_ext - (g_node + g_syn) * v + _axial_current(net, v)
     h = dt if scheme == "be" else 0.5 * dt  # [ms]
-    cap = _to_nodes(net, _const(net.capacitance * net.area, v)) * (
+    cap = _const(net.capacitance * net.area, v) * (
         units.UF_PER_CM2_UM2_TO_US_MS / h
     )  # [µS]
     dv = hines_solve(net, cap + g_node + g_syn + _const(_axial_diag(net), v), rhs)
     v_new = v + (dv if scheme == "be" else 2.0 * dv)
-    v_ion = v[: net.n_comp] + (0.0 if scheme == "be" else dv[: net.n_comp])
+    v_ion = v if scheme == "be" else v + dv
     cai, eca = _advance_calcium(net, params, state, g_ca * v_ion - drive_ca, dt)
     return State(
         v=v_new,
@@ -147,9 +146,12 @@ def _const(x: np.ndarray, like: Array) -> Array:
     return jnp.asarray(x, like.dtype)
 
 
-def _to_nodes(net: Network, x: Array) -> Array:
-    """Pad a per-compartment vector with zeros for the branch-point nodes."""
-    return jnp.pad(x, (0, net.n_nodes - net.n_comp))
+def _inject(net: Network, stimulus: Array, v: Array) -> Array:
+    """Electrode currents [nA] per node (a pad when the sites are contiguous)."""
+    nodes = net.stimulus_nodes
+    if len(nodes) and np.array_equal(nodes, np.arange(nodes[0], nodes[0] + len(nodes))):
+        return jnp.pad(stimulus, (int(nodes[0]), net.n_nodes - int(nodes[-1]) - 1))
+    return jnp.zeros_like(v).at[nodes].add(stimulus)
 
 
 def _pad(x: Array, lo: int, hi: int, n: int) -> Array:
@@ -157,8 +159,8 @@ def _pad(x: Array, lo: int, hi: int, n: int) -> Array:
 
 
 def _membrane(net: Network, params: Params, state: State):
-    """Total and calcium-only conductance [mS/cm²] and drive [µA/cm²] per compartment."""
-    n = net.n_comp
+    """Total and calcium-only conductance [mS/cm²] and drive [µA/cm²] per node."""
+    n = net.n_nodes
     v = state.v
     g = drive = g_ca = drive_ca = jnp.zeros(n, v.dtype)
     for b, ch, gates in zip(net.channel_blocks, params.channels, state.gates, strict=True):
@@ -186,9 +188,14 @@ def _synaptic(net: Network, params: Params, state: State, v: Array):
 
 def _axial_current(net: Network, v: Array) -> Array:
     """Net axial current into each node [nA] at voltages `v` [mV]."""
-    parent = np.maximum(net.parent, 0)
-    flux = _const(net.axial_g, v) * (v[parent] - v)  # [nA] from parent into node
-    return flux - jnp.zeros_like(v).at[parent].add(flux)
+    g = _const(net.axial_g, v)
+    out = jnp.zeros_like(v)
+    for level in net.levels:
+        for grp in level:
+            c, p = grp.children, grp.parents
+            flux = g[c] * (v[p] - v[c])  # [nA] from parent into child
+            out = out.at[c].add(flux).at[p].add(-flux)
+    return out
 
 
 def _axial_diag(net: Network) -> np.ndarray:
@@ -207,14 +214,17 @@ def hines_solve(net: Network, diag: Array, rhs: Array) -> Array:
     """
     g = _const(net.axial_g, diag)
     d, r = diag, rhs
-    for idx in reversed(net.levels):
-        p = net.parent[idx]
-        f = g[idx] / d[idx]
-        d = d.at[p].add(-f * g[idx])
-        r = r.at[p].add(f * r[idx])
+    for level in reversed(net.levels):
+        for grp in level:
+            c, p = grp.children, grp.parents
+            f = g[c] / d[c]
+            d = d.at[p].add(-f * g[c])
+            r = r.at[p].add(f * r[c])
     x = r / d
-    for idx in net.levels:
-        x = x.at[idx].set((r[idx] + g[idx] * x[net.parent[idx]]) / d[idx])
+    for level in net.levels:
+        for grp in level:
+            c, p = grp.children, grp.parents
+            x = x.at[c].set((r[c] + g[c] * x[p]) / d[c])
     return x
 
 

@@ -1,0 +1,1 @@
+"""Task-trained networks and cell models built from `neuroctl.biophysics`."""

@@ -1,0 +1,33 @@
+"""Small model factories shared by the tests."""
+
+import jax.numpy as jnp
+import numpy as np
+
+import neuroctl.biophysics as bp
+
+DT = 0.025  # [ms]
+
+
+def hh_point(area_side: float = 18.8) -> bp.Network:
+    """One HH compartment with NEURON's L = diam = `area_side` [µm]."""
+    cell = bp.Cell(
+        bp.Morphology.single_compartment(length=area_side, radius=area_side / 2)
+    ).insert(bp.HH())
+    return bp.Network.build([cell], stimuli=[bp.Site(0)], recordings=[bp.Site(0)])
+
+
+def two_cells(g_ex: float = 0.005, g_in: float = 0.002) -> bp.Network:
+    cell = bp.Cell(bp.Morphology.single_compartment(18.8, 9.4)).insert(bp.HH())
+    cons = [
+        bp.Connection(bp.GradedSynapse(g=g_ex, e_syn=0.0), bp.Site(0), bp.Site(1)),
+        bp.Connection(bp.GradedSynapse(g=g_in, e_syn=-75.0), bp.Site(1), bp.Site(0)),
+    ]
+    return bp.Network.build(
+        [cell, cell], cons, stimuli=[bp.Site(0)], recordings=[bp.Site(0), bp.Site(1)]
+    )
+
+
+def step_current(n_steps: int, amp: float, delay: float, dur: float, dt: float = DT):
+    """IClamp as NEURON applies it: on when delay <= t + dt/2 < delay + dur [nA]."""
+    t_mid = np.arange(n_steps) * dt + 0.5 * dt
+    return jnp.asarray(np.where((t_mid >= delay) & (t_mid < delay + dur), amp, 0.0))
