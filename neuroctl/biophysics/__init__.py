@@ -21,6 +21,7 @@ from neuroctl.biophysics.network import Params as Params
 from neuroctl.biophysics.network import Site as Site
 from neuroctl.biophysics.solver import State as State
 from neuroctl.biophysics.solver import checkpoint_lengths_for as checkpoint_lengths_for
+from neuroctl.biophysics.solver import gates_of as gates_of
 from neuroctl.biophysics.solver import init_state as init_state
 from neuroctl.biophysics.solver import simulate as simulate
 from neuroctl.biophysics.solver import step as step

@@ -41,14 +41,16 @@ class State(eqx.Module):
 
     Attributes:
         v: membrane potential per node, branch points included [mV].
-        gates: per channel block, one array per gate (shape of the block slice).
+        gates: all gating variables in one flat vector [1]; `gates_of` splits it per
+            channel block and gate (block slices in block order, gates in
+            `gate_names` order). One buffer lets XLA update every gate in one loop.
         cai: intracellular calcium per node [mM].
         eca: calcium reversal potential per node [mV].
         syn: per synapse type, the synaptic state per connection [1].
     """
 
     v: Array
-    gates: tuple[tuple[Array, ...], ...]
+    gates: Array
     cai: Array
     eca: Array
     syn: tuple[Array, ...]
@@ -76,14 +78,26 @@ def init_state(
         jnp.broadcast_to(s.steady_and_rate(v[pre])[0], pre.shape).astype(dtype)
         for s, pre in zip(params.synapses, net.synapse_pre, strict=True)
     )
-    return State(v=v, gates=_broadcast_gates(net, gates), cai=cai, eca=eca, syn=syn)
+    return State(v=v, gates=_flatten_gates(net, gates, dtype), cai=cai, eca=eca, syn=syn)
 
 
-def _broadcast_gates(net: Network, gates):
-    return tuple(
-        tuple(jnp.broadcast_to(g, (b.hi - b.lo,)) for g in gs)
+def _flatten_gates(net: Network, gates, dtype) -> Array:
+    parts = [
+        jnp.broadcast_to(g, (b.hi - b.lo,)).astype(dtype)
         for b, gs in zip(net.channel_blocks, gates, strict=True)
-    )
+        for g in gs
+    ]
+    return jnp.concatenate(parts) if parts else jnp.zeros(0, dtype)
+
+
+def gates_of(net: Network, state: State) -> tuple[tuple[Array, ...], ...]:
+    """The flat gate vector split per channel block, one array per gate."""
+    out, offset = [], 0
+    for b in net.channel_blocks:
+        n, k = b.hi - b.lo, len(b.kind.gate_names)
+        out.append(tuple(state.gates[offset + i * n : offset + (i + 1) * n] for i in range(k)))
+        offset += n * k
+    return tuple(out)
 
 
 def _initial_calcium(net: Network, params: Params, dtype) -> tuple[Array, Array]:
@@ -163,7 +177,8 @@ def _membrane(net: Network, params: Params, state: State):
     n = net.n_nodes
     v = state.v
     g = drive = g_ca = drive_ca = jnp.zeros(n, v.dtype)
-    for b, ch, gates in zip(net.channel_blocks, params.channels, state.gates, strict=True):
+    blocks = zip(net.channel_blocks, params.channels, gates_of(net, state), strict=True)
+    for b, ch, gates in blocks:
         gb, db = ch.currents(gates, state.eca[b.lo : b.hi])
         gb, db = jnp.broadcast_to(gb, (b.hi - b.lo,)), jnp.broadcast_to(db, (b.hi - b.lo,))
         if not b.full:
@@ -189,13 +204,20 @@ def _synaptic(net: Network, params: Params, state: State, v: Array):
 def _axial_current(net: Network, v: Array) -> Array:
     """Net axial current into each node [nA] at voltages `v` [mV]."""
     g = _const(net.axial_g, v)
-    out = jnp.zeros_like(v)
+    terms = []
     for level in net.levels:
         for grp in level:
             c, p = grp.children, grp.parents
             flux = g[c] * (v[p] - v[c])  # [nA] from parent into child
-            out = out.at[c].add(flux).at[p].add(-flux)
-    return out
+            terms += [_spread(flux, c, v), _spread(-flux, p, v)]
+    return sum(terms, jnp.zeros_like(v))
+
+
+def _spread(x: Array, where: slice | np.ndarray, like: Array) -> Array:
+    """A full-length vector with `x` added at `where` (a pad for slices: fusible)."""
+    if isinstance(where, slice):
+        return jnp.pad(x, (where.start, like.shape[0] - where.stop))
+    return jnp.zeros_like(like).at[where].add(x)
 
 
 def _axial_diag(net: Network) -> np.ndarray:
@@ -215,11 +237,13 @@ def hines_solve(net: Network, diag: Array, rhs: Array) -> Array:
     g = _const(net.axial_g, diag)
     d, r = diag, rhs
     for level in reversed(net.levels):
+        dd, dr = [], []
         for grp in level:
             c, p = grp.children, grp.parents
             f = g[c] / d[c]
-            d = d.at[p].add(-f * g[c])
-            r = r.at[p].add(f * r[c])
+            dd.append(_spread(-f * g[c], p, d))
+            dr.append(_spread(f * r[c], p, r))
+        d, r = d + sum(dd), r + sum(dr)
     x = r / d
     for level in net.levels:
         for grp in level:
@@ -243,12 +267,11 @@ def _advance_calcium(net: Network, params: Params, state: State, ica: Array, dt)
 
 def _advance_gates(net: Network, params: Params, state: State, v: Array, cai, dt):
     out = []
-    for b, ch, gates in zip(net.channel_blocks, params.channels, state.gates, strict=True):
+    blocks = zip(net.channel_blocks, params.channels, gates_of(net, state), strict=True)
+    for b, ch, gates in blocks:
         x_inf, rate = ch.gate_dynamics(v[b.lo : b.hi], cai[b.lo : b.hi])
-        out.append(
-            tuple(relax(x, xi, k, dt) for x, xi, k in zip(gates, x_inf, rate, strict=True))
-        )
-    return tuple(out)
+        out += [relax(x, xi, k, dt) for x, xi, k in zip(gates, x_inf, rate, strict=True)]
+    return jnp.concatenate(out) if out else state.gates
 
 
 def _advance_synapses(net: Network, params: Params, state: State, v: Array, dt):
