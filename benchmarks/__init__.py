@@ -1,0 +1,1 @@
+"""Benchmarks comparing neuroctl's solver with peer simulators (Jaxley, NEURON)."""
