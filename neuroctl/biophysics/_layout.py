@@ -1,5 +1,6 @@
 """Compilation of a network description into the solver layout (private)."""
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
         if isinstance(site, Site)
     }
     keys = _block_keys(list(members.values()))
-    order = _node_order(tree, members, keys)
+    order = _node_order(tree, members, keys, cells)
     pos = {node: i for i, node in enumerate(order)}
     blocks, params = _blocks(keys, pos, members)
     n = len(order)
@@ -110,29 +111,52 @@ def _local_trees(cells: list[Cell]) -> _Tree:
     return _Tree(parent, axial_g, children, roots)
 
 
-def _node_order(tree: _Tree, members: dict, keys: list) -> list:
-    """Breadth-first order: roots by channel signature, then k-th children per level.
+def _node_order(tree: _Tree, members: dict, keys: list, cells: list[Cell]) -> list:
+    """Nodes grouped by role, roles ordered so each mechanism spans a short slice.
 
-    Children of consecutive parents land in consecutive slots, so the Hines solve and
-    axial currents act on contiguous slices for networks of repeated cells.
+    A role is one node position (branch and compartment, or branch point) of one
+    distinct cell design; its nodes, one per cell of that design, are consecutive and
+    in cell order. Children of one role then form one slice whose parents form
+    another, which makes the Hines solve slice-based for repeated cells. Roles are
+    ordered by mechanism signature, choosing the signature order that minimises the
+    summed slice widths of all mechanism blocks (weighted by their gate counts).
     """
-
-    def signature(node):
-        m = members.get(node, {})
-        return tuple(-int(k in m) for k in keys)
-
-    level = sorted(tree.roots, key=lambda r: (signature(r), r.cell))
+    design = [next(i for i in range(c + 1) if cells[i] == cells[c]) for c in range(len(cells))]
+    roles = defaultdict(list)
+    for node in tree.parent:
+        cell, local = (node.cell, (node.branch, node.comp)) if isinstance(node, Site) \
+            else (node[1], ("bp", node[2]))
+        roles[(design[cell], local)].append(node)
+    groups = sorted(roles.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
+    sigs = [frozenset(members.get(nodes[0], {})) for _, nodes in groups]
+    best = _best_signature_order(sigs, [len(n) for _, n in groups], keys)
     order = []
-    while level:
-        order += level
-        slots = max(len(tree.children[p]) for p in level)
-        level = [
-            tree.children[p][k]
-            for k in range(slots)
-            for p in level
-            if k < len(tree.children[p])
-        ]
+    for i in sorted(range(len(groups)), key=lambda i: (best.index(sigs[i]), i)):
+        order += sorted(groups[i][1], key=_cell_of)
     return order
+
+
+def _cell_of(node) -> int:
+    return node.cell if isinstance(node, Site) else node[1]
+
+
+def _best_signature_order(sigs: list, sizes: list[int], keys: list) -> list:
+    distinct = sorted(set(sigs), key=lambda s: tuple(-int(k in s) for k in keys))
+    if len(distinct) > 7:
+        return distinct  # heuristic order: most common mechanisms first
+    weight = {k: 1 + _kind(k).__dict__.get("gate_names", ()).__len__() for k in keys}
+
+    def cost(perm):
+        pos, spans = 0, {}
+        for sig in perm:
+            n = sum(sz for s, sz in zip(sigs, sizes, strict=True) if s == sig)
+            for k in sig:
+                lo, _ = spans.get(k, (pos, pos))
+                spans[k] = (lo, pos + n)
+            pos += n
+        return sum(weight[k] * (hi - lo) for k, (lo, hi) in spans.items())
+
+    return list(min(itertools.permutations(distinct), key=cost))
 
 
 def _check_cells(cells) -> list[Cell]:
@@ -197,12 +221,17 @@ def _levels(parent: np.ndarray) -> tuple[tuple[TreeGroup, ...], ...]:
     consecutive children whose parents are also consecutive becomes one slice pair.
     A level that would need more than `_MAX_RUNS` runs falls back to index arrays.
     """
-    depth = np.zeros(len(parent), int)
-    for i, p in enumerate(parent):  # parents precede children in BFS order
-        depth[i] = 0 if p < 0 else depth[p] + 1
+    depth = np.full(len(parent), -1)
+    for i in range(len(parent)):
+        chain = [i]
+        while depth[chain[-1]] < 0 and parent[chain[-1]] >= 0:
+            chain.append(parent[chain[-1]])
+        base = depth[chain[-1]] if depth[chain[-1]] >= 0 else 0
+        for k, node in enumerate(reversed(chain)):
+            depth[node] = base + k if depth[node] < 0 else depth[node]
     out = []
     for d in range(1, depth.max() + 1 if len(depth) else 1):
-        c = np.flatnonzero(depth == d)
+        c = np.flatnonzero(depth == d)  # sorted by node index
         p = parent[c]
         cuts = np.flatnonzero((np.diff(c) != 1) | (np.diff(p) != 1)) + 1
         runs = np.split(np.arange(len(c)), cuts)
