@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from neuroctl.biophysics.channels import AbstractChannel, Gates
-from neuroctl.biophysics.rates import efun, safe_exp, steady_and_rate
+from neuroctl.biophysics.rates import efun, efun_pair, safe_exp, steady_and_rate
 from neuroctl.typing import Array, Concentration, FloatLike, Voltage
 
 QT_34C = 2.3 ** ((34.0 - 21.0) / 10.0)  # Q10 factor, 21 °C data run at 34 °C
@@ -34,12 +34,10 @@ class NaTs2T(AbstractChannel):
     e_na: FloatLike = 50.0  # [mV]
 
     def gate_dynamics(self, v: Voltage, cai: Concentration) -> tuple[Gates, Gates]:
-        m, km = steady_and_rate(
-            0.182 * efun(-(v + 32.0), 6.0), 0.124 * efun(v + 32.0, 6.0)
-        )
-        h, kh = steady_and_rate(
-            0.015 * efun(v + 60.0, 6.0), 0.015 * efun(-(v + 60.0), 6.0)
-        )
+        em, em_neg = efun_pair(v + 32.0, 6.0)  # efun(v+32), efun(-(v+32))
+        m, km = steady_and_rate(0.182 * em_neg, 0.124 * em)
+        eh, eh_neg = efun_pair(v + 60.0, 6.0)
+        h, kh = steady_and_rate(0.015 * eh, 0.015 * eh_neg)
         return (m, h), (QT_34C * km, QT_34C * kh)
 
     def currents(self, gates: Gates, e_ca: Voltage) -> tuple[Array, Array]:
@@ -71,9 +69,9 @@ class M(AbstractChannel):
     e_k: FloatLike = -85.0  # [mV]
 
     def gate_dynamics(self, v: Voltage, cai: Concentration) -> tuple[Gates, Gates]:
-        alpha = 3.3e-3 * safe_exp(2.5 * 0.04 * (v + 35.0))
-        beta = 3.3e-3 * safe_exp(-2.5 * 0.04 * (v + 35.0))
-        m, k = steady_and_rate(alpha, beta)
+        u = 2.5 * 0.04 * (v + 35.0)  # α = c·e^u, β = c·e^−u, c = 3.3e-3 /ms
+        m = jax.nn.sigmoid(2.0 * u)  # α / (α + β)
+        k = 2.0 * 3.3e-3 * jnp.cosh(jnp.clip(u, -50.0, 50.0))  # α + β [1/ms]
         return (m,), (QT_34C * k,)
 
     def currents(self, gates: Gates, e_ca: Voltage) -> tuple[Array, Array]:

@@ -37,6 +37,18 @@ def efun(x: ArrayLike, y: FloatLike) -> Array:
     return jnp.where(small, series, exact)
 
 
+def efun_pair(x: ArrayLike, y: FloatLike) -> tuple[Array, Array]:
+    """``(efun(x, y), efun(-x, y))`` from one exponential.
+
+    Uses ``efun(-x, y) = x + efun(x, y)`` (since ``x eᵗ/(eᵗ − 1) = x + x/(eᵗ − 1)``).
+    Rate pairs of the form ``a·efun(−u, y)``, ``b·efun(u, y)`` then cost one ``expm1``.
+    The sum loses relative accuracy only where ``efun(−x)`` is tiny next to ``|x|``
+    (``x/y ≲ −15``), where the rate it feeds is negligible against its partner.
+    """
+    e = efun(x, y)
+    return e, x + e
+
+
 def relax(x: ArrayLike, x_inf: ArrayLike, rate: ArrayLike, dt: FloatLike) -> Array:
     """Exponential-Euler step of ``dx/dt = (x_inf - x) · rate`` over `dt` [ms].
 

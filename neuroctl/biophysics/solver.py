@@ -202,15 +202,26 @@ def _synaptic(net: Network, params: Params, state: State, v: Array):
 
 
 def _axial_current(net: Network, v: Array) -> Array:
-    """Net axial current into each node [nA] at voltages `v` [mV]."""
+    """Net axial current into each node [nA] at voltages `v` [mV].
+
+    Few slice groups (repeated small cells): fusible pads. Many groups (long
+    cables): one gather of parent voltages and one scatter-add, O(n) work.
+    """
     g = _const(net.axial_g, v)
+    groups = [grp for level in net.levels for grp in level]
+    if len(groups) > _MAX_FUSED_GROUPS:
+        parent = np.maximum(net.parent, 0)
+        flux = g * (v[parent] - v)  # [nA] from parent into node; 0 at roots (g = 0)
+        return flux - jnp.zeros_like(v).at[parent].add(flux)
     terms = []
-    for level in net.levels:
-        for grp in level:
-            c, p = grp.children, grp.parents
-            flux = g[c] * (v[p] - v[c])  # [nA] from parent into child
-            terms += [_spread(flux, c, v), _spread(-flux, p, v)]
+    for grp in groups:
+        c, p = grp.children, grp.parents
+        flux = g[c] * (v[p] - v[c])  # [nA] from parent into child
+        terms += [_spread(flux, c, v), _spread(-flux, p, v)]
     return sum(terms, jnp.zeros_like(v))
+
+
+_MAX_FUSED_GROUPS = 4
 
 
 def _spread(x: Array, where: slice | np.ndarray, like: Array) -> Array:
@@ -237,13 +248,11 @@ def hines_solve(net: Network, diag: Array, rhs: Array) -> Array:
     g = _const(net.axial_g, diag)
     d, r = diag, rhs
     for level in reversed(net.levels):
-        dd, dr = [], []
-        for grp in level:
+        for grp in level:  # in-place updates: O(group size) work per group
             c, p = grp.children, grp.parents
             f = g[c] / d[c]
-            dd.append(_spread(-f * g[c], p, d))
-            dr.append(_spread(f * r[c], p, r))
-        d, r = d + sum(dd), r + sum(dr)
+            d = d.at[p].add(-f * g[c])
+            r = r.at[p].add(f * r[c])
     x = r / d
     for level in net.levels:
         for grp in level:
