@@ -51,8 +51,9 @@ def our_grad(net, T, batch, dtype, lengths=None):
     def loss(g, x):
         p = net.with_param(net.default_params, bp.GradedSynapse, "g", g)
         p = net.cast_params(p, dtype)
-        rec = jax.vmap(lambda xi: bp.simulate(net, p, s, xi, DT,
-                                              checkpoint_lengths=lengths)[1])(x)
+        rec = jax.vmap(
+            lambda xi: bp.simulate(net, p, s, xi, DT, checkpoint_lengths=lengths)[1]
+        )(x)
         return rec[:, -LOSS_WINDOW:, :2].mean()
 
     return jax.jit(jax.value_and_grad(loss))
@@ -89,8 +90,11 @@ def bench_precision(dtype_name, quick, jnet, out):
     dt = jnp.dtype(dtype_name)
     T = 2000 if quick else T_FULL
     net = our_network()
-    lines = [f"\n### {dtype_name}\n", "| measure | neuroctl | Jaxley 0.14 | speed-up |",
-             "|---|---|---|---|"]
+    lines = [
+        f"\n### {dtype_name}\n",
+        "| measure | neuroctl | Jaxley 0.14 | speed-up |",
+        "|---|---|---|---|",
+    ]
     for batch in (1, 32):
         Tb = T if batch == 1 else min(T, 2000)
         ours = our_forward(net, Tb, batch, dt)
@@ -101,7 +105,9 @@ def bench_precision(dtype_name, quick, jnet, out):
         xj = theirs.prepare(currents(batch, Tb, dt, "jaxley"))
         c_theirs = peers.time_compile(theirs, xj) if batch == 1 else None
         t_theirs = peers.time_run(theirs, xj, repeats=3) / Tb * 1e6
-        lines.append(row(f"forward, batch {batch} (µs/step, T={Tb})", t_ours, t_theirs, "µs"))
+        lines.append(
+            row(f"forward, batch {batch} (µs/step, T={Tb})", t_ours, t_theirs, "µs")
+        )
         if c_ours is not None:
             lines.append(row(f"forward compile (T={Tb})", c_ours, c_theirs, "s"))
         out[f"{dtype_name}_fwd_b{batch}"] = (t_ours, t_theirs)
@@ -112,7 +118,9 @@ def bench_precision(dtype_name, quick, jnet, out):
     x1 = currents(1, T, dt, "ours")
     cg_ours = peers.time_compile(g_ours, g0, x1)
     tg_ours = peers.time_run(g_ours, g0, x1, repeats=2)
-    g_theirs = peers.jaxley_grad_runner(jnet, T, DT, 1, dtype_name, loss_window=LOSS_WINDOW)
+    g_theirs = peers.jaxley_grad_runner(
+        jnet, T, DT, 1, dtype_name, loss_window=LOSS_WINDOW
+    )
     xj1 = g_theirs.prepare(currents(1, T, dt, "jaxley"), g_theirs.params0)
     cg_theirs = peers.time_compile(g_theirs, *xj1)
     tg_theirs = peers.time_run(g_theirs, *xj1, repeats=2)
@@ -127,23 +135,31 @@ def bench_precision(dtype_name, quick, jnet, out):
     mem_f = peers.xla_memory_analysis(our_forward(net, T, 1, dt), x1)
     mem_g = peers.xla_memory_analysis(g_ours, g0, x1)
     mf, mg = _xla_total(mem_f), _xla_total(mem_g)
-    lines.append(f"| XLA memory: forward / gradient (MB) | {mf:.2f} / {mg:.2f} "
-                 f"(ratio {mg / mf:.2f}) | | |")
+    lines.append(
+        f"| XLA memory: forward / gradient (MB) | {mf:.2f} / {mg:.2f} "
+        f"(ratio {mg / mf:.2f}) | | |"
+    )
     out[f"{dtype_name}_grad"] = (tg_ours, tg_theirs, tg_ours / fwd_ours, mg / mf)
     return lines
 
 
 def _xla_total(m):
-    return (m["temp_size_in_bytes"] + m["output_size_in_bytes"]
-            + m["argument_size_in_bytes"]) / 2**20
+    return (
+        m["temp_size_in_bytes"]
+        + m["output_size_in_bytes"]
+        + m["argument_size_in_bytes"]
+    ) / 2**20
 
 
 def bench_memory(quick):
     T = 2000 if quick else T_FULL
     res = {}
     for grad in (False, True):
-        spec = {"target": "benchmarks.bench_solver:mem_ours", "x64": True,
-                "kwargs": {"T": T, "dtype": "float32", "grad": grad}}
+        spec = {
+            "target": "benchmarks.bench_solver:mem_ours",
+            "x64": True,
+            "kwargs": {"T": T, "dtype": "float32", "grad": grad},
+        }
         res[f"ours_{'grad' if grad else 'fwd'}"] = peers.peak_memory_of(spec)
     return res
 
@@ -165,15 +181,21 @@ def bench_ball_and_stick(n=100, tstop=100.0):
     for dtype in (jnp.float64, jnp.float32):
         p = net.cast_params(net.default_params, dtype)
         s = bp.init_state(net, p, -65.0, dtype)
-        f = jax.jit(jax.vmap(lambda a: bp.simulate(net, p, s, a * pulse.astype(dtype),
-                                                   DT)[1][:, 0]))
+        x = jnp.asarray(pulse, dtype)
+
+        def soma(a, p=p, s=s, x=x):
+            return bp.simulate(net, p, s, a * x, DT)[1][:, 0]
+
+        f = jax.jit(jax.vmap(soma))
         a = jnp.asarray(amps, dtype)
         v = np.asarray(f(a))
         err = np.abs(v - np.asarray(ref["v_soma"])[:, 1:]).max()
         t = peers.time_run(f, a, repeats=3)
-        lines.append(f"| 100 ball-and-stick runs, {jnp.dtype(dtype).name} | {t:.3g} s | "
-                     f"{ref['wall_s']:.3g} s | **{ref['wall_s'] / t:.0f}x** | "
-                     f"max dV vs NEURON {err:.1e} mV |")
+        lines.append(
+            f"| 100 ball-and-stick runs, {jnp.dtype(dtype).name} | {t:.3g} s | "
+            f"{ref['wall_s']:.3g} s | **{ref['wall_s'] / t:.0f}x** | "
+            f"max dV vs NEURON {err:.1e} mV |"
+        )
     return lines
 
 
@@ -181,13 +203,18 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh
-                       if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip()
+                for line in fh
+                if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
-    return (f"{cpu}, {os.cpu_count()} cores visible, jax {jax.__version__} "
-            f"({jax.default_backend()}), Python {platform.python_version()}, "
-            f"load average at start {os.getloadavg()[0]:.2f}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible, jax {jax.__version__} "
+        f"({jax.default_backend()}), Python {platform.python_version()}, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
 
 
 def main() -> None:
@@ -208,13 +235,20 @@ def main() -> None:
         lines += bench_precision(dtype_name, args.quick, jnet, out)
         print("\n".join(lines[-12:]), flush=True)
     mem = bench_memory(args.quick)
-    lines += ["", "Peak process memory of one run (fresh subprocess, float32, batch 1, "
-              f"T={2000 if args.quick else T_FULL}): forward "
-              f"{mem['ours_fwd']['run_peak_delta_mb']:.1f} MB, checkpointed gradient "
-              f"{mem['ours_grad']['run_peak_delta_mb']:.1f} MB above the "
-              f"{mem['ours_fwd']['rss_before_run_mb']:.0f} MB resident after setup.", ""]
-    lines += ["| ball-and-stick (100 ms each) | neuroctl, one vmapped call | NEURON, "
-              "100 sequential runs | speed-up | check |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Peak process memory of one run (fresh subprocess, float32, batch 1, "
+        f"T={2000 if args.quick else T_FULL}): forward "
+        f"{mem['ours_fwd']['run_peak_delta_mb']:.1f} MB, checkpointed gradient "
+        f"{mem['ours_grad']['run_peak_delta_mb']:.1f} MB above the "
+        f"{mem['ours_fwd']['rss_before_run_mb']:.0f} MB resident after setup.",
+        "",
+    ]
+    lines += [
+        "| ball-and-stick (100 ms each) | neuroctl, one vmapped call | NEURON, "
+        "100 sequential runs | speed-up | check |",
+        "|---|---|---|---|---|",
+    ]
     lines += bench_ball_and_stick()
     text = "\n".join(header + lines)
     print(text)
@@ -227,9 +261,10 @@ def _write(text: str) -> None:
 
     path = Path("results/benchmarks.md")
     path.parent.mkdir(exist_ok=True)
-    path.write_text("# Solver benchmarks (CPU)\n\nRegenerate: `python -m benchmarks."
-                    "bench_solver --write` (needs `pip install -e .[ref]`).\n\n" + text
-                    + "\n")
+    path.write_text(
+        "# Solver benchmarks (CPU)\n\nRegenerate: `python -m benchmarks."
+        "bench_solver --write` (needs `pip install -e .[ref]`).\n\n" + text + "\n"
+    )
 
 
 if __name__ == "__main__":

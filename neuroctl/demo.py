@@ -36,7 +36,9 @@ def run_ball_and_stick(amps, duration_ms: float, dt: float, scheme: bp.solver.Sc
     s = bp.init_state(net, p)
     n = int(round(duration_ms / dt))
     t_mid = (np.arange(n) + 0.5) * dt
-    pulse = jnp.asarray(((t_mid >= 10.0) & (t_mid < duration_ms - 10.0))[:, None], jnp.float32)
+    pulse = jnp.asarray(
+        ((t_mid >= 10.0) & (t_mid < duration_ms - 10.0))[:, None], jnp.float32
+    )
     sim = jax.jit(jax.vmap(lambda a: bp.simulate(net, p, s, a * pulse, dt, scheme)[1]))
     return np.asarray(sim(jnp.asarray(amps, jnp.float32)))
 
@@ -54,10 +56,16 @@ def run_evidence_net(key, duration_ms: float, dt: float, scheme: bp.solver.Schem
     return rec[:, 2:], rec[:, :2]
 
 
-def run_demo(seed: int = 0, duration_ms: float = 200.0, dt: float = 0.025,
-             scheme: bp.solver.Scheme = "cn") -> DemoResult:
+def run_demo(
+    seed: int = 0,
+    duration_ms: float = 200.0,
+    dt: float = 0.025,
+    scheme: bp.solver.Scheme = "cn",
+) -> DemoResult:
     amps = np.array([0.1, 0.25, 0.5])  # [nA]
     v_cell = run_ball_and_stick(amps, duration_ms, dt, scheme)
-    v_somata, v_readouts = run_evidence_net(jax.random.key(seed), duration_ms, dt, scheme)
+    v_somata, v_readouts = run_evidence_net(
+        jax.random.key(seed), duration_ms, dt, scheme
+    )
     t = (np.arange(v_cell.shape[1]) + 1) * dt
     return DemoResult(t, v_cell, amps, t, v_somata, v_readouts)

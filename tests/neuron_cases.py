@@ -40,14 +40,27 @@ def reference(name: str) -> dict:
 def _mechanism(name: str, p: dict, ions: dict, celsius: float):
     ek, ena = ions.get("ek_mV", -77.0), ions.get("ena_mV", 50.0)
     if name == "hh":
-        return bp.HH(gnabar=p["gnabar"] * S, gkbar=p["gkbar"] * S, gl=p["gl"] * S,
-                     el=p["el"], ena=ena, ek=ek, temperature=celsius)
+        return bp.HH(
+            gnabar=p["gnabar"] * S,
+            gkbar=p["gkbar"] * S,
+            gl=p["gl"] * S,
+            el=p["el"],
+            ena=ena,
+            ek=ek,
+            temperature=celsius,
+        )
     if name == "pas":
         return bp.Leak(g=p["g"] * S, e=p["e"])
     if name == "CaPump":
-        return bp.CalciumDynamics(gamma=p["gamma"], decay=p["decay"], depth=p["depth"],
-                                  min_cai=p["minCai"], cai0=ions["cai0_mM"],
-                                  cao=ions["cao_mM"], temperature=celsius)
+        return bp.CalciumDynamics(
+            gamma=p["gamma"],
+            decay=p["decay"],
+            depth=p["depth"],
+            min_cai=p["minCai"],
+            cai0=ions["cai0_mM"],
+            cao=ions["cao_mM"],
+            temperature=celsius,
+        )
     g = p["gbar"] * S
     return {
         "NaTs2T": lambda: bp.NaTs2T(g=g, e_na=ena),
@@ -81,27 +94,38 @@ def build(name: str) -> tuple[bp.Network, dict]:
 
     cons = [
         bp.Connection(
-            bp.GradedSynapse(g=s["g_uS"], e_syn=s["e_syn_mV"], v_th=s["v_th_mV"],
-                             delta=s["delta_mV"], k_minus=s["k_minus_per_ms"]),
+            bp.GradedSynapse(
+                g=s["g_uS"],
+                e_syn=s["e_syn_mV"],
+                v_th=s["v_th_mV"],
+                delta=s["delta_mV"],
+                k_minus=s["k_minus_per_ms"],
+            ),
             site(s, "pre_section", "pre_seg_index"),
             site(s, "post_section", "post_seg_index"),
         )
         for s in c["synapses"]
     ]
-    net = bp.Network.build(built, cons, [site(s) for s in c["stimuli"]],
-                           [site(r) for r in c["recordings"]])
+    net = bp.Network.build(
+        built, cons, [site(s) for s in c["stimuli"]], [site(r) for r in c["recordings"]]
+    )
     return net, where
 
 
 def _cell(secs: list[dict], where: dict, c: dict) -> bp.Cell:
-    morph = bp.Morphology(tuple(
-        bp.Branch(
-            parent=-1 if s["parent"] is None else where[s["parent"]][1],
-            ncomp=s["nseg"], length=s["L_um"], radius=s["diam_um"] / 2,
-            axial_resistivity=s["Ra_ohm_cm"], capacitance=s["cm_uF_cm2"],
+    morph = bp.Morphology(
+        tuple(
+            bp.Branch(
+                parent=-1 if s["parent"] is None else where[s["parent"]][1],
+                ncomp=s["nseg"],
+                length=s["L_um"],
+                radius=s["diam_um"] / 2,
+                axial_resistivity=s["Ra_ohm_cm"],
+                capacitance=s["cm_uF_cm2"],
+            )
+            for s in secs
         )
-        for s in secs
-    ))
+    )
     cell = bp.Cell(morph)
     for b, s in enumerate(secs):
         for mech, p in s["mechanisms"].items():
@@ -114,20 +138,34 @@ def stimulus(name: str, dt: float) -> np.ndarray:
     c = case(name)
     n = int(round(c["tstop_ms"] / dt))
     t_mid = np.arange(n) * dt + 0.5 * dt
-    cols = [np.where((t_mid >= s["delay_ms"]) & (t_mid < s["delay_ms"] + s["dur_ms"]),
-                     s["amp_nA"], 0.0) for s in c["stimuli"]]
+    cols = [
+        np.where(
+            (t_mid >= s["delay_ms"]) & (t_mid < s["delay_ms"] + s["dur_ms"]),
+            s["amp_nA"],
+            0.0,
+        )
+        for s in c["stimuli"]
+    ]
     return np.stack(cols, axis=1)
 
 
-def run(name: str, scheme: str, dt: float | None = None, dtype=jnp.float64,
-        record_cai: bool = False):
+def run(
+    name: str,
+    scheme: str,
+    dt: float | None = None,
+    dtype=jnp.float64,
+    record_cai: bool = False,
+):
     """Voltage traces [mV] (steps, recordings), optionally with cai [mM] per node."""
     dt = manifest()["dt_ms"] if dt is None else dt
     net, where = build(name)
     p = net.default_params
     s = bp.init_state(net, p, manifest()["v_init_mV"], dtype)
-    record = (lambda st: jnp.concatenate([st.v[net.recording_nodes], st.cai])) \
-        if record_cai else None
+    record = (
+        (lambda st: jnp.concatenate([st.v[net.recording_nodes], st.cai]))
+        if record_cai
+        else None
+    )
     sim = jax.jit(lambda s, x: bp.simulate(net, p, s, x, dt, scheme, record=record)[1])
     out = np.asarray(sim(s, jnp.asarray(stimulus(name, dt), dtype)))
     return out, net, where
@@ -144,9 +182,16 @@ def spike_times(trace: np.ndarray, dt: float, threshold: float = 0.0) -> np.ndar
     out = []
     for i in idx:
         lo = int(np.clip(i - 1, 0, len(v) - 4))
-        poly = np.polyfit(np.arange(lo, lo + 4) - i, v[lo:lo + 4] - threshold, 3)
-        roots = [r.real for r in np.roots(poly) if abs(r.imag) < 1e-9 and -1e-9 <= r.real <= 1 + 1e-9]
-        frac = min(roots, key=lambda r: abs(r - 0.5)) if roots else \
-            (threshold - v[i]) / (v[i + 1] - v[i])
+        poly = np.polyfit(np.arange(lo, lo + 4) - i, v[lo : lo + 4] - threshold, 3)
+        roots = [
+            r.real
+            for r in np.roots(poly)
+            if abs(r.imag) < 1e-9 and -1e-9 <= r.real <= 1 + 1e-9
+        ]
+        frac = (
+            min(roots, key=lambda r: abs(r - 0.5))
+            if roots
+            else (threshold - v[i]) / (v[i + 1] - v[i])
+        )
         out.append((i + 1 + frac) * dt)  # sample i is at t = (i + 1) dt
     return np.array(out)

@@ -2,15 +2,21 @@
 
 import jax.numpy as jnp
 import pytest
+from helpers import hh_point
 
 import neuroctl.biophysics as bp
 from neuroctl.errors import ConfigError
-from helpers import hh_point
 
 
-@pytest.mark.parametrize("field,value", [("length", 0.0), ("radius", -1.0),
-                                         ("axial_resistivity", float("nan")),
-                                         ("capacitance", float("inf"))])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("length", 0.0),
+        ("radius", -1.0),
+        ("axial_resistivity", float("nan")),
+        ("capacitance", float("inf")),
+    ],
+)
 def test_non_positive_geometry_is_refused(field, value):
     kwargs = {field: [10.0, value]}
     with pytest.raises(ConfigError, match=rf"branches\[1\]\.{field}: got .*> 0"):
@@ -29,7 +35,9 @@ def test_bad_parents_and_cycles_are_refused(parents):
 
 
 def test_per_branch_list_of_wrong_length():
-    with pytest.raises(ConfigError, match=r"length: got \[1.0, 2.0\].*3 values \(one per branch\)"):
+    with pytest.raises(
+        ConfigError, match=r"length: got \[1.0, 2.0\].*3 values \(one per branch\)"
+    ):
         bp.Morphology.from_parents([-1, 0, 0], length=[1.0, 2.0])
 
 
@@ -57,7 +65,9 @@ def test_insert_on_missing_branch_and_twice():
 
 def test_bad_sites_name_the_list_entry():
     cell = bp.Cell(bp.Morphology.single_compartment()).insert(bp.HH())
-    with pytest.raises(ConfigError, match=r"stimuli\[0\]: got Site\(cell=0, branch=0, comp=2\)"):
+    with pytest.raises(
+        ConfigError, match=r"stimuli\[0\]: got Site\(cell=0, branch=0, comp=2\)"
+    ):
         bp.Network.build([cell], stimuli=[bp.Site(0, 0, 2)])
     with pytest.raises(ConfigError, match=r"recordings\[1\]"):
         bp.Network.build([cell], recordings=[bp.Site(0), bp.Site(1)])
@@ -87,5 +97,11 @@ def test_bad_scheme_and_checkpoint_lengths():
     with pytest.raises(ConfigError, match="scheme: got 'rk4'"):
         bp.simulate(net, net.default_params, s, jnp.zeros((5, 1)), 0.025, scheme="rk4")
     with pytest.raises(ConfigError, match=r"checkpoint_lengths: got \(2, 2\) .* >= 5"):
-        bp.simulate(net, net.default_params, s, jnp.zeros((5, 1)), 0.025,
-                    checkpoint_lengths=(2, 2))
+        bp.simulate(
+            net,
+            net.default_params,
+            s,
+            jnp.zeros((5, 1)),
+            0.025,
+            checkpoint_lengths=(2, 2),
+        )

@@ -6,15 +6,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import DT, hh_point, step_current, two_cells
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import neuroctl.biophysics as bp
-from helpers import DT, hh_point, step_current, two_cells
 
-CHANNELS = [bp.HH(), bp.Leak(), bp.NaTs2T(), bp.SKv3_1(), bp.M(), bp.H(), bp.CaHVA(),
-            bp.CaLVA(), bp.SKE2()]
+CHANNELS = [
+    bp.HH(),
+    bp.Leak(),
+    bp.NaTs2T(),
+    bp.SKv3_1(),
+    bp.M(),
+    bp.H(),
+    bp.CaHVA(),
+    bp.CaLVA(),
+    bp.SKE2(),
+]
 
 
 def _central(f, x0: float, eps: float) -> float:
@@ -73,7 +82,9 @@ def test_injected_current_gradient_matches_finite_differences(regime, amp, rtol)
     loss = _rollout_loss(net, amp, 600)
     p = net.default_params
     grad = jax.grad(lambda a: loss(p, a))(amp)
-    np.testing.assert_allclose(grad, _central(lambda a: loss(p, a), amp, 1e-6), rtol=rtol)
+    np.testing.assert_allclose(
+        grad, _central(lambda a: loss(p, a), amp, 1e-6), rtol=rtol
+    )
 
 
 def test_per_step_current_gradient_matches_finite_differences():
@@ -137,25 +148,31 @@ def test_rates_value_and_gradient_finite_at_singular_points(channel, v_singular)
 def test_efun_series_and_exact_branches_agree():
     from neuroctl.biophysics.rates import efun
 
-    x = jnp.array([-0.1001, -0.0999, 0.0999, 0.1001])  # around the switch at |x/y| = 1e-2
+    x = jnp.array(
+        [-0.1001, -0.0999, 0.0999, 0.1001]
+    )  # around the switch at |x/y| = 1e-2
     exact = x / jnp.expm1(x / 10.0)
     np.testing.assert_allclose(efun(x, 10.0), exact, rtol=1e-15)
-    np.testing.assert_allclose(jax.vmap(jax.grad(lambda x: efun(x, 10.0)))(x),
-                               jax.vmap(jax.grad(lambda x: x / jnp.expm1(x / 10.0)))(x),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        jax.vmap(jax.grad(lambda x: efun(x, 10.0)))(x),
+        jax.vmap(jax.grad(lambda x: x / jnp.expm1(x / 10.0)))(x),
+        rtol=1e-9,
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(v=st.floats(-300.0, 300.0), cai=st.floats(1e-9, 1e-1))
 def test_rates_finite_for_any_voltage(v, cai):
     for ch in CHANNELS:
+
         def total(v, cai, ch=ch):
             x_inf, k = ch.gate_dynamics(v, cai)
             return sum((jnp.sum(a) for a in (*x_inf, *k)), jnp.asarray(v) * 0.0)
 
         for dtype in (jnp.float32, jnp.float64):
             val, grads = jax.value_and_grad(total, argnums=(0, 1))(
-                jnp.asarray(v, dtype), jnp.asarray(cai, dtype))
+                jnp.asarray(v, dtype), jnp.asarray(cai, dtype)
+            )
             assert np.isfinite(val) and all(np.isfinite(g) for g in grads), (ch, v, cai)
             x_inf, _ = ch.gate_dynamics(jnp.asarray(v, dtype), jnp.asarray(cai, dtype))
             for a in x_inf:

@@ -3,7 +3,6 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from neuron_cases import case, case_names, manifest, reference, run, spike_times
 
 ALL = case_names()
@@ -48,8 +47,11 @@ def _soma(name: str) -> int:
 # dt [ms] at which NEURON's own Crank–Nicolson is within 0.01 ms of CVODE (manifest)
 def _dt_within(name: str, tol: float = 0.01) -> float:
     sweep = case(name)["results"]["neuron_fixed_step_dt_sweep_soma_vs_cvode"]["cn"]
-    ok = [float(dt) for dt, r in sweep.items() if r["max_abs_dt_ms"] is not None
-          and r["max_abs_dt_ms"] <= tol]
+    ok = [
+        float(dt)
+        for dt, r in sweep.items()
+        if r["max_abs_dt_ms"] is not None and r["max_abs_dt_ms"] <= tol
+    ]
     return max(ok)
 
 

@@ -2,9 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import DT, hh_point, step_current, two_cells
 
 import neuroctl.biophysics as bp
-from helpers import DT, hh_point, step_current, two_cells
 
 
 def _passive(g_ms=0.1, e=-70.0, cm=1.0):
@@ -23,7 +23,9 @@ def test_passive_membrane_matches_the_rc_solution(scheme):
     dv_inf = amp / area * 1e5 / g  # nA/µm² → µA/cm², / (mS/cm²) → mV
     n = 400
     state = bp.init_state(net, net.default_params, e, jnp.float64)
-    _, v = bp.simulate(net, net.default_params, state, jnp.full((n, 1), amp), DT, scheme)
+    _, v = bp.simulate(
+        net, net.default_params, state, jnp.full((n, 1), amp), DT, scheme
+    )
     # the exact discrete recurrence of each scheme
     r = DT / tau
     factor = 1 / (1 + r) if scheme == "be" else (1 - r / 2) / (1 + r / 2)
@@ -46,8 +48,13 @@ def test_resting_state_is_steady_without_input():
 
 def test_two_compartment_charge_sharing_conserves_charge():
     """No membrane current: total charge C·A·v is conserved by the axial coupling."""
-    morph = bp.Morphology.from_parents([-1, 0], ncomp=[1, 3], length=[20.0, 60.0],
-                                       radius=[5.0, 1.0], axial_resistivity=100.0)
+    morph = bp.Morphology.from_parents(
+        [-1, 0],
+        ncomp=[1, 3],
+        length=[20.0, 60.0],
+        radius=[5.0, 1.0],
+        axial_resistivity=100.0,
+    )
     cell = bp.Cell(morph).insert(bp.Leak(g=0.0, e=0.0))
     net = bp.Network.build([cell], recordings=[bp.Site(0), bp.Site(0, 1, 2)])
     s = bp.init_state(net, net.default_params, -65.0, jnp.float64)
@@ -86,7 +93,9 @@ def test_vmap_over_parameters():
         return bp.simulate(net, q, s, stim, DT)[1].max()
 
     gnas = jnp.array([60.0, 120.0])
-    np.testing.assert_allclose(jax.vmap(peak)(gnas), [peak(60.0), peak(120.0)], rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.vmap(peak)(gnas), [peak(60.0), peak(120.0)], rtol=1e-12
+    )
 
 
 def test_second_call_does_not_recompile():

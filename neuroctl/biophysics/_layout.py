@@ -11,7 +11,6 @@ import numpy as np
 
 from neuroctl import units
 from neuroctl.biophysics.calcium import CalciumDynamics
-from neuroctl.biophysics.channels import AbstractChannel
 from neuroctl.biophysics.network import (
     Block,
     Cell,
@@ -46,8 +45,14 @@ def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
             br = cells[x.cell].morphology.branches[x.branch]
             area[pos[x]] = units.cylinder_area(br.length / br.ncomp, br.radius)
             cap[pos[x]] = br.capacitance
-    ch = [(b, p) for b, p in zip(blocks, params, strict=True) if b.kind is not CalciumDynamics]
-    ca = [(b, p) for b, p in zip(blocks, params, strict=True) if b.kind is CalciumDynamics]
+    ch = [
+        (b, p)
+        for b, p in zip(blocks, params, strict=True)
+        if b.kind is not CalciumDynamics
+    ]
+    ca = [
+        (b, p) for b, p in zip(blocks, params, strict=True) if b.kind is CalciumDynamics
+    ]
     syn_params, pre, post = _synapses(connections, pos)
     return cls(
         n_comp=len(members),
@@ -88,7 +93,9 @@ def _local_trees(cells: list[Cell]) -> _Tree:
     for c, cell in enumerate(cells):
         brs = cell.morphology.branches
         half = [
-            units.half_cylinder_resistance(b.length / b.ncomp, b.radius, b.axial_resistivity)
+            units.half_cylinder_resistance(
+                b.length / b.ncomp, b.radius, b.axial_resistivity
+            )
             for b in brs
         ]
 
@@ -121,11 +128,16 @@ def _node_order(tree: _Tree, members: dict, keys: list, cells: list[Cell]) -> li
     ordered by mechanism signature, choosing the signature order that minimises the
     summed slice widths of all mechanism blocks (weighted by their gate counts).
     """
-    design = [next(i for i in range(c + 1) if cells[i] == cells[c]) for c in range(len(cells))]
+    design = [
+        next(i for i in range(c + 1) if cells[i] == cells[c]) for c in range(len(cells))
+    ]
     roles = defaultdict(list)
     for node in tree.parent:
-        cell, local = (node.cell, (node.branch, node.comp)) if isinstance(node, Site) \
+        cell, local = (
+            (node.cell, (node.branch, node.comp))
+            if isinstance(node, Site)
             else (node[1], ("bp", node[2]))
+        )
         roles[(design[cell], local)].append(node)
     groups = sorted(roles.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
     sigs = [frozenset(members.get(nodes[0], {})) for _, nodes in groups]
@@ -210,7 +222,9 @@ def _blocks(keys, pos, site_members) -> tuple[list[Block], list]:
             for j, x in enumerate(jax.tree.leaves(site_members[s][key])):
                 leaves[j][pos[s] - lo] = float(x)
         blocks.append(Block(lo, hi, mask, _kind(key)))
-        params.append(jax.tree_util.tree_unflatten(key, [jnp.asarray(x) for x in leaves]))
+        params.append(
+            jax.tree_util.tree_unflatten(key, [jnp.asarray(x) for x in leaves])
+        )
     return blocks, params
 
 
@@ -238,11 +252,15 @@ def _levels(parent: np.ndarray) -> tuple[tuple[TreeGroup, ...], ...]:
         if len(runs) > _MAX_RUNS:
             out.append((TreeGroup(c, p),))
         else:
-            out.append(tuple(
-                TreeGroup(slice(int(c[r[0]]), int(c[r[-1]]) + 1),
-                          slice(int(p[r[0]]), int(p[r[-1]]) + 1))
-                for r in runs
-            ))
+            out.append(
+                tuple(
+                    TreeGroup(
+                        slice(int(c[r[0]]), int(c[r[-1]]) + 1),
+                        slice(int(p[r[0]]), int(p[r[-1]]) + 1),
+                    )
+                    for r in runs
+                )
+            )
     return tuple(out)
 
 
@@ -266,7 +284,9 @@ def _site_nodes(name: str, sites: Sequence[Site], pos: dict) -> np.ndarray:
 def _synapses(connections: Sequence[Connection], pos: dict):
     groups = defaultdict(list)
     for i, con in enumerate(connections):
-        if not isinstance(con, Connection) or not isinstance(con.synapse, AbstractSynapse):
+        if not isinstance(con, Connection) or not isinstance(
+            con.synapse, AbstractSynapse
+        ):
             raise bad_value(
                 f"connections[{i}]",
                 con,
@@ -276,9 +296,13 @@ def _synapses(connections: Sequence[Connection], pos: dict):
         groups[_key(con.synapse)].append(con)
     params, pre, post = [], [], []
     for key, cons in groups.items():
-        leaves = [np.array([float(x) for x in col]) for col in zip(
-            *(jax.tree.leaves(c.synapse) for c in cons), strict=True)]
-        params.append(jax.tree_util.tree_unflatten(key, [jnp.asarray(x) for x in leaves]))
+        leaves = [
+            np.array([float(x) for x in col])
+            for col in zip(*(jax.tree.leaves(c.synapse) for c in cons), strict=True)
+        ]
+        params.append(
+            jax.tree_util.tree_unflatten(key, [jnp.asarray(x) for x in leaves])
+        )
         pre.append(_site_nodes("connections.pre", [c.pre for c in cons], pos))
         post.append(_site_nodes("connections.post", [c.post for c in cons], pos))
     return tuple(params), tuple(pre), tuple(post)
@@ -308,8 +332,13 @@ def _find_group(net: Network, params: Params, kind: type):
         for i, m in enumerate(getattr(params, group)):
             if type(m) is kind:
                 return group, i
-    present = sorted({type(m).__name__ for g in (params.channels, params.calcium,
-                                                  params.synapses) for m in g})
+    present = sorted(
+        {
+            type(m).__name__
+            for g in (params.channels, params.calcium, params.synapses)
+            for m in g
+        }
+    )
     raise ConfigError(
         f"kind: no {getattr(kind, '__name__', kind)!r} in this network; "
         f"mechanisms present: {present}."
@@ -324,15 +353,21 @@ def _float_fields(module) -> list[str]:
 
 def _positions(net: Network, group: str, idx: int, sites) -> np.ndarray:
     if group == "synapses":
-        raise ConfigError("sites: synapse parameters are per connection; pass sites=None "
-                          "or edit the array directly.")
+        raise ConfigError(
+            "sites: synapse parameters are per connection; pass sites=None "
+            "or edit the array directly."
+        )
     block = (net.channel_blocks if group == "channels" else net.calcium_block)[idx]
     out = []
     for s in sites:
         p = net.node(s) - block.lo
         if not (0 <= p < len(block.mask) and block.mask[p]):
-            raise bad_value("sites", s, f"a compartment with {block.kind.__name__}",
-                            "insert the mechanism there first.")
+            raise bad_value(
+                "sites",
+                s,
+                f"a compartment with {block.kind.__name__}",
+                "insert the mechanism there first.",
+            )
         out.append(p)
     return np.array(out)
 

@@ -138,7 +138,9 @@ def _validate(branches: tuple[Branch, ...]) -> None:
 
 def _check_branch(i: int, b: Branch) -> None:
     if not (isinstance(b.ncomp, int) and b.ncomp >= 1):
-        raise bad_value(f"branches[{i}].ncomp", b.ncomp, "an integer >= 1", "fix ncomp.")
+        raise bad_value(
+            f"branches[{i}].ncomp", b.ncomp, "an integer >= 1", "fix ncomp."
+        )
     for name in ("length", "radius", "axial_resistivity", "capacitance"):
         value = getattr(b, name)
         if not (isinstance(value, (int, float)) and value > 0 and value < float("inf")):

@@ -78,7 +78,9 @@ def init_state(
         jnp.broadcast_to(s.steady_and_rate(v[pre])[0], pre.shape).astype(dtype)
         for s, pre in zip(params.synapses, net.synapse_pre, strict=True)
     )
-    return State(v=v, gates=_flatten_gates(net, gates, dtype), cai=cai, eca=eca, syn=syn)
+    return State(
+        v=v, gates=_flatten_gates(net, gates, dtype), cai=cai, eca=eca, syn=syn
+    )
 
 
 def _flatten_gates(net: Network, gates, dtype) -> Array:
@@ -95,7 +97,9 @@ def gates_of(net: Network, state: State) -> tuple[tuple[Array, ...], ...]:
     out, offset = [], 0
     for b in net.channel_blocks:
         n, k = b.hi - b.lo, len(b.kind.gate_names)
-        out.append(tuple(state.gates[offset + i * n : offset + (i + 1) * n] for i in range(k)))
+        out.append(
+            tuple(state.gates[offset + i * n : offset + (i + 1) * n] for i in range(k))
+        )
         offset += n * k
     return tuple(out)
 
@@ -180,7 +184,10 @@ def _membrane(net: Network, params: Params, state: State):
     blocks = zip(net.channel_blocks, params.channels, gates_of(net, state), strict=True)
     for b, ch, gates in blocks:
         gb, db = ch.currents(gates, state.eca[b.lo : b.hi])
-        gb, db = jnp.broadcast_to(gb, (b.hi - b.lo,)), jnp.broadcast_to(db, (b.hi - b.lo,))
+        gb, db = (
+            jnp.broadcast_to(gb, (b.hi - b.lo,)),
+            jnp.broadcast_to(db, (b.hi - b.lo,)),
+        )
         if not b.full:
             m = _const(b.mask, v)
             gb, db = gb * m, db * m
@@ -279,7 +286,9 @@ def _advance_gates(net: Network, params: Params, state: State, v: Array, cai, dt
     blocks = zip(net.channel_blocks, params.channels, gates_of(net, state), strict=True)
     for b, ch, gates in blocks:
         x_inf, rate = ch.gate_dynamics(v[b.lo : b.hi], cai[b.lo : b.hi])
-        out += [relax(x, xi, k, dt) for x, xi, k in zip(gates, x_inf, rate, strict=True)]
+        out += [
+            relax(x, xi, k, dt) for x, xi, k in zip(gates, x_inf, rate, strict=True)
+        ]
     return jnp.concatenate(out) if out else state.gates
 
 
@@ -326,12 +335,16 @@ def simulate(
     """Run `step` over a stimulus with `lax.scan`, optionally checkpointed.
 
     Args:
-        net, params, state, dt, scheme: as for `step`.
+        net: the compiled network.
+        params: its parameters (cast to the state's dtype).
+        state: the initial state.
         stimulus: currents [nA], shape ``(T, net.n_stimuli)``; one row per step.
         checkpoint_lengths: nested scan lengths for multilevel gradient
             checkpointing, e.g. ``(28, 28, 28)`` for 20,800 steps; their product
             must be ≥ T (extra steps are masked out). Memory for reverse-mode then
             grows as the sum of the lengths instead of T.
+        dt: time step [ms].
+        scheme: ``"be"`` (backward Euler) or ``"cn"`` (Crank–Nicolson).
         record: what to record after each step (default: voltages [mV] at the
             recording sites).
 
@@ -375,7 +388,9 @@ def scan_checkpointed(body, carry, xs, lengths: Sequence[int] | None):
             f"{checkpoint_lengths_for(n, len(lengths))}."
         )
     valid = jnp.arange(total) < n
-    xs = jax.tree.map(lambda x: jnp.pad(x, [(0, total - n)] + [(0, 0)] * (x.ndim - 1)), xs)
+    xs = jax.tree.map(
+        lambda x: jnp.pad(x, [(0, total - n)] + [(0, 0)] * (x.ndim - 1)), xs
+    )
 
     def masked(c, inp):
         x, ok = inp
@@ -405,6 +420,9 @@ def checkpoint_lengths_for(n_steps: int, levels: int = 3) -> tuple[int, ...]:
     base = int(np.ceil(n_steps ** (1.0 / levels)))
     lengths = [base] * levels
     for i in range(levels):
-        while lengths[i] > 1 and np.prod(lengths) // lengths[i] * (lengths[i] - 1) >= n_steps:
+        while (
+            lengths[i] > 1
+            and np.prod(lengths) // lengths[i] * (lengths[i] - 1) >= n_steps
+        ):
             lengths[i] -= 1
     return tuple(lengths)

@@ -16,8 +16,8 @@ import numpy as np
 from neuroctl import units
 from neuroctl.biophysics import (
     SKE2,
-    CalciumDynamics,
     CaHVA,
+    CalciumDynamics,
     CaLVA,
     Cell,
     Connection,
@@ -60,7 +60,10 @@ class EvidenceNetConfig:
 def recurrent_cell(cfg: EvidenceNetConfig) -> Cell:
     """One recurrent cell: apical (cm 2), soma and basal branches, Hay channels."""
     morph = Morphology.from_parents(
-        [-1, APICAL, APICAL], length=10.0, radius=1.0, axial_resistivity=100.0,
+        [-1, APICAL, APICAL],
+        length=10.0,
+        radius=1.0,
+        axial_resistivity=100.0,
         capacitance=[2.0, 1.0, 1.0],
     )
     g_h_apical = (-0.8696 + 2.087 * np.exp(cfg.apical_h_distance * 0.0031)) * 8e-5
@@ -113,15 +116,22 @@ def build_network(
         return cfg.e_inhibitory if i < cfg.n_inhibitory else cfg.e_excitatory
 
     cons = [
-        Connection(GradedSynapse(g=cfg.g_recurrent, e_syn=e_of(i),
-                                 k_minus=cfg.k_minus_recurrent),
-                   Site(i, SOMA), Site(j, APICAL))
+        Connection(
+            GradedSynapse(
+                g=cfg.g_recurrent, e_syn=e_of(i), k_minus=cfg.k_minus_recurrent
+            ),
+            Site(i, SOMA),
+            Site(j, APICAL),
+        )
         for i, j in pairs
     ] + [
-        Connection(GradedSynapse(g=cfg.g_readout, e_syn=e_of(i),
-                                 k_minus=cfg.k_minus_readout),
-                   Site(i, SOMA), Site(r))
-        for i in range(n) for r in (n, n + 1)
+        Connection(
+            GradedSynapse(g=cfg.g_readout, e_syn=e_of(i), k_minus=cfg.k_minus_readout),
+            Site(i, SOMA),
+            Site(r),
+        )
+        for i in range(n)
+        for r in (n, n + 1)
     ]
     return Network.build(
         cells,

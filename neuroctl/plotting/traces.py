@@ -31,10 +31,20 @@ def demo_figure(
     for a, v in zip(amps, v_cell, strict=True):
         line = ax.plot(t_cell, v[:, 0], lw=1, label=f"soma, {a:.2f} nA")[0]
         ax.plot(t_cell, v[:, 1], lw=0.8, ls="--", color=line.get_color())
-    ax.set(xlabel="time [ms]", ylabel="V [mV]", title="ball-and-stick (dashed: dendrite tip)")
+    ax.set(
+        xlabel="time [ms]",
+        ylabel="V [mV]",
+        title="ball-and-stick (dashed: dendrite tip)",
+    )
     ax.legend(fontsize=7, loc="upper right")
-    im = axes[1].imshow(v_somata.T, aspect="auto", cmap="magma", vmin=-80, vmax=30,
-                        extent=(t_net[0], t_net[-1], v_somata.shape[1] - 0.5, -0.5))
+    im = axes[1].imshow(
+        v_somata.T,
+        aspect="auto",
+        cmap="magma",
+        vmin=-80,
+        vmax=30,
+        extent=(t_net[0], t_net[-1], v_somata.shape[1] - 0.5, -0.5),
+    )
     axes[1].set(xlabel="time [ms]", ylabel="cell", title="evidence RNN: somatic V")
     fig.colorbar(im, ax=axes[1], label="V [mV]")
     axes[2].plot(t_net, v_readouts[:, 0], lw=1, label="readout 0")
