@@ -1,0 +1,207 @@
+"""The training run at the edge: Orbax checkpoints, a JSONL log and a progress bar.
+
+Layout of a run directory ``out/``::
+
+    config.json          TrainConfig + TaskConfig + EvidenceNetConfig of the run
+    checkpoints/<step>/  Orbax `CheckpointManager` steps of the `TrainState`
+    log.jsonl            one line per iteration: iteration, loss, accuracy,
+                         grad_norm, step_s, wall_s (cumulative training time)
+
+`--resume` restores the newest checkpoint and continues bit-identically: the trial
+keys of iteration ``i`` depend only on the seed and ``i`` (`plant.step_key`), and
+log lines after the restored step are dropped.
+"""
+
+import collections
+import dataclasses
+import functools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from neuroctl.errors import ConfigError
+from neuroctl.plants import evidence_task as et
+from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
+from neuroctl.train import plant as tr
+
+_DEFAULT_NET = EvidenceNetConfig()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how often a run writes (effects only; no influence on the maths)."""
+
+    out: Path  # run directory
+    iterations: int  # total iterations to reach (a resumed run continues to it) [1]
+    save_every: int = 10  # checkpoint period [iterations]
+    keep: int = 3  # checkpoints kept [1]
+    resume: bool = False  # continue from the newest checkpoint in `out`
+    progress: bool = True  # show a tqdm bar
+
+
+def run_config_dict(
+    train: tr.TrainConfig, task: et.TaskConfig, net: EvidenceNetConfig
+) -> dict:
+    """JSON-able record of everything that fixes the run's maths."""
+    return {
+        "train": dataclasses.asdict(train),
+        "task": dataclasses.asdict(task),
+        "network": dataclasses.asdict(net),
+    }
+
+
+def _normalise(d):
+    return json.loads(json.dumps(d))  # tuples → lists, as read back from disk
+
+
+def _check_resumable(out: Path, config: dict) -> None:
+    saved = json.loads((out / "config.json").read_text())
+    if saved != _normalise(config):
+        diff = {
+            k: (saved.get(k), v)
+            for k, v in _normalise(config).items()
+            if saved.get(k) != v
+        }
+        raise ConfigError(
+            f"--resume: {out}/config.json differs from this run "
+            f"(saved, requested): {diff}; use the saved settings or a "
+            "new --out."
+        )
+
+
+def _manager(out: Path, run: RunConfig) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=run.keep, create=True)
+    return ocp.CheckpointManager((out / "checkpoints").absolute(), options=options)
+
+
+def _restore_or_init(mgr, run: RunConfig, config: dict, fresh: tr.TrainState):
+    out = run.out
+    latest = mgr.latest_step()
+    if latest is not None and not run.resume:
+        raise ConfigError(
+            f"out: {out} already holds checkpoints (latest step "
+            f"{latest}); pass --resume to continue or choose a new --out."
+        )
+    if latest is None:
+        (out / "config.json").write_text(json.dumps(_normalise(config), indent=1))
+        (out / "log.jsonl").unlink(missing_ok=True)
+        return fresh, 0.0
+    _check_resumable(out, config)
+    state = mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
+    return state, _truncate_log(out / "log.jsonl", latest)
+
+
+def _truncate_log(path: Path, step: int) -> float:
+    """Keep log lines with iteration <= step; return the wall time at `step` [s]."""
+    if not path.exists():
+        return 0.0
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    kept = [x for x in lines if x["iteration"] <= step]
+    path.write_text("".join(json.dumps(x) + "\n" for x in kept))
+    return kept[-1]["wall_s"] if kept else 0.0
+
+
+def train_plant(
+    run: RunConfig,
+    train: tr.TrainConfig,
+    task: et.TaskConfig,
+    net_cfg: EvidenceNetConfig = _DEFAULT_NET,
+) -> tr.TrainState:
+    """Train (or resume) the evidence plant; checkpoint every `save_every` + at end."""
+    net, step_fn = _network_and_step(net_cfg, task, train)
+    n_syn = net.default_params.synapses[0].g.shape[0]
+    run.out.mkdir(parents=True, exist_ok=True)
+    mgr = _manager(run.out, run)
+    config = run_config_dict(train, task, net_cfg)
+    state, wall = _restore_or_init(
+        mgr, run, config, tr.init_state(train, n_syn, net_cfg.n_cells)
+    )
+    logger = _Logger(run, int(state.step), wall)
+    try:
+        state = tr.fit(
+            step_fn, state, train, run.iterations, lambda s, m: logger(s, m, mgr)
+        )
+        if mgr.latest_step() != int(state.step):
+            mgr.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
+        mgr.wait_until_finished()
+    finally:
+        logger.close()
+        mgr.close()
+    return state
+
+
+@functools.lru_cache(maxsize=4)
+def _network_and_step(
+    net_cfg: EvidenceNetConfig, task: et.TaskConfig, train: tr.TrainConfig
+):
+    """The network and its jitted step, cached per config (no recompile on resume)."""
+    net = build_network(net_cfg)
+    return net, tr.make_train_step(net, net.default_params, task, train)
+
+
+class _Logger:
+    """Per-iteration side effects: JSONL line, progress bar, periodic checkpoint."""
+
+    def __init__(self, run: RunConfig, start: int, wall: float):
+        from tqdm.auto import tqdm
+
+        self.run, self.wall, self.t = run, wall, time.perf_counter()
+        self.recent = collections.deque(maxlen=20)
+        self.bar = tqdm(
+            total=run.iterations,
+            initial=start,
+            disable=not run.progress,
+            unit="it",
+            dynamic_ncols=True,
+        )
+        self.log = (run.out / "log.jsonl").open("a")
+
+    def __call__(self, state: tr.TrainState, m: tr.StepMetrics, mgr) -> None:
+        loss, acc, gnorm = (float(x) for x in jax.device_get(m))
+        now = time.perf_counter()
+        dt, self.t = now - self.t, now
+        self.wall += dt
+        i = int(state.step)
+        self.log.write(
+            json.dumps(
+                {
+                    "iteration": i,
+                    "loss": loss,
+                    "accuracy": acc,
+                    "grad_norm": gnorm,
+                    "step_s": round(dt, 3),
+                    "wall_s": round(self.wall, 3),
+                }
+            )
+            + "\n"
+        )
+        self.log.flush()
+        self.recent.append(acc)
+        self.bar.set_postfix(
+            loss=f"{loss:.4f}", acc=f"{sum(self.recent) / len(self.recent):.3f}"
+        )
+        self.bar.update(1)
+        if i % self.run.save_every == 0:
+            mgr.save(i, args=ocp.args.StandardSave(state))
+
+    def close(self) -> None:
+        self.bar.close()
+        self.log.close()
+
+
+def restore_params(
+    out: Path, train: tr.TrainConfig, n_syn: int, n_inputs: int, step: int | None = None
+) -> tuple[et.TrainableParams, int]:
+    """Trainable logits of a run's checkpoint (newest unless `step`) and its step."""
+    mgr = ocp.CheckpointManager((Path(out) / "checkpoints").absolute())
+    step = mgr.latest_step() if step is None else step
+    if step is None:
+        raise ConfigError(f"out: {out} holds no checkpoints; train first.")
+    like = tr.init_state(train, n_syn, n_inputs)
+    state = mgr.restore(step, args=ocp.args.StandardRestore(like))
+    mgr.close()
+    return state.params, step

@@ -1,0 +1,158 @@
+"""Freeze a training run into a shipped plant folder, and evaluate shipped plants.
+
+`freeze` writes ``<out>/spec.toml``, ``<out>/checkpoint/`` (verified Orbax, physical
+parameters g [µS], w [1]) and ``<out>/metrics.json`` (held-out accuracy with the
+fixed evaluation seed, training config, provenance).
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import neuroctl
+from neuroctl.plants import evidence_task as et
+from neuroctl.plants.evidence import (
+    CHECKPOINT_DIR,
+    EvidencePlant,
+    ParamsSpec,
+    PlantSpec,
+    plant_from,
+    spec_to_toml,
+)
+from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
+from neuroctl.train import plant as tr
+from neuroctl.train.run import restore_params
+
+
+@eqx.filter_jit
+def _correct(plant: EvidencePlant, keys: jax.Array, evidence=None) -> jax.Array:
+    def one(k):
+        trial = plant.sample_trial(k, evidence)
+        return et.accuracy(plant.logits(trial.stimulus), trial.label)
+
+    return jax.vmap(one)(keys)
+
+
+def evaluate_accuracy(
+    plant: EvidencePlant,
+    n_trials: int,
+    seed: int = tr.EVAL_SEED,
+    chunk: int = 50,
+    progress: bool = False,
+    evidence: float | None = None,
+) -> tuple[int, int]:
+    """(correct, n) on `n_trials` held-out trials ``split(key(seed), n)``, in chunks."""
+    from tqdm.auto import tqdm
+
+    keys = tr.evaluation_keys(n_trials, seed)
+    correct = 0
+    for lo in tqdm(range(0, n_trials, chunk), disable=not progress, unit="chunk"):
+        correct += int(jnp.sum(_correct(plant, keys[lo : lo + chunk], evidence)))
+    return correct, n_trials
+
+
+def _configs(run_dir: Path) -> tuple[tr.TrainConfig, et.TaskConfig, EvidenceNetConfig]:
+    c = json.loads((run_dir / "config.json").read_text())
+    task = dict(c["task"], response_window_ms=tuple(c["task"]["response_window_ms"]))
+    train = dict(c["train"], checkpoint_lengths=tuple(c["train"]["checkpoint_lengths"]))
+    return (
+        tr.TrainConfig(**train),
+        et.TaskConfig(**task),
+        EvidenceNetConfig(**c["network"]),
+    )
+
+
+def _wall_at(run_dir: Path, step: int) -> float | None:
+    path = run_dir / "log.jsonl"
+    rows = (
+        [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    )
+    at = [r["wall_s"] for r in rows if r["iteration"] == step]
+    return at[-1] if at else None
+
+
+def _provenance() -> dict:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "neuroctl_version": neuroctl.__version__,
+        "jax_version": jax.__version__,
+        "git_commit": commit,
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "hardware": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "jax_devices": [str(d) for d in jax.devices()],
+        },
+    }
+
+
+def freeze(
+    run_dir: Path,
+    out: Path,
+    step: int | None = None,
+    trials: int = 1000,
+    chunk: int = 50,
+) -> dict:
+    """Ship the run's checkpoint `step` (default newest) into `out`; return the card."""
+    from neuroctl.io.checkpoints import save_verified, tree_checksum
+
+    run_dir, out = Path(run_dir), Path(out)
+    train, task, net_cfg = _configs(run_dir)
+    n_syn = build_network(net_cfg).default_params.synapses[0].g.shape[0]
+    params, step = restore_params(run_dir, train, n_syn, net_cfg.n_cells, step)
+    g, w = (np.asarray(x) for x in params.to_physical(task))
+    spec = PlantSpec(
+        name=out.name,
+        network=net_cfg,
+        task=task,
+        params=ParamsSpec(g.shape[0], w.shape[0], str(g.dtype)),
+        description="Evidence-integration RNN (Jaxley paper fig. 5), "
+        "trained by neuroctl.train.plant; g [uS], w [1].",
+    )
+    plant = plant_from(spec, g, w)
+    correct, n = evaluate_accuracy(plant, trials, tr.EVAL_SEED, chunk, progress=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.toml").write_text(spec_to_toml(spec))
+    tree = {"g": g, "w": w}
+    meta = {
+        "plant": spec.name,
+        "units": {"g": "uS", "w": "1"},
+        "step": step,
+        "accuracy": correct / n,
+        "eval_trials": n,
+    }
+    save_verified(out / CHECKPOINT_DIR, tree, meta, overwrite=True)
+    card = {
+        "plant": spec.name,
+        "accuracy": correct / n,
+        "correct": correct,
+        "checkpoint_checksum": tree_checksum(tree),
+        "eval_trials": n,
+        "eval_seed": tr.EVAL_SEED,
+        "accuracy_ci95": [round(x, 4) for x in tr.wilson_interval(correct, n)],
+        "seed": train.seed,
+        "iterations": step,
+        "training_wall_s": _wall_at(run_dir, step),
+        "training_config": json.loads((run_dir / "config.json").read_text()),
+        **_provenance(),
+    }
+    (out / "metrics.json").write_text(json.dumps(card, indent=1) + "\n")
+    return card

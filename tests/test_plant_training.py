@@ -1,0 +1,141 @@
+"""Plant trainer: learning, bit-identical resume, deterministic evaluation, shipping.
+
+Tiny configs (20-ms trials, 800 steps) keep this fast; float64 comes from conftest.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from neuroctl.errors import ConfigError
+from neuroctl.plants import evidence_task as et
+from neuroctl.plants.evidence import ENVS_ROOT, spec_from_dict
+from neuroctl.plants.evidence_net import EvidenceNetConfig
+from neuroctl.train import plant as tr
+from neuroctl.train.run import RunConfig, _network_and_step, train_plant
+
+TASK = et.TaskConfig(trial_ms=20.0, response_window_ms=(15.0, 20.0))
+TRAIN = tr.TrainConfig(
+    seed=1, batch=4, lr=0.1, checkpoint_lengths=(), precision="float64"
+)
+NET = EvidenceNetConfig()
+
+
+@pytest.fixture(scope="module")
+def step_fn():
+    return _network_and_step(NET, TASK, TRAIN)[1]
+
+
+def test_leaf_norm_power_matches_formula():
+    g = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.0, 0.0])}
+    opt = tr.scale_by_leaf_norm_power(0.8)
+    out, _ = opt.update(g, opt.init(g))
+    np.testing.assert_allclose(out["a"], g["a"] / 5.0**0.8, rtol=1e-12)
+    assert np.all(np.isfinite(out["b"])) and np.all(out["b"] == 0)
+    assert isinstance(opt, optax.GradientTransformation)
+
+
+def test_training_lowers_loss_on_a_fixed_batch(step_fn):
+    state = tr.init_state(TRAIN, 109, 20)
+    key = jax.random.key(123)  # same trials every iteration
+    losses = []
+    for _ in range(6):
+        state, m = step_fn(state, key)
+        losses.append(float(m.loss))
+    state, m = step_fn(state, key)  # loss after the last update
+    assert float(m.loss) < 0.8 * losses[0], losses + [float(m.loss)]
+    assert int(state.step) == 7
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    full = train_plant(
+        RunConfig(tmp_path / "a", 4, save_every=2, progress=False), TRAIN, TASK
+    )
+    train_plant(RunConfig(tmp_path / "b", 2, save_every=2, progress=False), TRAIN, TASK)
+    with pytest.raises(ConfigError, match="pass --resume"):
+        train_plant(RunConfig(tmp_path / "b", 4, progress=False), TRAIN, TASK)
+    resumed = train_plant(
+        RunConfig(tmp_path / "b", 4, save_every=2, resume=True, progress=False),
+        TRAIN,
+        TASK,
+    )
+    for x, y in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(x, y)
+    logs = [
+        [json.loads(r) for r in (tmp_path / d / "log.jsonl").read_text().splitlines()]
+        for d in "ab"
+    ]
+    assert [r["iteration"] for r in logs[1]] == [1, 2, 3, 4]
+    for a, b in zip(*logs, strict=True):
+        assert (a["loss"], a["accuracy"], a["grad_norm"]) == (
+            b["loss"],
+            b["accuracy"],
+            b["grad_norm"],
+        )
+
+
+def test_resume_rejects_a_changed_config(tmp_path):
+    train_plant(RunConfig(tmp_path, 1, progress=False), TRAIN, TASK)
+    other = tr.TrainConfig(
+        seed=2, batch=4, lr=0.1, checkpoint_lengths=(), precision="float64"
+    )
+    with pytest.raises(ConfigError, match="differs from this run"):
+        train_plant(RunConfig(tmp_path, 2, resume=True, progress=False), other, TASK)
+
+
+def test_evaluation_is_deterministic_and_disjoint_from_training():
+    net = _network_and_step(NET, TASK, TRAIN)[0]
+    evaluate = tr.make_evaluate(net, net.default_params, TASK)
+    params = tr.init_state(TRAIN, 109, 20).params
+    keys = tr.evaluation_keys(6)
+    a, b = evaluate(params, keys), evaluate(params, keys)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    train_keys = jax.random.split(tr.step_key(TRAIN, 0), TRAIN.batch)
+    raw = lambda ks: {tuple(np.asarray(jax.random.key_data(k)).ravel()) for k in ks}  # noqa: E731
+    assert not raw(keys) & raw(train_keys)
+    with pytest.raises(ConfigError, match="reserved for held-out"):
+        tr.TrainConfig(seed=tr.EVAL_SEED)
+
+
+def test_spec_rejects_unknown_keys_listing_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown keys \['bogus'\]; valid keys are"):
+        spec_from_dict({"name": "x", "task": {"bogus": 1}})
+    with pytest.raises(ConfigError, match="unknown top-level keys"):
+        spec_from_dict({"name": "x", "extra": 1})
+
+
+def test_wilson_interval_brackets_the_estimate():
+    lo, hi = tr.wilson_interval(990, 1000)
+    assert lo < 0.99 < hi and hi - lo < 0.02
+
+
+SHIPPED = ENVS_ROOT / "evidence_integration" / "spec.toml"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped plant yet")
+def test_shipped_plant_loads_and_performs():
+    from neuroctl.plants import load
+    from neuroctl.train.ship import evaluate_accuracy
+
+    t0 = time.perf_counter()
+    plant = load("evidence_integration")
+    assert plant.g.shape == (109,) and plant.input_weights.shape == (20,)
+    assert plant.g.dtype == jnp.float64
+    correct, n = evaluate_accuracy(plant, 64, chunk=32)
+    assert correct / n >= 0.97, (correct, n)
+    print(f"shipped plant: {correct}/{n} in {time.perf_counter() - t0:.0f} s")
+
+
+def test_plants_load_names_the_missing_plant(tmp_path: Path):
+    from neuroctl.plants import load
+
+    with pytest.raises(ConfigError, match="no .*spec.toml"):
+        load("nope", root=tmp_path)
