@@ -38,6 +38,14 @@ def two_cells() -> bp.Network:
     )
 
 
+@pytest.fixture(scope="module")
+def two_cell_rest():
+    """(network, params, initial state at -65 mV), built once for this module."""
+    net = two_cells()
+    p = net.default_params
+    return net, p, bp.init_state(net, p, -65.0, jnp.float64)
+
+
 def branched_calcium_cell() -> bp.Network:
     """Root with two children (one zero-area branch point); calcium in branch 1."""
     morph = bp.Morphology.from_parents([-1, 0, 0], length=10.0, radius=1.0)
@@ -264,10 +272,8 @@ def test_lyapunov_exponents_at_fixed_point_are_jacobian_rates():
     np.testing.assert_allclose(lam, rates, rtol=1e-8)
 
 
-def test_jvp_equals_vjp_on_two_cell_network(key):
-    net = two_cells()
-    p = net.default_params
-    s0 = bp.init_state(net, p, -65.0, jnp.float64)
+def test_jvp_equals_vjp_on_two_cell_network(key, two_cell_rest):
+    net, p, s0 = two_cell_rest
     stim = jnp.zeros((400, 2)).at[40:200, 0].set(0.3)  # [nA]: cell 0 spikes
 
     def rec(params, stimulus, state):
@@ -276,15 +282,14 @@ def test_jvp_equals_vjp_on_two_cell_network(key):
     args = (p, stim, s0)
     keys = jax.random.split(key, 4)
     dirs = tuple(an.random_direction(k, a) for k, a in zip(keys, args, strict=False))
-    check = an.jvp_vjp_check(rec, args, dirs, keys[3])  # parameters, stimulus, state
+    # parameters, stimulus and initial state at once; jit: one compile, not three
+    check = jax.jit(lambda *a: an.jvp_vjp_check(rec, *a))(args, dirs, keys[3])
     assert check.rel_error < 1e-10, check
     assert abs(check.forward) > 1e-6
 
 
-def test_tangent_rollout_matches_directional_derivative(key):
-    net = two_cells()
-    p = net.default_params
-    s0 = bp.init_state(net, p, -65.0, jnp.float64)
+def test_tangent_rollout_matches_directional_derivative(key, two_cell_rest):
+    net, p, s0 = two_cell_rest
     stim = jnp.full((200, 2), 0.1)
     ds = an.random_direction(key, s0)
     rec_nodes = net.recording_nodes
@@ -317,10 +322,8 @@ def test_impulse_response_of_passive_membrane_is_analytic():
     np.testing.assert_allclose(resp[0, :, 0], expected, rtol=1e-12, atol=1e-15)
 
 
-def test_impulse_responses_per_site_on_two_cells():
-    net = two_cells()
-    p = net.default_params
-    s0 = bp.init_state(net, p, -65.0, jnp.float64)
+def test_impulse_responses_per_site_on_two_cells(two_cell_rest):
+    net, p, s0 = two_cell_rest
     stim = jnp.zeros((200, 2))
     resp = an.impulse_responses(
         lambda u: bp.simulate(net, p, s0, u, DT)[1], stim, at_step=5, n_pulse=4

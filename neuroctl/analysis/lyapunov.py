@@ -97,7 +97,8 @@ def lyapunov_spectrum(
         key: draws the initial tangents (default ``jax.random.key(0)``).
 
     Returns:
-        Exponents λ_1 ≥ … ≥ λ_k [1/ms] (ordered up to finite-time fluctuation).
+        Exponents λ_1 ≥ … ≥ λ_k [1/ms] (ordered up to finite-time fluctuation),
+        accumulated in the state's dtype (prefer float64 for very long runs).
     """
     s = _setup(
         step, state, inputs, dt, k, n_steps, renorm_every, n_transient, mask, key
@@ -148,15 +149,12 @@ def _setup(step, state, inputs, dt, k, n_steps, r, n_transient, mask, key) -> _S
     fm = flatten_map(step, state)
     x0 = fm.x0
     idx = mask_indices(mask, x0.size)
-    k = _check_k(k, x0.size if idx is None else idx.size)
+    m = x0.size if idx is None else idx.size  # kept state dimension
+    k = _check_k(k, m)
     n_total = count_steps(inputs, n_steps)
     n_intervals, n_skip = _check_horizon(n_total, r, n_transient)
     key = jax.random.key(0) if key is None else key
-    tangents = embed(
-        _orthonormal(key, k, x0.size if idx is None else idx.size, x0.dtype),
-        idx,
-        x0.size,
-    )
+    tangents = embed(_orthonormal(key, k, m, x0.dtype), idx, x0.size)
     tangents = check_finite(x0, "state", tangents)
     xs = jax.tree.map(lambda a: jnp.reshape(a, (n_intervals, r) + a.shape[1:]), inputs)
     interval = partial(_interval, fm.step, idx, r)

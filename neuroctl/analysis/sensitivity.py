@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from neuroctl.errors import bad_value
@@ -58,16 +59,12 @@ def directional_derivative(
     return jax.jvp(fn, tuple(args), _tangents(args, directions))
 
 
+@jax.jit  # one small compile per tree structure instead of many eager ops
 def random_direction(key: PRNGKeyArray, tree: PyTree) -> PyTree:
     """A Gaussian direction shaped like `tree`, scaled to unit Euclidean norm [1]."""
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(key, max(len(leaves), 1))
-    draws = [
-        jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
-        for k, x in zip(keys, leaves, strict=False)
-    ]
-    norm = jnp.sqrt(sum(jnp.sum(d**2) for d in draws))
-    return jax.tree.unflatten(treedef, [d / norm for d in draws])
+    flat, unravel = ravel_pytree(tree)
+    d = jax.random.normal(key, flat.shape, flat.dtype)
+    return unravel(d / jnp.linalg.norm(d))
 
 
 def jvp_vjp_check(
