@@ -18,7 +18,7 @@ from neuroctl.plants import evidence_task as et
 from neuroctl.plants.evidence import ENVS_ROOT, spec_from_dict
 from neuroctl.plants.evidence_net import EvidenceNetConfig
 from neuroctl.train import plant as tr
-from neuroctl.train.run import RunConfig, _network_and_step, train_plant
+from neuroctl.train.run import RunConfig, _network_and_step, restore_params, train_plant
 
 TASK = et.TaskConfig(trial_ms=20.0, response_window_ms=(15.0, 20.0))
 TRAIN = tr.TrainConfig(
@@ -89,14 +89,22 @@ def test_resume_rejects_a_changed_config(tmp_path):
         train_plant(RunConfig(tmp_path, 2, resume=True, progress=False), other, TASK)
 
 
-def test_evaluation_is_deterministic_and_disjoint_from_training():
-    net = _network_and_step(NET, TASK, TRAIN)[0]
-    evaluate = tr.make_evaluate(net, net.default_params, TASK)
-    params = tr.init_state(TRAIN, 109, 20).params
+def test_freeze_load_and_evaluation_are_exact_and_deterministic(tmp_path):
+    from neuroctl.plants import load
+    from neuroctl.train.ship import evaluate_accuracy, freeze
+
+    train_plant(RunConfig(tmp_path / "run", 1, progress=False), TRAIN, TASK)
+    card = freeze(tmp_path / "run", tmp_path / "envs" / "tiny", trials=4, chunk=4)
+    assert card["iterations"] == 1 and card["eval_seed"] == tr.EVAL_SEED
+    plant = load("tiny", root=tmp_path / "envs")
+    params, _ = restore_params(tmp_path / "run", TRAIN, 109, 20)
+    g, w = params.to_physical(TASK)
+    np.testing.assert_array_equal(plant.g, g)
+    np.testing.assert_array_equal(plant.input_weights, w)
+    assert plant.task == TASK
+    a = evaluate_accuracy(plant, 4, chunk=4)
+    assert a == evaluate_accuracy(plant, 4, chunk=4) == (card["correct"], 4)
     keys = tr.evaluation_keys(6)
-    a, b = evaluate(params, keys), evaluate(params, keys)
-    for x, y in zip(a, b, strict=True):
-        np.testing.assert_array_equal(x, y)
     train_keys = jax.random.split(tr.step_key(TRAIN, 0), TRAIN.batch)
     raw = lambda ks: {tuple(np.asarray(jax.random.key_data(k)).ravel()) for k in ks}  # noqa: E731
     assert not raw(keys) & raw(train_keys)

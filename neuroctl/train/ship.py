@@ -53,6 +53,8 @@ def evaluate_accuracy(
     from tqdm.auto import tqdm
 
     keys = tr.evaluation_keys(n_trials, seed)
+    if evidence is not None:
+        evidence = jnp.asarray(evidence, plant.g.dtype)  # traced: one compile
     correct = 0
     for lo in tqdm(range(0, n_trials, chunk), disable=not progress, unit="chunk"):
         correct += int(jnp.sum(_correct(plant, keys[lo : lo + chunk], evidence)))
