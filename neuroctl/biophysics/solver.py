@@ -251,7 +251,22 @@ def hines_solve(net: Network, diag: Array, rhs: Array) -> Array:
     ``M`` has diagonal `diag` [µS] and ``−axial_g[i]`` between node ``i`` and its
     parent. Leaves are eliminated level by level (deepest first), then values are
     substituted back from the roots. Exact for trees, O(n).
+
+    Derivatives use implicit differentiation (`lax.custom_linear_solve`): a tangent
+    or cotangent costs one more solve with the same matrix (``M`` is symmetric)
+    instead of differentiating through the elimination; forward and reverse mode.
     """
+
+    def matvec(x: Array) -> Array:  # M x = diag·x − (off-diagonal couplings)·x
+        return diag * x - _axial_current(net, x) - _const(_axial_diag(net), x) * x
+
+    def solve(_, b: Array) -> Array:
+        return _hines_eliminate(net, jax.lax.stop_gradient(diag), b)
+
+    return jax.lax.custom_linear_solve(matvec, rhs, solve, symmetric=True)
+
+
+def _hines_eliminate(net: Network, diag: Array, rhs: Array) -> Array:
     g = _const(net.axial_g, diag)
     d, r = diag, rhs
     for level in reversed(net.levels):
