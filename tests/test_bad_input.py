@@ -105,3 +105,14 @@ def test_bad_scheme_and_checkpoint_lengths():
             0.025,
             checkpoint_lengths=(2, 2),
         )
+
+
+def test_float64_without_x64_is_refused():
+    import jax
+
+    net = hh_point()
+    with jax.enable_x64(False):
+        with pytest.raises(ConfigError, match="dtype: got 'float64'.*jax_enable_x64"):
+            bp.init_state(net, net.default_params, -65.0, jnp.float64)
+    with pytest.raises(ConfigError, match="dtype: got .*int32.*float dtype"):
+        bp.init_state(net, net.default_params, -65.0, jnp.int32)

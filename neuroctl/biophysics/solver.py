@@ -67,6 +67,7 @@ def init_state(
         v_init: initial membrane potential [mV], all nodes.
         dtype: float dtype of the state (float32 default; float64 needs jax x64).
     """
+    _check_dtype(dtype)
     params = net.cast_params(params, dtype)
     v = jnp.full(net.n_nodes, v_init, dtype)
     cai, eca = _initial_calcium(net, params, dtype)
@@ -81,6 +82,20 @@ def init_state(
     return State(
         v=v, gates=_flatten_gates(net, gates, dtype), cai=cai, eca=eca, syn=syn
     )
+
+
+def _check_dtype(dtype) -> None:
+    dt = jnp.dtype(dtype)
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise bad_value("dtype", dtype, "a float dtype", "use jnp.float32 or float64.")
+    if dt.itemsize == 8 and not jax.config.jax_enable_x64:
+        raise bad_value(
+            "dtype",
+            dt.name,
+            "float32 while jax_enable_x64 is off",
+            "call jax.config.update('jax_enable_x64', True) before building "
+            "states, or use jnp.float32.",
+        )
 
 
 def _flatten_gates(net: Network, gates, dtype) -> Array:
