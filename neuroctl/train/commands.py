@@ -23,7 +23,7 @@ class TrainPlantArgs:
     batch: int = 8
     """Trials per gradient step [1]."""
     lr: float = 0.01
-    """Adam learning rate on the sigmoid logits [1]."""
+    """Adam learning rate on the logits [1]; may change on --resume (recorded)."""
     precision: Literal["float32", "float64"] = "float64"
     """Solver/parameter dtype: float32 gradients were measured wrong on full trials."""
     out: Path = EVIDENCE_OUT

@@ -58,18 +58,29 @@ def _normalise(d):
     return json.loads(json.dumps(d))  # tuples → lists, as read back from disk
 
 
-def _check_resumable(out: Path, config: dict) -> None:
+def _check_resumable(out: Path, config: dict, step: int) -> None:
+    """Require the saved config, except `train.lr`: a new lr is recorded and used.
+
+    ``config.json["lr_schedule"]`` lists ``[from_iteration, lr]`` pairs, so a run
+    whose lr was changed on resume stays reproducible (Adam's state does not
+    depend on lr, so the continuation is exact for the recorded schedule).
+    """
     saved = json.loads((out / "config.json").read_text())
-    if saved != _normalise(config):
-        diff = {
-            k: (saved.get(k), v)
-            for k, v in _normalise(config).items()
-            if saved.get(k) != v
-        }
+    want = _normalise(config)
+    old_lr = saved["train"]["lr"]
+    schedule = saved.pop("lr_schedule", [[0, old_lr]])
+    saved["train"]["lr"] = want["train"]["lr"]
+    if saved != want:
+        diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
         raise ConfigError(
             f"--resume: {out}/config.json differs from this run "
-            f"(saved, requested): {diff}; use the saved settings or a "
-            "new --out."
+            f"(saved, requested): {diff}; only --lr may change on resume; use the "
+            "saved settings or a new --out."
+        )
+    if want["train"]["lr"] != old_lr:
+        schedule = [x for x in schedule if x[0] < step] + [[step, want["train"]["lr"]]]
+        (out / "config.json").write_text(
+            json.dumps(dict(want, lr_schedule=schedule), indent=1)
         )
 
 
@@ -90,7 +101,7 @@ def _restore_or_init(mgr, run: RunConfig, config: dict, fresh: tr.TrainState):
         (out / "config.json").write_text(json.dumps(_normalise(config), indent=1))
         (out / "log.jsonl").unlink(missing_ok=True)
         return fresh, 0.0
-    _check_resumable(out, config)
+    _check_resumable(out, config, latest)
     state = mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
     return state, _truncate_log(out / "log.jsonl", latest)
 
