@@ -1,0 +1,35 @@
+"""Control environments: a functional (gymnax-style) core, concrete envs, adapters.
+
+Functional API (pure; `jit`, `vmap`, `grad` compose)::
+
+    env = SpikeRate()                    # or make("SpikeRate-v0", episode_ms=50.0)
+    params = env.default_params
+    obs, state = env.reset(key, params)
+    obs, state, reward, done, info = env.step_env(key, state, action, params)
+
+Gymnasium: ``gymnasium.make("neuroctl/SpikeRate-v0")`` (registered on
+``import neuroctl``), `GymEnv`, `GymVectorEnv`; rejax/purejaxrl: `GymnaxAdapter`.
+"""
+
+from neuroctl.envs.core import AbstractEnv as AbstractEnv
+from neuroctl.envs.core import AbstractEnvParams as AbstractEnvParams
+from neuroctl.envs.core import AbstractEnvState as AbstractEnvState
+from neuroctl.envs.core import ControlConfig as ControlConfig
+from neuroctl.envs.core import Energy as Energy
+from neuroctl.envs.core import StepInfo as StepInfo
+from neuroctl.envs.core import episode_keys as episode_keys
+from neuroctl.envs.core import step_key as step_key
+from neuroctl.envs.gym import GymEnv as GymEnv
+from neuroctl.envs.gym import GymnaxAdapter as GymnaxAdapter
+from neuroctl.envs.gym import GymVectorEnv as GymVectorEnv
+from neuroctl.envs.gym import key_from_np_random as key_from_np_random
+from neuroctl.envs.registry import make as make
+from neuroctl.envs.registry import names as names
+from neuroctl.envs.rollout import Trajectory as Trajectory
+from neuroctl.envs.rollout import episode_return as episode_return
+from neuroctl.envs.rollout import rollout as rollout
+from neuroctl.envs.rollout import rollout_actions as rollout_actions
+from neuroctl.envs.spaces import Box as Box
+from neuroctl.envs.spike_rate import SpikeRate as SpikeRate
+from neuroctl.envs.spike_rate import SpikeRateParams as SpikeRateParams
+from neuroctl.envs.spike_rate import SpikeRateState as SpikeRateState

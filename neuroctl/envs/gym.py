@@ -1,0 +1,245 @@
+"""Adapters from a functional env to Gymnasium and to gymnax-style RL libraries.
+
+* `GymEnv`: a `gymnasium.Env` (NumPy in/out). ``reset(seed=...)`` seeds
+  ``self.np_random`` and draws the episode's JAX key from it (`key_from_np_random`);
+  step ``t`` then uses ``step_key(k_steps, t)`` exactly as `rollout` does, so the two
+  paths agree for the same key and actions. Reset and step are jitted once.
+* `GymVectorEnv`: a `gymnasium.vector.VectorEnv` running ``jit(vmap(step))`` over
+  ``num_envs`` copies, with ``AutoresetMode.SAME_STEP``: a finished sub-env returns
+  the first observation of its next episode and its last one in
+  ``info["final_obs"]`` (plus ``info["final_info"]``), as `SyncVectorEnv` does.
+* `GymnaxAdapter`: the 5-tuple API that rejax and purejaxrl consume
+  (``reset(key, params) -> (obs, state)``, ``step(key, state, action, params) ->
+  (obs, state, reward, done, info)`` with auto-reset and a dict ``info``), and params
+  carrying ``max_steps_in_episode``.
+
+Observations are float32 NumPy arrays in the Gymnasium face (the space's dtype);
+rewards are Python floats.
+"""
+
+from typing import Any
+
+import equinox as eqx
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from neuroctl.envs.core import (
+    AbstractEnv,
+    AbstractEnvParams,
+    episode_keys,
+    step_key,
+    tree_where,
+)
+from neuroctl.envs.spaces import Box
+from neuroctl.errors import bad_value
+from neuroctl.typing import Array
+
+OBS_DTYPE = np.float32
+
+
+def key_from_np_random(rng: np.random.Generator) -> Array:
+    """A JAX key from two 32-bit words drawn from `rng` (Gymnasium's ``np_random``)."""
+    words = rng.integers(0, 2**32, size=2, dtype=np.uint64).astype(np.uint32)
+    return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
+
+
+def _np_info(info: dict[str, Any]) -> dict[str, Any]:
+    """Scalars as Python numbers, arrays as NumPy arrays."""
+    out = {}
+    for k, v in jax.device_get(info).items():
+        v = np.asarray(v)
+        out[k] = v.item() if v.ndim == 0 else v
+    return out
+
+
+class GymEnv(gymnasium.Env):
+    """A functional env as a `gymnasium.Env` (one episode at a time, NumPy in/out).
+
+    Args:
+        env: the functional env.
+        params: its params (default: ``env.default_params``); concrete.
+        render_mode: only None is supported.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        env: AbstractEnv,
+        params: AbstractEnvParams | None = None,
+        render_mode: str | None = None,
+    ):
+        if render_mode is not None:
+            raise bad_value("render_mode", render_mode, "None", "rendering is absent.")
+        self.env = env
+        self.params = env.prepare_params(params)
+        self.action_space = env.action_space(self.params).to_gymnasium()
+        self.observation_space = env.observation_space(self.params).to_gymnasium()
+        self._space = env.action_space(self.params)
+        self._reset = jax.jit(env.reset)
+        self._step = jax.jit(_step_dict, static_argnums=0)
+        self._state = self._k_steps = None
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        k_reset, self._k_steps, _ = episode_keys(key_from_np_random(self.np_random))
+        obs, self._state = self._reset(k_reset, self.params)
+        self._t = 0
+        return np.asarray(obs, OBS_DTYPE), {}
+
+    def step(self, action):
+        if self._state is None:
+            raise gymnasium.error.ResetNeeded("call reset() before step().")
+        action = np.asarray(action)
+        key = step_key(self._k_steps, self._t)
+        obs, self._state, reward, done, info = self._step(
+            self.env, key, self._state, action, self.params
+        )
+        self._t += 1
+        obs, reward, done, info = jax.device_get((obs, reward, done, info))
+        info = _np_info(info)
+        return np.asarray(obs, OBS_DTYPE), float(reward), bool(done), False, info
+
+
+def _step_dict(env: AbstractEnv, key, state, action, params):
+    obs, state, reward, done, info = env.step_env(key, state, action, params)
+    return obs, state, reward, done, info.as_dict()
+
+
+class GymVectorEnv(gymnasium.vector.VectorEnv):
+    """``num_envs`` copies of a functional env stepped by one ``jit(vmap(...))``.
+
+    Autoreset mode ``SAME_STEP``. ``info`` holds every `StepInfo` field as an array
+    over envs (with Gymnasium's ``_name`` masks), and for finished envs
+    ``final_obs`` / ``final_info``.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        env: AbstractEnv,
+        num_envs: int,
+        params: AbstractEnvParams | None = None,
+    ):
+        if not (isinstance(num_envs, int) and num_envs >= 1):
+            raise bad_value("num_envs", num_envs, "an int >= 1", "e.g. 64.")
+        self.env, self.num_envs = env, num_envs
+        self.params = env.prepare_params(params)
+        self.single_action_space = env.action_space(self.params).to_gymnasium()
+        self.single_observation_space = env.observation_space(
+            self.params
+        ).to_gymnasium()
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+        self._step = jax.jit(_vector_step, static_argnums=0)
+        self._state = self._key = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._key, k_reset = jax.random.split(key_from_np_random(self.np_random))
+        obs, self._state = self._reset(
+            jax.random.split(k_reset, self.num_envs), self.params
+        )
+        return np.asarray(obs, OBS_DTYPE), {}
+
+    def step(self, actions):
+        if self._state is None:
+            raise gymnasium.error.ResetNeeded("call reset() before step().")
+        self._key, key = jax.random.split(self._key)
+        out = self._step(self.env, key, self._state, np.asarray(actions), self.params)
+        obs, self._state, reward, done, final_obs, info = out
+        obs, reward, done, final_obs, info = jax.device_get(
+            (obs, reward, done, final_obs, info)
+        )
+        infos = self._infos(
+            done, final_obs, {k: np.asarray(v) for k, v in info.items()}
+        )
+        return (
+            np.asarray(obs, OBS_DTYPE),
+            np.asarray(reward, np.float64),
+            np.asarray(done, bool),
+            np.zeros(self.num_envs, bool),
+            infos,
+        )
+
+    def _infos(self, done, final_obs, info: dict) -> dict:
+        every = np.ones(self.num_envs, bool)
+        infos = {**info, **{f"_{k}": every for k in info}}
+        if done.any():
+            obs = np.full(self.num_envs, None, dtype=object)
+            finals = {k: np.where(done, v, np.zeros_like(v)) for k, v in info.items()}
+            for i in np.flatnonzero(done):
+                obs[i] = np.asarray(final_obs[i], OBS_DTYPE)
+            infos.update(final_obs=obs, _final_obs=done, _final_info=done)
+            infos["final_info"] = {**finals, **{f"_{k}": done for k in finals}}
+        return infos
+
+
+def _vector_step(env: AbstractEnv, key, state, actions, params):
+    """Batched SAME_STEP autoreset: obs/state of the next episode where done."""
+    keys = jax.random.split(key, 2 * actions.shape[0]).reshape(2, actions.shape[0])
+
+    def one(k_step, k_reset, s, a):
+        obs, nxt, reward, done, info = env.step_env(k_step, s, a, params)
+        obs_reset, s_reset = env.reset(k_reset, params)
+        obs_out = tree_where(done, obs_reset, obs)
+        return obs_out, tree_where(done, s_reset, nxt), reward, done, obs, info
+
+    obs, nxt, reward, done, final_obs, info = jax.vmap(one)(
+        keys[0], keys[1], state, actions
+    )
+    return obs, nxt, reward, done, final_obs, info.as_dict()
+
+
+class GymnaxParams(eqx.Module):
+    """Params of `GymnaxAdapter`: the env's params plus the episode length."""
+
+    env: AbstractEnvParams
+    max_steps_in_episode: int = eqx.field(static=True)
+
+
+class GymnaxAdapter(eqx.Module):
+    """The gymnax 5-tuple API over a functional env (for rejax, purejaxrl).
+
+    ``step`` auto-resets and returns ``info`` as a dict of arrays; spaces are
+    gymnax-like `Box` objects (``low``, ``high``, ``shape``, ``sample``, ``contains``).
+    """
+
+    env: AbstractEnv
+
+    @property
+    def default_params(self) -> GymnaxParams:
+        return GymnaxParams(self.env.default_params, self.env.n_steps)
+
+    @property
+    def name(self) -> str:
+        return type(self.env).__name__
+
+    @property
+    def num_actions(self) -> int:
+        return int(np.prod(self.env.action_space().shape))
+
+    def reset(self, key: Array, params: GymnaxParams | None = None):
+        return self.env.reset(key, self._env_params(params))
+
+    def step(self, key: Array, state, action, params: GymnaxParams | None = None):
+        obs, state, reward, done, info = self.env.step(
+            key, state, action, self._env_params(params)
+        )
+        return obs, state, reward, done, info.as_dict()
+
+    def action_space(self, params: GymnaxParams | None = None) -> Box:
+        return self.env.action_space(self._env_params(params))
+
+    def observation_space(self, params: GymnaxParams | None = None) -> Box:
+        return self.env.observation_space(self._env_params(params))
+
+    def _env_params(self, params: GymnaxParams | None) -> AbstractEnvParams:
+        return self.env.default_params if params is None else params.env

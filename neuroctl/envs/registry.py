@@ -1,0 +1,96 @@
+"""Named envs: functional `make(name)` and the ``neuroctl/<name>`` Gymnasium ids.
+
+Each entry maps a name to a factory ``(**kwargs) -> AbstractEnv``; ``kwargs`` are
+`ControlConfig` fields (``episode_ms``, ``control_ms``, ``dt``, ``v_max``, ``dtype``)
+plus env-specific options. Registering a new env (e.g. the evidence-stimulation envs,
+which need the trained plant) is one `register` call: the factory runs only when the
+env is made, so a missing plant fails at ``make`` with a clear message, not at
+``import neuroctl``.
+
+Gymnasium 1.x loads no plugin entry points, so importing `neuroctl` calls
+`register_all` (idempotent).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+
+from neuroctl.envs.core import AbstractEnv, ControlConfig
+from neuroctl.errors import ConfigError
+
+NAMESPACE = "neuroctl"
+_FACTORIES: dict[str, Callable[..., AbstractEnv]] = {}
+
+
+def register(name: str, factory: Callable[..., AbstractEnv]) -> None:
+    """Add `name` (e.g. ``"SpikeRate-v0"``) and its Gymnasium id ``neuroctl/<name>``."""
+    _FACTORIES[name] = factory
+    env_id = f"{NAMESPACE}/{name}"
+    if env_id not in gymnasium.registry:
+        gymnasium.register(
+            id=env_id,
+            entry_point="neuroctl.envs.registry:make_gym",
+            vector_entry_point="neuroctl.envs.registry:make_gym_vector",
+            kwargs={"name": name},
+        )
+
+
+def names() -> list[str]:
+    """Registered env names."""
+    return sorted(_FACTORIES)
+
+
+def make(name: str, **kwargs: Any) -> AbstractEnv:
+    """The functional env `name`; `kwargs` as described in the module docstring."""
+    if name.startswith(f"{NAMESPACE}/"):
+        name = name[len(NAMESPACE) + 1 :]
+    if name not in _FACTORIES:
+        raise ConfigError(f"env {name!r}: unknown; registered envs are {names()}.")
+    return _FACTORIES[name](**kwargs)
+
+
+def make_gym(name: str, params=None, render_mode=None, **kwargs: Any):
+    """Gymnasium entry point: `GymEnv` around ``make(name, **kwargs)``."""
+    from neuroctl.envs.gym import GymEnv
+
+    return GymEnv(make(name, **kwargs), params, render_mode=render_mode)
+
+
+def make_gym_vector(name: str, num_envs: int = 1, params=None, **kwargs: Any):
+    """Gymnasium vector entry point: `GymVectorEnv` around ``make(name, **kwargs)``."""
+    from neuroctl.envs.gym import GymVectorEnv
+
+    kwargs.pop("render_mode", None)
+    return GymVectorEnv(make(name, **kwargs), num_envs, params)
+
+
+def split_config(kwargs: dict[str, Any]) -> tuple[ControlConfig, dict[str, Any]]:
+    """`ControlConfig` from the config keys of `kwargs`; the rest is returned."""
+    fields = set(ControlConfig.__dataclass_fields__)
+    config = ControlConfig(**{k: v for k, v in kwargs.items() if k in fields})
+    return config, {k: v for k, v in kwargs.items() if k not in fields}
+
+
+def _spike_rate(cell: str) -> Callable[..., AbstractEnv]:
+    def factory(**kwargs: Any) -> AbstractEnv:
+        from neuroctl.envs.spike_rate import SpikeRate
+
+        config, rest = split_config(kwargs)
+        if rest:
+            raise ConfigError(
+                f"SpikeRate: unknown options {sorted(rest)}; valid options are "
+                f"{sorted(ControlConfig.__dataclass_fields__)}."
+            )
+        return SpikeRate(config, cell=cell)
+
+    return factory
+
+
+def register_all() -> None:
+    """Register the built-in envs (safe to call more than once)."""
+    register("SpikeRate-v0", _spike_rate("single"))
+    register("SpikeRateBallStick-v0", _spike_rate("ball_and_stick"))
+
+
+register_all()
