@@ -67,7 +67,7 @@ def psychometric_figure(rows: list[dict], trained_mu: float):
 
 def example_figure(plant, key):
     trial = plant.sample_trial(key)
-    rec = np.asarray(jax.jit(plant.simulate)(trial.stimulus))
+    rec = np.asarray(jax.jit(lambda s: plant.simulate(s))(trial.stimulus))
     task = plant.task
     t = (np.arange(task.n_steps) + 1) * task.dt  # [ms]
     fig, axes = plt.subplots(
@@ -99,7 +99,7 @@ def example_figure(plant, key):
     for r, c in ((0, "C0"), (1, "C3")):
         axes[2].plot(t, rec[:, r], color=c, lw=0.8, label=f"readout {r}")
     axes[2].axvspan(*task.response_window_ms, color="0.85", label="response window")
-    logits = np.asarray(plant.logits(trial.stimulus))
+    logits = rec[task.window, :2].mean(axis=0)  # readout means [mV] = plant.logits
     axes[2].set(
         xlabel="time [ms]",
         ylabel="readout V [mV]",

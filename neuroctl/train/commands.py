@@ -40,7 +40,7 @@ class TrainPlantArgs:
     """Response window (start, end] [ms]."""
     checkpoint_lengths: tuple[int, ...] = (28, 28, 27)
     """Nested scan lengths for gradient checkpointing [steps]; product >= n_steps."""
-    init_syn_fraction: float = 0.1
+    init_syn_fraction: float = 0.02
     """Initial conductance as a fraction of g_max [1]."""
 
 
