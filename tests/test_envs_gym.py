@@ -45,11 +45,14 @@ def test_registered_and_check_env_clean(env_id):
 def test_functional_and_gymnasium_paths_agree():
     env = SpikeRate(ControlConfig(episode_ms=10.0, dtype="float64"))
     gym_env = GymEnv(env)
-    actions = np.random.default_rng(0).uniform(0.0, 0.6, (env.n_steps, 1))
+    unit = np.random.default_rng(0).uniform(0.0, 1.2, (env.n_steps, 1))
+    unit = unit.astype(np.float32)  # some > 1: clipped
+    actions = gym_env.action_map(unit, (env.n_steps,))  # [nA]
+    np.testing.assert_allclose(actions, 0.5 * unit)  # [0, 1] → [0, i_max]
     obs, _ = gym_env.reset(seed=11)
     gym_obs, gym_rewards, gym_charge = [obs], [], []
-    for a in actions:
-        obs, reward, terminated, _, info = gym_env.step(a)
+    for u in unit:
+        obs, reward, terminated, _, info = gym_env.step(u)
         gym_obs.append(obs)
         gym_rewards.append(reward)
         gym_charge.append(info["charge"])
@@ -86,7 +89,7 @@ def test_vector_env_same_step_autoreset():
     assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, _ = envs.reset(seed=3)
     assert obs.shape == (4, 4) and envs.observation_space.contains(obs)
-    actions = np.full((4, 1), 0.2, np.float32)
+    actions = np.full((4, 1), 0.4, np.float32)  # 0.2 nA
     obs, reward, terminated, truncated, info = envs.step(actions)
     assert not terminated.any() and "final_obs" not in info
     obs, reward, terminated, truncated, info = envs.step(actions)

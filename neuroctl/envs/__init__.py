@@ -7,8 +7,12 @@ Functional API (pure; `jit`, `vmap`, `grad` compose)::
     obs, state = env.reset(key, params)
     obs, state, reward, done, info = env.step_env(key, state, action, params)
 
-Gymnasium: ``gymnasium.make("neuroctl/SpikeRate-v0")`` (registered on
-``import neuroctl``), `GymEnv`, `GymVectorEnv`; rejax/purejaxrl: `GymnaxAdapter`.
+Envs: `SpikeRate` (HH point or ball-and-stick cell, soma current → target rate) and
+`EvidenceStim` (gain on the evidence input of the frozen EI RNN plant).
+
+Gymnasium: ``gymnasium.make("neuroctl/SpikeRate-v0")`` (ids registered on
+``import neuroctl``: `names()`), `GymEnv`, `GymVectorEnv`; rejax/purejaxrl:
+`GymnaxAdapter`.
 """
 
 from neuroctl.envs.core import AbstractEnv as AbstractEnv
@@ -33,3 +37,20 @@ from neuroctl.envs.spaces import Box as Box
 from neuroctl.envs.spike_rate import SpikeRate as SpikeRate
 from neuroctl.envs.spike_rate import SpikeRateParams as SpikeRateParams
 from neuroctl.envs.spike_rate import SpikeRateState as SpikeRateState
+
+# `EvidenceStim` imports the plant's task (scipy.signal, ~2 s); `import neuroctl`
+# (which registers the Gymnasium ids) should not pay for it, so it loads on first use.
+_LAZY = {
+    "EvidenceStim",
+    "EvidenceStimParams",
+    "EvidenceStimState",
+    "untrained_plant",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from neuroctl.envs import evidence_stim
+
+        return getattr(evidence_stim, name)
+    raise AttributeError(f"module 'neuroctl.envs' has no attribute {name!r}")

@@ -101,6 +101,22 @@ def _positive(name: str, value: object, fix: str) -> None:
         raise bad_value(name, value, "a finite number > 0", fix)
 
 
+def check_value(name: str, value: ArrayLike, ok, expected: str) -> None:
+    """Raise `ConfigError` unless `value` is finite and ``ok(value)``; skip tracers.
+
+    For `__check_init__` of env params: concrete leaves are checked on
+    construction, traced ones (inside `vmap`/`jit`) are left alone.
+    """
+    try:
+        x = np.asarray(value, dtype=float)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    except (TypeError, ValueError):
+        raise bad_value(name, value, "a real number or array", "fix it.") from None
+    if not (np.all(np.isfinite(x)) and ok(x)):
+        raise bad_value(name, value, f"finite values {expected}", f"fix {name}.")
+
+
 def _multiple(name: str, value: float, of_name: str, of: float) -> None:
     ratio = value / of
     if round(ratio) < 1 or abs(ratio - round(ratio)) > 1e-6 * ratio:

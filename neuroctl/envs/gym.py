@@ -14,9 +14,13 @@
   carrying ``max_steps_in_episode``.
 
 Observations are float32 NumPy arrays in the Gymnasium face (the space's dtype);
-rewards are Python floats.
+rewards are Python floats. Actions are normalised by default (``normalize_actions``),
+as Gymnasium's checker and SB3 recommend: the Gymnasium action ``a`` lies in
+``[0, 1]`` (spaces with ``low = 0``) or ``[-1, 1]`` and maps affinely onto the env's
+physical ``[low, high]``; ``info["action"]`` reports the physical action applied.
 """
 
+import functools
 from typing import Any
 
 import equinox as eqx
@@ -47,6 +51,45 @@ def key_from_np_random(rng: np.random.Generator) -> Array:
     return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
 
 
+class ActionMap:
+    """Affine map from a normalised Gymnasium action to the env's physical `Box`.
+
+    ``[0, 1] → [low, high]`` if every ``low`` is 0, else ``[-1, 1] → [low, high]``;
+    the identity when `normalize` is False. Out-of-range and NaN actions map to
+    out-of-range / NaN physical actions, which the env clips / zeroes and flags.
+    """
+
+    def __init__(self, space: Box, normalize: bool = True):
+        self.low = np.asarray(space.low, np.float64)
+        self.high = np.asarray(space.high, np.float64)
+        self.normalize = bool(normalize)
+        self.unit_low = 0.0 if np.all(self.low == 0.0) else -1.0
+
+    def gymnasium_space(self) -> gymnasium.spaces.Box:
+        """The action space the Gymnasium face exposes (float32)."""
+        if not self.normalize:
+            return gymnasium.spaces.Box(
+                self.low.astype(OBS_DTYPE), self.high.astype(OBS_DTYPE), dtype=OBS_DTYPE
+            )
+        shape = self.low.shape
+        return gymnasium.spaces.Box(self.unit_low, 1.0, shape, OBS_DTYPE)
+
+    def __call__(self, action, batch: tuple[int, ...] = ()) -> np.ndarray:
+        """Physical actions [env units] for Gymnasium ones (shape ``batch + space``)."""
+        a = np.asarray(action, np.float64)
+        if a.shape != batch + self.low.shape:
+            raise bad_value(
+                "action",
+                f"array of shape {a.shape}",
+                f"shape {batch + self.low.shape} (see action_space)",
+                "pass one action per env, without extra axes.",
+            )
+        if not self.normalize:
+            return a
+        u = (a - self.unit_low) / (1.0 - self.unit_low)  # [0, 1]
+        return self.low + u * (self.high - self.low)
+
+
 def _np_info(info: dict[str, Any]) -> dict[str, Any]:
     """Scalars as Python numbers, arrays as NumPy arrays."""
     out = {}
@@ -63,6 +106,8 @@ class GymEnv(gymnasium.Env):
         env: the functional env.
         params: its params (default: ``env.default_params``); concrete.
         render_mode: only None is supported.
+        normalize_actions: expose ``[0, 1]`` / ``[-1, 1]`` actions (see `ActionMap`);
+            False exposes the physical space.
     """
 
     metadata = {"render_modes": []}
@@ -72,32 +117,31 @@ class GymEnv(gymnasium.Env):
         env: AbstractEnv,
         params: AbstractEnvParams | None = None,
         render_mode: str | None = None,
+        normalize_actions: bool = True,
     ):
         if render_mode is not None:
             raise bad_value("render_mode", render_mode, "None", "rendering is absent.")
         self.env = env
         self.params = env.prepare_params(params)
-        self.action_space = env.action_space(self.params).to_gymnasium()
+        self.action_map = ActionMap(env.action_space(self.params), normalize_actions)
+        self.action_space = self.action_map.gymnasium_space()
         self.observation_space = env.observation_space(self.params).to_gymnasium()
-        self._space = env.action_space(self.params)
-        self._reset = jax.jit(env.reset)
-        self._step = jax.jit(_step_dict, static_argnums=0)
         self._state = self._k_steps = None
         self._t = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         k_reset, self._k_steps, _ = episode_keys(key_from_np_random(self.np_random))
-        obs, self._state = self._reset(k_reset, self.params)
+        obs, self._state = _reset(self.env, k_reset, self.params)
         self._t = 0
         return np.asarray(obs, OBS_DTYPE), {}
 
     def step(self, action):
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step().")
-        action = np.asarray(action)
+        action = self.action_map(action)
         key = step_key(self._k_steps, self._t)
-        obs, self._state, reward, done, info = self._step(
+        obs, self._state, reward, done, info = _step(
             self.env, key, self._state, action, self.params
         )
         self._t += 1
@@ -106,7 +150,13 @@ class GymEnv(gymnasium.Env):
         return np.asarray(obs, OBS_DTYPE), float(reward), bool(done), False, info
 
 
-def _step_dict(env: AbstractEnv, key, state, action, params):
+@functools.partial(jax.jit, static_argnums=0)
+def _reset(env: AbstractEnv, key, params):
+    return env.reset(key, params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _step(env: AbstractEnv, key, state, action, params):
     obs, state, reward, done, info = env.step_env(key, state, action, params)
     return obs, state, reward, done, info.as_dict()
 
@@ -126,34 +176,34 @@ class GymVectorEnv(gymnasium.vector.VectorEnv):
         env: AbstractEnv,
         num_envs: int,
         params: AbstractEnvParams | None = None,
+        normalize_actions: bool = True,
     ):
         if not (isinstance(num_envs, int) and num_envs >= 1):
             raise bad_value("num_envs", num_envs, "an int >= 1", "e.g. 64.")
         self.env, self.num_envs = env, num_envs
         self.params = env.prepare_params(params)
-        self.single_action_space = env.action_space(self.params).to_gymnasium()
+        self.action_map = ActionMap(env.action_space(self.params), normalize_actions)
+        self.single_action_space = self.action_map.gymnasium_space()
         self.single_observation_space = env.observation_space(
             self.params
         ).to_gymnasium()
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self._reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
-        self._step = jax.jit(_vector_step, static_argnums=0)
         self._state = self._key = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._key, k_reset = jax.random.split(key_from_np_random(self.np_random))
-        obs, self._state = self._reset(
-            jax.random.split(k_reset, self.num_envs), self.params
-        )
+        keys = jax.random.split(k_reset, self.num_envs)
+        obs, self._state = _vector_reset(self.env, keys, self.params)
         return np.asarray(obs, OBS_DTYPE), {}
 
     def step(self, actions):
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step().")
         self._key, key = jax.random.split(self._key)
-        out = self._step(self.env, key, self._state, np.asarray(actions), self.params)
+        actions = self.action_map(actions, (self.num_envs,))
+        out = _vector_step(self.env, key, self._state, actions, self.params)
         obs, self._state, reward, done, final_obs, info = out
         obs, reward, done, final_obs, info = jax.device_get(
             (obs, reward, done, final_obs, info)
@@ -182,6 +232,12 @@ class GymVectorEnv(gymnasium.vector.VectorEnv):
         return infos
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _vector_reset(env: AbstractEnv, keys, params):
+    return jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def _vector_step(env: AbstractEnv, key, state, actions, params):
     """Batched SAME_STEP autoreset: obs/state of the next episode where done."""
     keys = jax.random.split(key, 2 * actions.shape[0]).reshape(2, actions.shape[0])

@@ -50,19 +50,24 @@ def make(name: str, **kwargs: Any) -> AbstractEnv:
     return _FACTORIES[name](**kwargs)
 
 
-def make_gym(name: str, params=None, render_mode=None, **kwargs: Any):
+def make_gym(
+    name: str, params=None, render_mode=None, normalize_actions=True, **kwargs: Any
+):
     """Gymnasium entry point: `GymEnv` around ``make(name, **kwargs)``."""
     from neuroctl.envs.gym import GymEnv
 
-    return GymEnv(make(name, **kwargs), params, render_mode=render_mode)
+    env = make(name, **kwargs)
+    return GymEnv(env, params, render_mode, normalize_actions)
 
 
-def make_gym_vector(name: str, num_envs: int = 1, params=None, **kwargs: Any):
+def make_gym_vector(
+    name: str, num_envs: int = 1, params=None, normalize_actions=True, **kwargs: Any
+):
     """Gymnasium vector entry point: `GymVectorEnv` around ``make(name, **kwargs)``."""
     from neuroctl.envs.gym import GymVectorEnv
 
     kwargs.pop("render_mode", None)
-    return GymVectorEnv(make(name, **kwargs), num_envs, params)
+    return GymVectorEnv(make(name, **kwargs), num_envs, params, normalize_actions)
 
 
 def split_config(kwargs: dict[str, Any]) -> tuple[ControlConfig, dict[str, Any]]:
@@ -87,10 +92,44 @@ def _spike_rate(cell: str) -> Callable[..., AbstractEnv]:
     return factory
 
 
+_EVIDENCE_OPTIONS = ("control_ms", "dtype", "outcome", "v_max")
+_TRIAL_OPTIONS = ("trial_ms", "response_window_ms")
+
+
+def _evidence_stim(plant: str = "evidence_integration", **kwargs: Any) -> AbstractEnv:
+    """`EvidenceStim` on a shipped plant (`plants.load(plant)`) or ``"untrained"``.
+
+    Options: `control_ms`, `dtype`, `outcome`, `v_max` (see
+    `EvidenceStim.from_plant`) and `trial_ms`, `response_window_ms` (override the
+    plant's task, e.g. for short smoke tests).
+    """
+    import dataclasses
+
+    from neuroctl.envs.evidence_stim import EvidenceStim, untrained_plant
+    from neuroctl.plants import load
+
+    unknown = sorted(set(kwargs) - {*_EVIDENCE_OPTIONS, *_TRIAL_OPTIONS})
+    if unknown:
+        raise ConfigError(
+            f"EvidenceStim: unknown options {unknown}; valid options are "
+            f"{sorted({*_EVIDENCE_OPTIONS, *_TRIAL_OPTIONS, 'plant'})}."
+        )
+    p = untrained_plant() if plant == "untrained" else load(plant)
+    trial = {k: kwargs.pop(k) for k in _TRIAL_OPTIONS if k in kwargs}
+    if trial:
+        p = dataclasses.replace(p, task=dataclasses.replace(p.task, **trial))
+    return EvidenceStim.from_plant(p, **kwargs)
+
+
 def register_all() -> None:
-    """Register the built-in envs (safe to call more than once)."""
+    """Register the built-in envs (safe to call more than once).
+
+    ``EvidenceStim-v0`` needs a shipped plant (``envs/evidence_integration``) or
+    ``plant="untrained"``; it is checked when the env is made, not here.
+    """
     register("SpikeRate-v0", _spike_rate("single"))
     register("SpikeRateBallStick-v0", _spike_rate("ball_and_stick"))
+    register("EvidenceStim-v0", _evidence_stim)
 
 
 register_all()

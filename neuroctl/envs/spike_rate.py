@@ -34,6 +34,7 @@ from neuroctl.envs.core import (
     AbstractEnvState,
     ControlConfig,
     Energy,
+    check_value,
 )
 from neuroctl.envs.spaces import Box
 from neuroctl.errors import bad_value
@@ -91,26 +92,19 @@ class SpikeRateParams(AbstractEnvParams):
 
     def __check_init__(self) -> None:
         """Value checks on concrete leaves (skipped for traced ones, e.g. in vmap)."""
-        _check("target_rate", self.target_rate, lambda x: np.all(x >= 0), ">= 0 [Hz]")
+        check_value(
+            "target_rate", self.target_rate, lambda x: np.all(x >= 0), ">= 0 [Hz]"
+        )
         for name, lo in _POSITIVE.items():
-            _check(name, getattr(self, name), lambda x, lo=lo: np.all(x > lo), "> 0")
+            check_value(
+                name, getattr(self, name), lambda x, lo=lo: np.all(x > lo), "> 0"
+            )
         for name in _NON_NEGATIVE:
-            _check(name, getattr(self, name), lambda x: np.all(x >= 0), ">= 0")
+            check_value(name, getattr(self, name), lambda x: np.all(x >= 0), ">= 0")
 
 
 _POSITIVE = {"i_max": 0.0, "rate_tau": 0.0, "spike_slope": 0.0}
 _NON_NEGATIVE = ("error_cost", "charge_cost", "v_init_jitter", "divergence_penalty")
-
-
-def _check(name: str, value: ArrayLike, ok, expected: str) -> None:
-    try:
-        x = np.asarray(value, dtype=float)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return
-    except (TypeError, ValueError):
-        raise bad_value(name, value, "a real number or array", "fix it.") from None
-    if not (np.all(np.isfinite(x)) and ok(x)):
-        raise bad_value(name, value, f"finite values {expected}", f"fix {name}.")
 
 
 class SpikeRateState(AbstractEnvState):
