@@ -31,6 +31,7 @@ from neuroctl.plants.evidence_net import build_network  # noqa: E402
 DT = 0.025  # [ms]
 T_FULL = 20_800  # one 520-ms trial
 LOSS_WINDOW = 800  # steps (the 20-ms response window)
+LEVELS = 2  # checkpointing levels for both solvers (sqrt(T) memory, one recompute)
 
 
 def our_network() -> bp.Network:
@@ -45,7 +46,7 @@ def our_forward(net, T, batch, dtype):
 
 
 def our_grad(net, T, batch, dtype, lengths=None):
-    lengths = lengths or bp.checkpoint_lengths_for(T, 3)
+    lengths = lengths or bp.checkpoint_lengths_for(T, LEVELS)
     s = bp.init_state(net, net.default_params, -65.0, dtype)
 
     def loss(g, x):
@@ -119,7 +120,8 @@ def bench_precision(dtype_name, quick, jnet, out):
     cg_ours = peers.time_compile(g_ours, g0, x1)
     tg_ours = peers.time_run(g_ours, g0, x1, repeats=2)
     g_theirs = peers.jaxley_grad_runner(
-        jnet, T, DT, 1, dtype_name, loss_window=LOSS_WINDOW
+        jnet, T, DT, 1, dtype_name, loss_window=LOSS_WINDOW,
+        checkpoint_lengths=list(bp.checkpoint_lengths_for(T, LEVELS)),
     )
     xj1 = g_theirs.prepare(currents(1, T, dt, "jaxley"), g_theirs.params0)
     cg_theirs = peers.time_compile(g_theirs, *xj1)
