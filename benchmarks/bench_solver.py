@@ -120,7 +120,12 @@ def bench_precision(dtype_name, quick, jnet, out):
     cg_ours = peers.time_compile(g_ours, g0, x1)
     tg_ours = peers.time_run(g_ours, g0, x1, repeats=2)
     g_theirs = peers.jaxley_grad_runner(
-        jnet, T, DT, 1, dtype_name, loss_window=LOSS_WINDOW,
+        jnet,
+        T,
+        DT,
+        1,
+        dtype_name,
+        loss_window=LOSS_WINDOW,
         checkpoint_lengths=list(bp.checkpoint_lengths_for(T, LEVELS)),
     )
     xj1 = g_theirs.prepare(currents(1, T, dt, "jaxley"), g_theirs.params0)
@@ -201,6 +206,32 @@ def bench_ball_and_stick(n=100, tstop=100.0):
     return lines
 
 
+def targets(out: dict, bas_speedup: float) -> list[str]:
+    """The issue's targets (float32 unless stated), met or not, from this run."""
+    fwd = out["float32_fwd_b1"][1] / out["float32_fwd_b1"][0]
+    comp = out["float32_compile"][1] / out["float32_compile"][0]
+    _, _, grad_ratio, mem_ratio = out["float32_grad"]
+    rows = [
+        ("forward >= 4x faster than Jaxley (batch 1)", f"{fwd:.1f}x", fwd >= 4),
+        ("compile >= 10x faster (forward)", f"{comp:.1f}x", comp >= 10),
+        ("gradient / forward time <= 3", f"{grad_ratio:.2f}", grad_ratio <= 3),
+        (
+            "checkpointed BPTT memory <= 2x forward (XLA)",
+            f"{mem_ratio:.2f}x",
+            mem_ratio <= 2,
+        ),
+        (
+            "100 batched ball-and-stick >= 20x NEURON (float64)",
+            f"{bas_speedup:.0f}x",
+            bas_speedup >= 20,
+        ),
+    ]
+    return ["| target | measured | met |", "|---|---|---|"] + [
+        f"| {name} | {value} | {'yes' if ok else '**no**'} |"
+        for name, value, ok in rows
+    ]
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -231,7 +262,11 @@ def main() -> None:
     t0 = time.perf_counter()
     our_network()
     t_build_o = time.perf_counter() - t0
-    lines = [row("network build (s)", t_build_o, t_build_j, "s")]
+    lines = [
+        "| measure | neuroctl | Jaxley 0.14 | speed-up |",
+        "|---|---|---|---|",
+        row("network build (s)", t_build_o, t_build_j, "s"),
+    ]
     out = {}
     for dtype_name in ("float32", "float64"):
         lines += bench_precision(dtype_name, args.quick, jnet, out)
@@ -251,7 +286,14 @@ def main() -> None:
         "100 sequential runs | speed-up | check |",
         "|---|---|---|---|---|",
     ]
-    lines += bench_ball_and_stick()
+    bas = bench_ball_and_stick()
+    lines += bas
+    lines += [
+        "",
+        *targets(out, bas_speedup=float(bas[0].split("**")[1].rstrip("x"))),
+        "",
+        f"Load average at the end: {os.getloadavg()[0]:.2f}",
+    ]
     text = "\n".join(header + lines)
     print(text)
     if args.write:
