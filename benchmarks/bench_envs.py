@@ -3,13 +3,17 @@
 Rows:
 
 * ``scan``: ``jit(scan(vmap(env.step)))`` over `--steps` control steps at batch B
-  (auto-reset inside; what a JAX RL loop such as rejax/purejaxrl sees);
+  (auto-reset inside; what a JAX RL loop such as rejax/purejaxrl sees); ``scan,
+  step_env``: the same without auto-reset (what BPTT sees; EvidenceStim's reset
+  draws a 20,800-step trial, which auto-reset computes every step under vmap);
 * ``loop``: a Python loop calling ``jit(vmap(env.step))`` once per control step
   (dispatch and host transfer included);
 * ``gym``: `GymEnv` (B = 1) and `GymVectorEnv` (B > 1) through their NumPy API.
 
-One control step = 1 ms of simulated time = 40 solver steps at dt 0.025 ms. Prints
-a markdown table; float32 unless ``--float64``. Run:
+One control step = 1 ms of simulated time = 40 solver steps at dt 0.025 ms. Timed
+steps are capped at ``--budget`` env steps per row (batch × steps). EvidenceStim uses
+the untrained plant (same network and cost as the shipped one, no float64 needed).
+Prints a markdown table; float32 unless ``--float64``. Run:
 ``python benchmarks/bench_envs.py [--batches 1 64 1024] [--steps 200]``.
 """
 
@@ -33,12 +37,12 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def bench_scan(env, batch: int, steps: int, repeats: int) -> float:
-    """Env steps/s of ``jit(scan(vmap(step)))`` (constant mid-range action)."""
+def bench_scan(env, batch: int, steps: int, repeats: int, reset=True) -> float:
+    """Env steps/s of ``jit(scan(vmap(step or step_env)))`` (mid-range action)."""
     params = env.default_params
     space = env.action_space(params)
     action = jnp.broadcast_to(0.5 * (space.low + space.high), (batch, *space.shape))
-    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    vstep = jax.vmap(env.step if reset else env.step_env, in_axes=(0, 0, 0, None))
 
     @jax.jit
     def run(key):
@@ -92,10 +96,13 @@ def bench_gym(env, batch: int, steps: int, repeats: int) -> float:
     return batch * steps / best_time(run, repeats)
 
 
+OPTIONS = {"EvidenceStim-v0": {"plant": "untrained"}}
+
+
 def make_envs(names: list[str], dtype: str):
     from neuroctl.envs import make
 
-    return {name: make(name, dtype=dtype) for name in names}
+    return {name: make(name, dtype=dtype, **OPTIONS.get(name, {})) for name in names}
 
 
 def main() -> None:
@@ -107,6 +114,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200, help="control steps per timing")
     ap.add_argument("--gym-steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--budget", type=int, default=51_200, help="max env steps a row")
     ap.add_argument("--float64", action="store_true")
     args = ap.parse_args()
     if args.float64:
@@ -118,16 +126,20 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {dtype}; "
         "env steps/s (1 step = 1 ms = 40 solver steps)\n"
     )
-    print("| env | batch | scan (jit∘vmap) | loop (jit∘vmap per step) | Gymnasium |")
-    print("|---|---:|---:|---:|---:|")
+    print("| env | batch | scan (jit∘vmap) | scan, step_env | loop | Gymnasium |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, env in envs.items():
         for b in args.batches:
-            scan = bench_scan(env, b, args.steps, args.repeats)
-            loop = bench_loop(env, b, args.gym_steps, args.repeats)
-            gym = bench_gym(env, b, args.gym_steps, args.repeats)
-            print(
-                f"| {name} | {b} | {scan:,.0f} | {loop:,.0f} | {gym:,.0f} |", flush=True
-            )
+            n = max(10, min(args.steps, args.budget // b))
+            n_gym = max(5, min(args.gym_steps, args.budget // b))
+            rates = [
+                bench_scan(env, b, n, args.repeats),
+                bench_scan(env, b, n, args.repeats, reset=False),
+                bench_loop(env, b, n_gym, args.repeats),
+                bench_gym(env, b, n_gym, args.repeats),
+            ]
+            cells = " | ".join(f"{r:,.0f}" for r in rates)
+            print(f"| {name} | {b} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -341,15 +341,21 @@ class AbstractEnv(eqx.Module):
         """`step_env`, then a fresh episode where ``done`` (gymnax-style auto-reset).
 
         The returned obs/state are the reset ones where ``done``; reward, done and
-        info describe the step just taken.
+        info describe the step just taken. The reset runs under `lax.cond`, so an
+        unbatched call pays for it only when ``done``; under `vmap` the cond becomes
+        a select and every step computes a reset (cheap for `SpikeRate`; a trial
+        draw for `EvidenceStim`).
         """
         k_step, k_reset = jax.random.split(key)
         obs, next_state, reward, done, info = self.step_env(
             k_step, state, action, params
         )
-        obs_reset, state_reset = self.reset(k_reset, params)
-        obs = tree_where(done, obs_reset, obs)
-        return obs, tree_where(done, state_reset, next_state), reward, done, info
+        obs, next_state = jax.lax.cond(
+            done,
+            lambda: self.reset(k_reset, params),
+            lambda: (obs, next_state),
+        )
+        return obs, next_state, reward, done, info
 
     def _sanitise(self, action: ArrayLike, params) -> tuple[Array, Array, Array]:
         space = self.action_space(params)

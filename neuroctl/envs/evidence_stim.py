@@ -1,9 +1,9 @@
 """`EvidenceStim`: gate the evidence input of the frozen EI RNN, cheaply and correctly.
 
 The plant is the evidence-integration network (`neuroctl.plants.evidence`). One
-episode is one trial drawn at reset by the task's keyed generator
-(`evidence_task.sample_trial`). The action is a gain ``g ∈ [0, g_max]`` [1], held for
-one control period, that scales the evidence current into every recurrent cell::
+episode is one trial of the plant's task. The action is a gain ``g ∈ [0, g_max]``
+[1], held for one control period, that scales the evidence current into every
+recurrent cell::
 
     I_i(t) = g · input_scale · w_i · s(t)        [nA]
 
@@ -16,6 +16,17 @@ plus, on the last step, the task outcome: ``−cross_entropy(logits, label)``
 (``outcome="cross_entropy"``) or ``+1 / −1`` for a correct / wrong decision
 (``outcome="sign"``), with ``logits`` = the readouts' mean voltage over the response
 window, as the plant was trained (FACTS.md: the closed-loop stimulation result).
+
+Trials are streamed. They follow `evidence_task.sample_trial` (same key split, so
+the same per-trial mean ``μ = ±evidence_mean + jitter``; white noise
+``x ~ N(μ, noise_std²)`` per solver step; the task's Butterworth filter, causal, zero
+initial state; label = 1 if the summed filtered stimulus is > 0), but the noise is
+drawn per control step (``normal(fold_in(noise_key, t))``) and filtered step by step
+by the filter's second-order sections (as ``scipy.signal.sosfilt``; float64 equals it
+to rounding). Reset is then a few scalars, so auto-reset under `vmap` costs nothing
+(drawing and FFT-filtering a whole 20,800-step trial costs ~13 steps), and trials of
+any length work. A trial equals ``sample_trial(key)`` in distribution, not draw by
+draw; `trial_stimulus` rebuilds an episode's stimulus for offline checks.
 """
 
 from typing import Literal
@@ -77,16 +88,25 @@ class EvidenceStimState(AbstractEnvState):
     Attributes:
         sim: solver state of the network.
         t: control steps taken [1], int32.
-        stimulus: the trial's filtered evidence, one value per solver step [1].
-        label: the trial's correct answer (0 or 1), int32.
+        noise_key: key of the trial's white noise (step ``t`` folds in ``t``).
+        mean: the trial's white-noise mean μ [1].
+        filter_state: Butterworth second-order-section state, ``(sections, 2)`` [1].
+        stimulus_sum: filtered stimulus summed so far [1]; label = (sum > 0).
         readout_sum: readout voltages summed over response-window steps so far [mV].
     """
 
     sim: bp.State
     t: Array
-    stimulus: Array
-    label: Array
+    noise_key: Array
+    mean: Array
+    filter_state: Array
+    stimulus_sum: Array
     readout_sum: Array
+
+    @property
+    def label(self) -> Array:
+        """The trial's answer so far (final at the end): 1 if Σ stimulus > 0."""
+        return (self.stimulus_sum > 0).astype(jnp.int32)
 
 
 class EvidenceStimMetrics(eqx.Module):
@@ -195,17 +215,27 @@ class EvidenceStim(AbstractEnv):
         return Box(np.array([-v, -v, 0.0]), np.array([v, v, 1.0]), (3,))
 
     def init_state(self, key: Array, params: EvidenceStimParams) -> EvidenceStimState:
+        """A new trial: μ drawn as `evidence_task.sample_trial` draws it."""
         dtype = self.config.jnp_dtype
-        trial = et.sample_trial(key, self.task, params.evidence_mean)
-        net_params = self._net_params(params)
-        sim = bp.init_state(self.network, net_params, self.task.v_init, dtype)
+        k_sign, k_jitter, k_noise = jax.random.split(key, 3)
+        sign = jnp.where(jax.random.bernoulli(k_sign), 1.0, -1.0)
+        jitter = self.task.mean_jitter_std * jax.random.normal(k_jitter, (), dtype)
+        sim = bp.init_state(
+            self.network, self._net_params(params), self.task.v_init, dtype
+        )
         return EvidenceStimState(
             sim=sim,
             t=jnp.zeros((), jnp.int32),
-            stimulus=trial.stimulus.astype(dtype),
-            label=trial.label,
+            noise_key=k_noise,
+            mean=(sign * params.evidence_mean + jitter).astype(dtype),
+            filter_state=jnp.zeros((self._sos().shape[0], 2), dtype),
+            stimulus_sum=jnp.zeros((), dtype),
             readout_sum=jnp.zeros(et.N_READOUTS, dtype),
         )
+
+    def _sos(self) -> np.ndarray:
+        """Butterworth second-order sections ``(sections, 6)`` (NumPy constants)."""
+        return et.filter_sos(self.task)
 
     def _net_params(self, params: EvidenceStimParams) -> bp.Params:
         net_params = self.network.cast_params(
@@ -213,29 +243,40 @@ class EvidenceStim(AbstractEnv):
         )
         return et.apply_to_params(net_params, params.g)
 
+    def white_noise(self, state: EvidenceStimState) -> Array:
+        """Unfiltered evidence ``x ~ N(μ, noise_std²)`` of control step `state.t`."""
+        n, dtype = self.config.substeps, state.mean.dtype
+        z = jax.random.normal(jax.random.fold_in(state.noise_key, state.t), (n,), dtype)
+        return state.mean + self.task.noise_std * z
+
     def transition(self, key, state: EvidenceStimState, gain: Array, params):
-        """Inject the gated evidence for `substeps` solver steps."""
-        del key  # the trial was drawn at reset
+        """Filter, gate and inject the evidence for `substeps` solver steps."""
+        del key  # the trial's randomness is in the state
         n, net = self.config.substeps, self.network
         net_params = self._net_params(params)
-        first = state.t * n  # solver-step index of this control step's first step
-        s = jax.lax.dynamic_slice(state.stimulus, (first,), (n,))
-        currents = gain[0] * et.stimulus_currents(s, params.w, self.task)  # [nA]
-        rows = first + jnp.arange(n)  # recording row of each step's end state
+        sos = jnp.asarray(self._sos(), state.mean.dtype)
+        rows = state.t * n + jnp.arange(n)  # recording row of each step's end state
         window = self.task.window
         in_window = (rows >= window.start) & (rows < window.stop)
         readouts = net.recording_nodes[: et.N_READOUTS]
+        scale = gain[0] * self.task.input_scale * params.w  # [nA per unit stimulus]
 
         def substep(carry, inputs):
-            sim, acc = carry
-            i_t, counted = inputs
+            sim, z, total, acc = carry
+            x, counted = inputs
+            s, z = sos_step(sos, z, x)  # filtered stimulus [1]
+            i_t = scale * s  # [nA] per cell
             sim = bp.step(net, net_params, sim, i_t, self.config.dt)
-            return (sim, acc + jnp.where(counted, sim.v[readouts], 0.0)), None
+            acc = acc + jnp.where(counted, sim.v[readouts], 0.0)
+            return (sim, z, total + s, acc), i_t
 
-        (sim, acc), _ = jax.lax.scan(
-            substep, (state.sim, state.readout_sum), (currents, in_window)
+        carry = (state.sim, state.filter_state, state.stimulus_sum, state.readout_sum)
+        (sim, z, total, acc), currents = jax.lax.scan(
+            substep, carry, (self.white_noise(state), in_window)
         )
-        nxt = EvidenceStimState(sim, state.t + 1, state.stimulus, state.label, acc)
+        nxt = EvidenceStimState(
+            sim, state.t + 1, state.noise_key, state.mean, z, total, acc
+        )
         return nxt, currents
 
     def logits(self, state: EvidenceStimState) -> Array:
@@ -272,6 +313,39 @@ class EvidenceStim(AbstractEnv):
             correct=jnp.where(decided, correct, 0.0),
             cross_entropy=jnp.where(decided, ce, 0.0),
         )
+
+
+def sos_step(sos: Array, z: Array, x: Array) -> tuple[Array, Array]:
+    """One sample through cascaded biquads (direct form II transposed, as scipy).
+
+    Args:
+        sos: second-order sections ``(sections, 6)``: ``b0 b1 b2 1 a1 a2``.
+        z: their state ``(sections, 2)``.
+        x: the input sample.
+
+    Returns:
+        The output sample and the new state.
+    """
+    new = []
+    for k in range(sos.shape[0]):  # static: 3 sections for order 6
+        b0, b1, b2, _, a1, a2 = (sos[k, j] for j in range(6))
+        y = b0 * x + z[k, 0]
+        new.append(jnp.stack([b1 * x - a1 * y + z[k, 1], b2 * x - a2 * y]))
+        x = y
+    return x, jnp.stack(new)
+
+
+def trial_stimulus(env: EvidenceStim, key: Array, params=None) -> Array:
+    """The filtered stimulus ``(n_solver_steps,)`` [1] of the episode reset with `key`.
+
+    For checks and plots: the white noise of every control step, filtered at once
+    with `evidence_task.lowpass` (FFT), which the streamed filter matches.
+    """
+    params = env.prepare_params(params)
+    state = env.init_state(key, params)
+    steps = jnp.arange(env.n_steps)
+    white = jax.vmap(lambda t: env.white_noise(eqx.tree_at(lambda s: s.t, state, t)))
+    return et.lowpass(white(steps).reshape(-1), env.task)
 
 
 def untrained_plant(task: et.TaskConfig | None = None) -> EvidencePlant:

@@ -239,19 +239,26 @@ def _vector_reset(env: AbstractEnv, keys, params):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _vector_step(env: AbstractEnv, key, state, actions, params):
-    """Batched SAME_STEP autoreset: obs/state of the next episode where done."""
-    keys = jax.random.split(key, 2 * actions.shape[0]).reshape(2, actions.shape[0])
+    """Batched SAME_STEP autoreset: obs/state of the next episode where done.
 
-    def one(k_step, k_reset, s, a):
-        obs, nxt, reward, done, info = env.step_env(k_step, s, a, params)
-        obs_reset, s_reset = env.reset(k_reset, params)
-        obs_out = tree_where(done, obs_reset, obs)
-        return obs_out, tree_where(done, s_reset, nxt), reward, done, obs, info
-
-    obs, nxt, reward, done, final_obs, info = jax.vmap(one)(
-        keys[0], keys[1], state, actions
+    Resets are computed (for all envs, then selected) only on steps where some env
+    finished: a `lax.cond` on ``any(done)`` outside the `vmap`.
+    """
+    n = actions.shape[0]
+    k_step, k_reset = jax.random.split(key)
+    step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
+    obs, nxt, reward, done, info = step(
+        jax.random.split(k_step, n), state, actions, params
     )
-    return obs, nxt, reward, done, final_obs, info.as_dict()
+
+    def with_resets():
+        reset = jax.vmap(env.reset, in_axes=(0, None))
+        obs_reset, s_reset = reset(jax.random.split(k_reset, n), params)
+        where = jax.vmap(tree_where)
+        return where(done, obs_reset, obs), where(done, s_reset, nxt)
+
+    obs_out, state_out = jax.lax.cond(done.any(), with_resets, lambda: (obs, nxt))
+    return obs_out, state_out, reward, done, obs, info.as_dict()
 
 
 class GymnaxParams(eqx.Module):
