@@ -127,7 +127,6 @@ def test_wilson_interval_brackets_the_estimate():
 SHIPPED = ENVS_ROOT / "evidence_integration" / "spec.toml"
 
 
-@pytest.mark.slow  # 34 s on the loaded 2-core CPU (keeps the default run < 90 s)
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped plant yet")
 def test_shipped_plant_loads_and_performs():
     from neuroctl.plants import load
