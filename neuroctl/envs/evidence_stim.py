@@ -286,7 +286,9 @@ class EvidenceStim(AbstractEnv):
 
     def observation(self, state: EvidenceStimState, params) -> Array:
         readouts = self.network.recording_nodes[: et.N_READOUTS]
-        t_frac = jnp.asarray(state.t / self.n_steps, state.sim.v.dtype)  # [1]
+        t_frac = jnp.asarray(
+            jnp.minimum(state.t / self.n_steps, 1.0), state.sim.v.dtype
+        )
         return jnp.concatenate([state.sim.v[readouts], t_frac[None]])
 
     def reward(self, state, action, next_state, energy: Energy, params) -> Array:

@@ -20,6 +20,7 @@ with the injected charge ``Q = I · control_ms`` [pC]. Observation:
 ``[v_soma [mV], r [Hz], target_rate[t] [Hz], t/T [1]]``.
 """
 
+import functools
 from typing import Literal
 
 import equinox as eqx
@@ -44,8 +45,12 @@ CellKind = Literal["single", "ball_and_stick"]
 CELLS: tuple[str, ...] = ("single", "ball_and_stick")
 
 
+@functools.cache
 def build_cell(cell: CellKind = "single") -> bp.Network:
-    """The plant: stimulus and recording at the soma (cell 0, branch 0)."""
+    """The plant: stimulus and recording at the soma (cell 0, branch 0).
+
+    Cached: a `Network` hashes by identity, so envs sharing it share compiled code.
+    """
     if cell == "single":
         c = bp.Cell(bp.Morphology.single_compartment(18.8, 9.4)).insert(bp.HH())
     elif cell == "ball_and_stick":
@@ -241,7 +246,7 @@ class SpikeRate(AbstractEnv):
 
     def observation(self, state: SpikeRateState, params: SpikeRateParams) -> Array:
         soma = int(self.network.recording_nodes[0])
-        t_frac = state.t / self.n_steps  # [1]
+        t_frac = jnp.minimum(state.t / self.n_steps, 1.0)  # [1], stays 1 after the end
         parts = [state.sim.v[soma], state.rate, self.target(state, params), t_frac]
         return jnp.stack([jnp.asarray(x, state.rate.dtype) for x in parts])
 
