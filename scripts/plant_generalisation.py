@@ -17,11 +17,7 @@ Run: ``python scripts/plant_generalisation.py [--trials-2x 200] [--trials-5x 100
 
 import argparse
 import dataclasses
-import datetime
 import json
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -35,6 +31,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from neuroctl.plants import EvidencePlant, load  # noqa: E402
 from neuroctl.plants import evidence_task as et  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys, wilson_interval  # noqa: E402
+from neuroctl.train.ship import provenance  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 WINDOW_MS = 20.0  # response window = the last 20 ms of the trial [ms]
@@ -95,31 +92,6 @@ def evaluate(plant: EvidencePlant, n: int, chunk: int, desc: str) -> dict:
         "first_chunk_s_incl_compile": round(chunk_s[0], 1),
         "steady_s_per_trial": round(sum(steady) / max(steady_n, 1), 3),
         "chunk": chunk,
-    }
-
-
-def _provenance() -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "git_commit": commit,
-        "jax_version": jax.__version__,
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "hardware": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "jax_devices": [str(d) for d in jax.devices()],
-            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        },
     }
 
 
@@ -211,7 +183,7 @@ def main() -> None:
         },
         "conditions": conditions,
         "total_wall_s": round(time.perf_counter() - t0, 1),
-        **_provenance(),
+        **provenance(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")

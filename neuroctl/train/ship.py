@@ -81,7 +81,8 @@ def _wall_at(run_dir: Path, step: int) -> float | None:
     return at[-1] if at else None
 
 
-def _provenance() -> dict:
+def provenance() -> dict:
+    """Code version, git commit, date and hardware, for cards and result files."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -102,6 +103,7 @@ def _provenance() -> dict:
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "jax_devices": [str(d) for d in jax.devices()],
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         },
     }
 
@@ -154,7 +156,7 @@ def freeze(
         "iterations": step,
         "training_wall_s": _wall_at(run_dir, step),
         "training_config": json.loads((run_dir / "config.json").read_text()),
-        **_provenance(),
+        **provenance(),
     }
     (out / "metrics.json").write_text(json.dumps(card, indent=1) + "\n")
     return card
