@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import neuroctl.biophysics as bp
-from neuroctl.plants.evidence_net import build_network
 
 
 @dataclass(frozen=True)
@@ -16,8 +15,10 @@ class DemoResult:
     v_cell: np.ndarray  # [mV] (n_amps, T, 2)
     amps: np.ndarray  # [nA]
     t_net: np.ndarray  # [ms]
-    v_somata: np.ndarray  # [mV] (T, 20)
-    v_readouts: np.ndarray  # [mV] (T, 2)
+    v_somata: np.ndarray  # [mV] (T, 20), the label-1 trial
+    v_readouts: np.ndarray  # [mV] (2 trials, T, 2)
+    labels: list[int]  # per trial
+    decisions: list[int]  # per trial
 
 
 def ball_and_stick() -> bp.Network:
@@ -43,17 +44,23 @@ def run_ball_and_stick(amps, duration_ms: float, dt: float, scheme: bp.solver.Sc
     return np.asarray(sim(jnp.asarray(amps, jnp.float32)))
 
 
-def run_evidence_net(key, duration_ms: float, dt: float, scheme: bp.solver.Scheme):
-    """Somatic and readout voltages [mV] of the (untrained) evidence RNN under noise."""
-    net = build_network()
-    p = net.default_params
-    s = bp.init_state(net, p)
-    n = int(round(duration_ms / dt))
-    noise = 0.02 + 0.05 * jax.random.normal(key, (n, 1))  # [nA], common evidence
-    stim = jnp.broadcast_to(noise, (n, net.n_stimuli))
-    rec = jax.jit(lambda x: bp.simulate(net, p, s, x, dt, scheme)[1])(stim)
-    rec = np.asarray(rec)
-    return rec[:, 2:], rec[:, :2]
+def run_shipped_plant(key):
+    """The trained plant on one held-out trial of each label (float64, as trained).
+
+    Returns somatic voltages [mV] (T, 20) of the label-1 trial and readout voltages [mV]
+    (2 trials, T, 2), the labels and the decisions.
+    """
+    from neuroctl.plants import load
+    from neuroctl.plants.evidence_task import readout_logits
+
+    plant = load("evidence_integration")
+    trials = [plant.sample_trial(k) for k in jax.random.split(key, 16)]
+    picks = [next(t for t in trials if int(t.label) == lab) for lab in (0, 1)]
+    sim = jax.jit(lambda stimulus: plant.simulate(stimulus))  # one compile
+    recs = [np.asarray(sim(t.stimulus)) for t in picks]
+    decisions = [int(np.argmax(readout_logits(r, plant.task))) for r in recs]
+    labels = [int(t.label) for t in picks]
+    return recs[1][:, 2:], np.stack([r[:, :2] for r in recs]), labels, decisions
 
 
 def run_demo(
@@ -62,10 +69,10 @@ def run_demo(
     dt: float = 0.025,
     scheme: bp.solver.Scheme = "cn",
 ) -> DemoResult:
+    """Ball-and-stick steps (`duration_ms`, `dt` [ms]) and the shipped plant."""
     amps = np.array([0.1, 0.25, 0.5])  # [nA]
     v_cell = run_ball_and_stick(amps, duration_ms, dt, scheme)
-    v_somata, v_readouts = run_evidence_net(
-        jax.random.key(seed), duration_ms, dt, scheme
-    )
+    v_somata, v_readouts, labels, decisions = run_shipped_plant(jax.random.key(seed))
     t = (np.arange(v_cell.shape[1]) + 1) * dt
-    return DemoResult(t, v_cell, amps, t, v_somata, v_readouts)
+    t_plant = (np.arange(v_somata.shape[0]) + 1) * 0.025  # the plant's dt [ms]
+    return DemoResult(t, v_cell, amps, t_plant, v_somata, v_readouts, labels, decisions)
