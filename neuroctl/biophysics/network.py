@@ -23,13 +23,11 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from neuroctl import units
 from neuroctl.biophysics.calcium import CalciumDynamics
 from neuroctl.biophysics.channels import AbstractChannel
 from neuroctl.biophysics.morphology import Morphology
 from neuroctl.biophysics.synapses import AbstractSynapse
 from neuroctl.errors import ConfigError, bad_value
-from neuroctl.typing import Array
 
 Mechanism = Union[AbstractChannel, CalciumDynamics]
 
@@ -220,18 +218,4 @@ def _cast(tree, dtype):
     return jax.tree.map(cast, tree)
 
 
-def axial_conductance(r1: float, r2: float) -> float:
-    """Conductance [µS] of two resistances [MΩ] in series."""
-    return 1.0 / (r1 + r2)
-
-
-__all__ = [
-    "Array",
-    "Block",
-    "Cell",
-    "Connection",
-    "Network",
-    "Params",
-    "Site",
-    "units",
-]
+__all__ = ["Block", "Cell", "Connection", "Network", "Params", "Site", "TreeGroup"]
