@@ -43,10 +43,12 @@ def efun_pair(x: ArrayLike, y: FloatLike) -> tuple[Array, Array]:
     Uses ``efun(-x, y) = x + efun(x, y)`` (since ``x eᵗ/(eᵗ − 1) = x + x/(eᵗ − 1)``).
     Rate pairs of the form ``a·efun(−u, y)``, ``b·efun(u, y)`` then cost one ``expm1``.
     The sum loses relative accuracy only where ``efun(−x)`` is tiny next to ``|x|``
-    (``x/y ≲ −15``), where the rate it feeds is negligible against its partner.
+    (``x/y ≲ −15``), where the rate it feeds is negligible against its partner;
+    there the rounded sum can come out a few ulp below zero, so it is clamped at 0
+    (the true value is always positive) to keep steady states within [0, 1].
     """
     e = efun(x, y)
-    return e, x + e
+    return e, jnp.maximum(x + e, 0.0)
 
 
 def relax(x: ArrayLike, x_inf: ArrayLike, rate: ArrayLike, dt: FloatLike) -> Array:
