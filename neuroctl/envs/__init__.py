@@ -8,11 +8,12 @@ Functional API (pure; `jit`, `vmap`, `grad` compose)::
     obs, state, reward, done, info = env.step_env(key, state, action, params)
 
 Envs: `SpikeRate` (HH point or ball-and-stick cell, soma current → target rate) and
-`EvidenceStim` (gain on the evidence input of the frozen EI RNN plant).
+`EvidenceStim` (gain on the evidence input of the frozen EI RNN plant),
+`EvidenceStimElectrodes` (currents at K electrodes into the same plant).
 
 Gymnasium: ``gymnasium.make("neuroctl/SpikeRate-v0")`` (ids registered on
 ``import neuroctl``: `names()`), `GymEnv`, `GymVectorEnv`; rejax/purejaxrl:
-`GymnaxAdapter`.
+`GymnaxAdapter`; Stable-Baselines3: `SB3VecEnv` (needs the ``rl`` extra).
 """
 
 from neuroctl.envs.core import AbstractEnv as AbstractEnv
@@ -40,17 +41,24 @@ from neuroctl.envs.spike_rate import SpikeRateState as SpikeRateState
 
 # `EvidenceStim` imports the plant's task (scipy.signal, ~2 s); `import neuroctl`
 # (which registers the Gymnasium ids) should not pay for it, so it loads on first use.
+# `SB3VecEnv` imports stable_baselines3 (the optional ``rl`` extra).
 _LAZY = {
-    "EvidenceStim",
-    "EvidenceStimParams",
-    "EvidenceStimState",
-    "untrained_plant",
+    "EvidenceStim": "evidence_stim",
+    "EvidenceStimParams": "evidence_stim",
+    "EvidenceStimState": "evidence_stim",
+    "untrained_plant": "evidence_stim",
+    "EvidenceStimElectrodes": "evidence_electrodes",
+    "EvidenceStimElectrodesParams": "evidence_electrodes",
+    "ElectrodeLayout": "evidence_electrodes",
+    "BiphasicPulse": "evidence_electrodes",
+    "SB3VecEnv": "sb3",
 }
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from neuroctl.envs import evidence_stim
+        import importlib
 
-        return getattr(evidence_stim, name)
+        module = importlib.import_module(f"neuroctl.envs.{_LAZY[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'neuroctl.envs' has no attribute {name!r}")

@@ -252,6 +252,31 @@ class EvidenceStim(AbstractEnv):
     def transition(self, key, state: EvidenceStimState, gain: Array, params):
         """Filter, gate and inject the evidence for `substeps` solver steps."""
         del key  # the trial's randomness is in the state
+        return self.advance(state, params, gain[0])
+
+    def advance(
+        self,
+        state: EvidenceStimState,
+        params: AbstractEnvParams,
+        gain: ArrayLike,
+        extra: Array | None = None,
+    ) -> tuple[EvidenceStimState, Array]:
+        """Run one control period: evidence at `gain` plus `extra` basal currents.
+
+        Shared by the envs on this plant (as are `init_state`, `observation`,
+        `logits`, `terminal`, `metrics`): `params` needs ``g`` [µS], ``w`` [1] and
+        ``evidence_mean`` [1], not necessarily an `EvidenceStimParams`.
+
+        Args:
+            state: the state at the start of the control step.
+            params: env params with the plant's ``g`` and ``w``.
+            gain: evidence gain [1]; cell ``i`` gets ``gain·input_scale·w_i·s(t)``.
+            extra: further currents ``(substeps, n_cells)`` [nA] at the same basal
+                sites (e.g. electrodes), or None.
+
+        Returns:
+            The next state and the evidence currents ``(substeps, n_cells)`` [nA].
+        """
         n, net = self.config.substeps, self.network
         net_params = self._net_params(params)
         sos = jnp.asarray(self._sos(), state.mean.dtype)
@@ -259,20 +284,21 @@ class EvidenceStim(AbstractEnv):
         window = self.task.window
         in_window = (rows >= window.start) & (rows < window.stop)
         readouts = net.recording_nodes[: et.N_READOUTS]
-        scale = gain[0] * self.task.input_scale * params.w  # [nA per unit stimulus]
+        scale = gain * self.task.input_scale * params.w  # [nA per unit stimulus]
 
         def substep(carry, inputs):
             sim, z, total, acc = carry
-            x, counted = inputs
+            x, counted, i_extra = inputs
             s, z = sos_step(sos, z, x)  # filtered stimulus [1]
             i_t = scale * s  # [nA] per cell
-            sim = bp.step(net, net_params, sim, i_t, self.config.dt)
+            i_in = i_t if i_extra is None else i_t + i_extra  # [nA]
+            sim = bp.step(net, net_params, sim, i_in, self.config.dt)
             acc = acc + jnp.where(counted, sim.v[readouts], 0.0)
             return (sim, z, total + s, acc), i_t
 
         carry = (state.sim, state.filter_state, state.stimulus_sum, state.readout_sum)
         (sim, z, total, acc), currents = jax.lax.scan(
-            substep, carry, (self.white_noise(state), in_window)
+            substep, carry, (self.white_noise(state), in_window, extra)
         )
         nxt = EvidenceStimState(
             sim, state.t + 1, state.noise_key, state.mean, z, total, acc
@@ -293,10 +319,11 @@ class EvidenceStim(AbstractEnv):
 
     def reward(self, state, action, next_state, energy: Energy, params) -> Array:
         cost = params.energy_cost * energy.current_power  # [1/nA²]·[nA²]
-        outcome = self._outcome(next_state)
+        outcome = self.task_outcome(next_state)
         return -cost + jnp.where(self.terminal(next_state, params), outcome, 0.0)
 
-    def _outcome(self, state: EvidenceStimState) -> Array:
+    def task_outcome(self, state: EvidenceStimState) -> Array:
+        """Terminal reward of a finished trial: −CE or ±1 (see `outcome`) [1]."""
         logits = self.logits(state)
         if self.outcome == "sign":
             return 2.0 * et.accuracy(logits, state.label) - 1.0

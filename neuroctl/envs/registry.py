@@ -94,6 +94,32 @@ def _spike_rate(cell: str) -> Callable[..., AbstractEnv]:
 
 _EVIDENCE_OPTIONS = ("control_ms", "dtype", "outcome", "v_max")
 _TRIAL_OPTIONS = ("trial_ms", "response_window_ms")
+_ELECTRODE_OPTIONS = ("n_electrodes", "sheet_um", "length_constant_um", "seed")
+
+
+def _evidence_plant(name: str, plant: str, kwargs: dict[str, Any], extra=()):
+    """The plant (`plants.load(plant)` or ``"untrained"``) with trial overrides.
+
+    Checks `kwargs` against the evidence options (+ `extra`) and removes the trial
+    ones (`trial_ms`, `response_window_ms`: override the plant's task).
+    """
+    import dataclasses
+
+    from neuroctl.envs.evidence_stim import untrained_plant
+    from neuroctl.plants import load
+
+    valid = {*_EVIDENCE_OPTIONS, *_TRIAL_OPTIONS, *extra}
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown options {unknown}; valid options are "
+            f"{sorted({*valid, 'plant'})}."
+        )
+    p = untrained_plant() if plant == "untrained" else load(plant)
+    trial = {k: kwargs.pop(k) for k in _TRIAL_OPTIONS if k in kwargs}
+    if trial:
+        p = dataclasses.replace(p, task=dataclasses.replace(p.task, **trial))
+    return p
 
 
 def _evidence_stim(plant: str = "evidence_integration", **kwargs: Any) -> AbstractEnv:
@@ -103,33 +129,46 @@ def _evidence_stim(plant: str = "evidence_integration", **kwargs: Any) -> Abstra
     `EvidenceStim.from_plant`) and `trial_ms`, `response_window_ms` (override the
     plant's task, e.g. for short smoke tests).
     """
-    import dataclasses
+    from neuroctl.envs.evidence_stim import EvidenceStim
 
-    from neuroctl.envs.evidence_stim import EvidenceStim, untrained_plant
-    from neuroctl.plants import load
-
-    unknown = sorted(set(kwargs) - {*_EVIDENCE_OPTIONS, *_TRIAL_OPTIONS})
-    if unknown:
-        raise ConfigError(
-            f"EvidenceStim: unknown options {unknown}; valid options are "
-            f"{sorted({*_EVIDENCE_OPTIONS, *_TRIAL_OPTIONS, 'plant'})}."
-        )
-    p = untrained_plant() if plant == "untrained" else load(plant)
-    trial = {k: kwargs.pop(k) for k in _TRIAL_OPTIONS if k in kwargs}
-    if trial:
-        p = dataclasses.replace(p, task=dataclasses.replace(p.task, **trial))
+    p = _evidence_plant("EvidenceStim", plant, kwargs)
     return EvidenceStim.from_plant(p, **kwargs)
+
+
+def _evidence_electrodes(
+    plant: str = "evidence_integration", pulse_width_ms: float | None = None, **kwargs
+) -> AbstractEnv:
+    """`EvidenceStimElectrodes` on a shipped plant or ``"untrained"``.
+
+    Options: those of `_evidence_stim`, the `ElectrodeLayout` fields
+    (`n_electrodes`, `sheet_um` [µm], `length_constant_um` [µm], `seed`) and
+    `pulse_width_ms` [ms] (a `BiphasicPulse` per control step; None holds the action).
+    """
+    from neuroctl.envs.evidence_electrodes import (
+        BiphasicPulse,
+        ElectrodeLayout,
+        EvidenceStimElectrodes,
+    )
+
+    p = _evidence_plant("EvidenceStimElectrodes", plant, kwargs, _ELECTRODE_OPTIONS)
+    layout = ElectrodeLayout(
+        **{k: kwargs.pop(k) for k in _ELECTRODE_OPTIONS if k in kwargs}
+    )
+    pulse = None if pulse_width_ms is None else BiphasicPulse(pulse_width_ms)
+    return EvidenceStimElectrodes.from_plant(p, layout, pulse, **kwargs)
 
 
 def register_all() -> None:
     """Register the built-in envs (safe to call more than once).
 
-    ``EvidenceStim-v0`` needs a shipped plant (``envs/evidence_integration``) or
-    ``plant="untrained"``; it is checked when the env is made, not here.
+    ``EvidenceStim-v0`` and ``EvidenceStimElectrodes-v0`` need a shipped plant
+    (``envs/evidence_integration``) or ``plant="untrained"``; it is checked when the
+    env is made, not here.
     """
     register("SpikeRate-v0", _spike_rate("single"))
     register("SpikeRateBallStick-v0", _spike_rate("ball_and_stick"))
     register("EvidenceStim-v0", _evidence_stim)
+    register("EvidenceStimElectrodes-v0", _evidence_electrodes)
 
 
 register_all()
