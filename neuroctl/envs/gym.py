@@ -293,9 +293,16 @@ class GymnaxAdapter(eqx.Module):
         return self.env.reset(key, self._env_params(params))
 
     def step(self, key: Array, state, action, params: GymnaxParams | None = None):
-        obs, state, reward, done, info = self.env.step(
-            key, state, action, self._env_params(params)
-        )
+        """Auto-resetting step; an action with the space's size is reshaped to it.
+
+        (rejax squeezes a 1-D continuous action to a scalar; any other size is left
+        for the env to reject with a clear error.)
+        """
+        env_params = self._env_params(params)
+        shape = self.env.action_space(env_params).shape
+        if jnp.size(action) == int(np.prod(shape)):
+            action = jnp.reshape(action, shape)
+        obs, state, reward, done, info = self.env.step(key, state, action, env_params)
         return obs, state, reward, done, info.as_dict()
 
     def action_space(self, params: GymnaxParams | None = None) -> Box:
