@@ -65,12 +65,17 @@ def demo(cfg: Annotated[Demo, tyro.conf.arg(name="")]) -> Path:
 
 
 def main() -> None:
+    from neuroctl.errors import ConfigError
+    from neuroctl.io.checkpoints import CheckpointError
     from neuroctl.train.commands import COMMANDS as plant_commands
+    from neuroctl.train.policy_commands import COMMANDS as policy_commands
 
-    cmd = tyro.extras.subcommand_cli_from_dict(
-        {"demo": demo, **plant_commands}, prog="neuroctl"
-    )
-    del cmd
+    try:
+        tyro.extras.subcommand_cli_from_dict(
+            {**policy_commands, "demo": demo, **plant_commands}, prog="neuroctl"
+        )
+    except (ConfigError, CheckpointError) as err:  # bad input: a message, no trace
+        raise SystemExit(f"neuroctl: error: {err}") from None
 
 
 if __name__ == "__main__":

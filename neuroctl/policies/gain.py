@@ -1,0 +1,229 @@
+"""Gain policies for `EvidenceStim`: Flax NNX modules written for one observation.
+
+Every policy maps ``(carry, obs) -> (carry, gain)`` where ``obs`` is the env's
+observation ``[v_readout0 [mV], v_readout1 [mV], t/T [1]]`` and ``gain`` the action,
+shape ``(1,)``, in ``[0, g_max]`` [1] (``g = sigmoid(logit) · g_max``). ``carry`` is
+the policy's own memory (the GRU's hidden state; an empty array for memoryless
+policies), threaded through the rollout's `lax.scan` explicitly; start it with
+`initial_carry()`. Batch with `jax.vmap` at the call site.
+
+* `MLPGain`: the seed's closed-loop policy, ``3 → hidden tanh → 1``.
+* `GRUGain`: a GRU cell over the observations, then a linear read-out.
+* `OpenLoopGain`: a learned time profile of ``n_bins`` piecewise-constant bins over
+  the trial; it reads only ``t/T`` (no feedback), so comparing it with the MLP/GRU
+  measures what closing the loop is worth.
+* `FixedGain`: one gain for the whole trial; ``trainable=False`` is the ``g = 1``
+  baseline, ``trainable=True`` finds the cheapest constant gain.
+
+Voltages enter the networks centred and scaled, ``(v − v_ref) / v_scale`` with
+``v_ref = −70 mV`` and ``v_scale = 20 mV`` (fixed, not trained), so their inputs are
+O(1). The output bias starts at ``logit(g_init / g_max)``: a fresh policy applies
+``g_init`` (default 1, the plant's native input) wherever it is.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Float
+
+from neuroctl.errors import bad_value
+
+V_REF = -70.0  # voltage centring of the observations [mV]
+V_SCALE = 20.0  # voltage scaling of the observations [mV]
+OBS_SIZE = 3  # [v_readout0 [mV], v_readout1 [mV], t/T [1]]
+
+
+class Frozen(nnx.Variable):
+    """A policy constant that is stored and restored but never trained."""
+
+
+def _check(name: str, value, ok: bool, expected: str, fix: str) -> None:
+    if not ok:
+        raise bad_value(name, value, expected, fix)
+
+
+def _check_gains(g_max: float, g_init: float) -> None:
+    _check(
+        "g_max",
+        g_max,
+        isinstance(g_max, (int, float)) and math.isfinite(g_max) and g_max > 0,
+        "a finite number > 0 [1]",
+        "e.g. g_max=2.0.",
+    )
+    _check(
+        "g_init",
+        g_init,
+        isinstance(g_init, (int, float)) and 0 < g_init < g_max,
+        f"a number in (0, g_max={g_max}) [1]",
+        "e.g. g_init=1.0 (the plant's native gain).",
+    )
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def features(obs: Float[Array, " 3"]) -> Float[Array, " 3"]:
+    """Network input: voltages as ``(v − V_REF)/V_SCALE``, ``t/T`` as is."""
+    v = (obs[:2] - V_REF) / V_SCALE
+    return jnp.concatenate([v, obs[2:]])
+
+
+class GainPolicy(nnx.Module):
+    """Base: ``g = sigmoid(logit) · g_max``; subclasses compute the logit."""
+
+    g_max: float  # largest gain [1] (static)
+
+    def initial_carry(self) -> Float[Array, " h"]:
+        """The policy's memory at the start of a trial (empty if memoryless)."""
+        return jnp.zeros((0,), self.dtype)
+
+    def gain(self, logit: Float[Array, " 1"]) -> Float[Array, " 1"]:
+        return jax.nn.sigmoid(logit) * self.g_max
+
+
+class MLPGain(GainPolicy):
+    """Closed loop, memoryless: ``obs → Linear(3, h) → tanh → Linear(h, 1)``."""
+
+    def __init__(
+        self,
+        hidden: int = 16,
+        g_max: float = 2.0,
+        g_init: float = 1.0,
+        *,
+        rngs: nnx.Rngs,
+        param_dtype=jnp.float32,
+    ):
+        _check_gains(g_max, g_init)
+        _check("hidden", hidden, isinstance(hidden, int) and hidden > 0, "> 0", "16")
+        self.g_max, self.dtype = float(g_max), param_dtype
+        self.hidden = nnx.Linear(OBS_SIZE, hidden, rngs=rngs, param_dtype=param_dtype)
+        self.out = nnx.Linear(
+            hidden,
+            1,
+            rngs=rngs,
+            param_dtype=param_dtype,
+            kernel_init=nnx.initializers.normal(0.01),
+            bias_init=nnx.initializers.constant(_logit(g_init / g_max)),
+        )
+
+    def __call__(self, carry, obs):
+        h = jnp.tanh(self.hidden(features(obs)))
+        return carry, self.gain(self.out(h))
+
+
+class GRUGain(GainPolicy):
+    """Closed loop with memory: a GRU cell over the observations, linear read-out."""
+
+    def __init__(
+        self,
+        hidden: int = 16,
+        g_max: float = 2.0,
+        g_init: float = 1.0,
+        *,
+        rngs: nnx.Rngs,
+        param_dtype=jnp.float32,
+    ):
+        _check_gains(g_max, g_init)
+        _check("hidden", hidden, isinstance(hidden, int) and hidden > 0, "> 0", "16")
+        self.g_max, self.dtype, self.n_hidden = float(g_max), param_dtype, hidden
+        self.cell = nnx.GRUCell(
+            OBS_SIZE, hidden, rngs=rngs, param_dtype=param_dtype, dtype=param_dtype
+        )
+        self.out = nnx.Linear(
+            hidden,
+            1,
+            rngs=rngs,
+            param_dtype=param_dtype,
+            kernel_init=nnx.initializers.normal(0.01),
+            bias_init=nnx.initializers.constant(_logit(g_init / g_max)),
+        )
+
+    def initial_carry(self):
+        return jnp.zeros((self.n_hidden,), self.dtype)
+
+    def __call__(self, carry, obs):
+        carry, h = self.cell(carry, features(obs))
+        return carry, self.gain(self.out(h))
+
+
+class OpenLoopGain(GainPolicy):
+    """No feedback: a learned gain per time bin (``n_bins`` equal bins of the trial)."""
+
+    def __init__(
+        self,
+        n_bins: int = 52,
+        g_max: float = 2.0,
+        g_init: float = 1.0,
+        *,
+        rngs: nnx.Rngs | None = None,
+        param_dtype=jnp.float32,
+    ):
+        del rngs  # deterministic initialisation
+        _check_gains(g_max, g_init)
+        _check("n_bins", n_bins, isinstance(n_bins, int) and n_bins > 0, "> 0", "52")
+        self.g_max, self.dtype, self.n_bins = float(g_max), param_dtype, n_bins
+        self.logits = nnx.Param(
+            jnp.full((n_bins,), _logit(g_init / g_max), param_dtype)
+        )
+
+    def __call__(self, carry, obs):
+        t_frac = jnp.clip(obs[2], 0.0, 1.0)
+        k = jnp.minimum((t_frac * self.n_bins).astype(jnp.int32), self.n_bins - 1)
+        return carry, self.gain(self.logits[...][k][None])
+
+
+class FixedGain(GainPolicy):
+    """One gain for the whole trial: the ``g = 1`` baseline or a trained constant."""
+
+    def __init__(
+        self,
+        g_init: float = 1.0,
+        g_max: float = 2.0,
+        trainable: bool = False,
+        *,
+        rngs: nnx.Rngs | None = None,
+        param_dtype=jnp.float32,
+    ):
+        del rngs
+        _check_gains(g_max, g_init)
+        self.g_max, self.dtype = float(g_max), param_dtype
+        kind = nnx.Param if trainable else Frozen
+        self.logit = kind(jnp.full((1,), _logit(g_init / g_max), param_dtype))
+
+    def __call__(self, carry, obs):
+        return carry, self.gain(self.logit[...])
+
+
+POLICIES = {
+    "mlp": MLPGain,
+    "gru": GRUGain,
+    "open_loop": OpenLoopGain,
+    "fixed": FixedGain,
+}
+
+
+def make_policy(
+    kind: str,
+    *,
+    seed: int = 0,
+    hidden: int = 16,
+    n_bins: int = 52,
+    g_max: float = 2.0,
+    g_init: float = 1.0,
+    param_dtype=jnp.float32,
+) -> GainPolicy:
+    """A fresh policy of `kind` (one of `POLICIES`), initialised from `seed`."""
+    if kind not in POLICIES:
+        raise bad_value(
+            "policy", kind, f"one of {sorted(POLICIES)}", "pick a known policy kind."
+        )
+    rngs = nnx.Rngs(seed)
+    common = dict(g_max=g_max, g_init=g_init, rngs=rngs, param_dtype=param_dtype)
+    if kind in ("mlp", "gru"):
+        return POLICIES[kind](hidden, **common)
+    if kind == "open_loop":
+        return OpenLoopGain(n_bins, **common)
+    return FixedGain(trainable=True, **common)

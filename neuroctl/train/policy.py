@@ -1,0 +1,346 @@
+"""BPTT for stimulation policies: closed-loop episodes of `EvidenceStim`, pure.
+
+A policy (`neuroctl.policies`, Flax NNX) is split once, outside jit, into its graph
+and a plain pytree of trainable parameters (``nnx.split(policy, nnx.Param, ...)``
+then ``nnx.to_pure_dict``); the loss merges them back inside the trace. One episode
+is one 520-ms trial: a `lax.scan` over control steps, each holding the policy's gain
+for ``control_ms`` (a scan of solver steps inside `EvidenceStim.step_env`). Every
+control step is rematerialised (`jax.checkpoint`): the backward pass stores one
+network state per control step (520 per trial) and recomputes the 40 solver steps
+inside it, so memory is O(control steps), not O(solver steps).
+
+Loss per trial (all terms averaged over the batch)::
+
+    CE(readout means, label)                        [nats]
+      + lambda_gain    · mean_t g_t²                 [1]·[1]
+      + lambda_current · mean_t mean_i I_i(t)²       [1/nA²]·[nA²]
+      + lambda_charge  · Σ_t Σ_i |I_i(t)|·dt         [1/pC]·[pC]
+
+(means over control steps, so λ does not depend on the control period; FACTS.md's
+seed runs used λ_g = 0.1 or λ_I = 5000). Adam (optax) with global-norm gradient
+clipping and an optional cosine decay; optional truncated BPTT (gradients cut every
+``truncation`` control steps).
+
+Randomness, as for the plant (`neuroctl.train.plant`): policy initialisation from
+``seed``; the trials of iteration ``i`` from ``fold_in(fold_in(key(seed), 0), i)``;
+held-out evaluation from ``key(EVAL_SEED)``, never a training key.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from neuroctl.envs.core import episode_keys, step_key
+from neuroctl.envs.evidence_stim import EvidenceStim, EvidenceStimParams
+from neuroctl.errors import bad_value
+from neuroctl.policies.gain import POLICIES, GainPolicy, make_policy
+from neuroctl.train.plant import EVAL_SEED
+from neuroctl.typing import Array
+
+PyTree = Any
+
+
+@dataclass(frozen=True)
+class PolicyTrainConfig:
+    """What fixes a policy-training run's maths (changing a field recompiles)."""
+
+    policy: str = "mlp"  # one of neuroctl.policies.POLICIES
+    hidden: int = 16  # hidden units of mlp/gru [1]
+    n_bins: int = 52  # time bins of open_loop [1]
+    g_max: float = 2.0  # largest gain [1]
+    g_init: float = 1.0  # gain of the fresh policy [1]
+    seed: int = 0  # policy initialisation and training trials [1]
+    batch: int = 8  # trials per gradient [1]
+    lr: float = 0.01  # Adam learning rate [1]
+    decay_steps: int = (
+        0  # cosine decay of lr to lr·0.1 over this many iterations; 0 = constant
+    )
+    clip_norm: float = 1.0  # global gradient-norm clip [1]
+    lambda_gain: float = 0.1  # weight of mean_t g_t² [1]
+    lambda_current: float = 0.0  # weight of the mean current power [1/nA²]
+    lambda_charge: float = 0.0  # weight of the injected charge per trial [1/pC]
+    control_ms: float = 1.0  # control period [ms]
+    truncation: int = 0  # truncated BPTT window [control steps]; 0 = full trials
+    precision: Literal["float32", "float64"] = "float64"  # policy and solver dtype
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise bad_value(
+                "policy", self.policy, f"one of {sorted(POLICIES)}", "pick one."
+            )
+        for name in ("hidden", "n_bins", "batch"):
+            _require(name, getattr(self, name), lambda x: x >= 1, "an integer >= 1")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < EVAL_SEED):
+            raise bad_value(
+                "seed",
+                self.seed,
+                f"an integer in [0, {EVAL_SEED})",
+                f"{EVAL_SEED} is the held-out evaluation seed; pick another.",
+            )
+        for name in ("lr", "g_max", "control_ms", "clip_norm"):
+            _require(name, getattr(self, name), lambda x: x > 0, "a finite number > 0")
+        for name in ("lambda_gain", "lambda_current", "lambda_charge"):
+            _require(
+                name,
+                getattr(self, name),
+                lambda x: x >= 0,
+                "a finite number >= 0 (a cost weight)",
+            )
+        for name in ("decay_steps", "truncation"):
+            _require(name, getattr(self, name), lambda x: x >= 0, "an integer >= 0")
+        if not 0 < self.g_init < self.g_max:
+            raise bad_value(
+                "g_init", self.g_init, f"in (0, g_max={self.g_max})", "e.g. 1.0."
+            )
+        if self.precision not in ("float32", "float64"):
+            raise bad_value(
+                "precision", self.precision, "'float32' or 'float64'", "pick one."
+            )
+
+    @property
+    def dtype(self):
+        return jnp.dtype(self.precision)
+
+
+def _require(name: str, value, ok, expected: str) -> None:
+    is_int_field = expected.startswith("an integer")
+    valid_type = (
+        isinstance(value, int) and not isinstance(value, bool)
+        if is_int_field
+        else isinstance(value, (int, float)) and math.isfinite(value)
+    )
+    if not (valid_type and ok(value)):
+        raise bad_value(name, value, expected, f"fix --{name.replace('_', '-')}.")
+
+
+def new_policy(cfg: PolicyTrainConfig) -> GainPolicy:
+    """The fresh policy of `cfg` (initialised from ``cfg.seed``)."""
+    return make_policy(
+        cfg.policy,
+        seed=cfg.seed,
+        hidden=cfg.hidden,
+        n_bins=cfg.n_bins,
+        g_max=cfg.g_max,
+        g_init=cfg.g_init,
+        param_dtype=cfg.dtype,
+    )
+
+
+class Parts(NamedTuple):
+    """A policy split for training: graph, a template of its trainable state, the rest.
+
+    The trainable parameters travel separately as a pure dict (`split`); `merge`
+    puts them back. ``rest`` holds frozen variables (e.g. `FixedGain`'s logit).
+    """
+
+    graphdef: Any
+    template: Any  # nnx.State of the nnx.Param variables
+    rest: Any
+
+
+def split(policy: GainPolicy) -> tuple[Parts, dict]:
+    """``nnx.split`` into `Parts` and the trainable params as a pure dict."""
+    graphdef, params, rest = nnx.split(policy, nnx.Param, ...)
+    return Parts(graphdef, params, rest), nnx.to_pure_dict(params)
+
+
+def merge(parts: Parts, params: dict) -> GainPolicy:
+    """The policy module with trainable `params` (a pure dict; may be traced)."""
+    state = jax.tree.map(lambda x: x, parts.template)  # a fresh State to fill
+    nnx.replace_by_pure_dict(state, params)
+    return nnx.merge(parts.graphdef, state, parts.rest)
+
+
+class Episode(NamedTuple):
+    """Per-trial outcome of a closed-loop episode (scalars unless noted).
+
+    Attributes:
+        cross_entropy: of the readout means vs the label [nats].
+        correct: 1.0 if the decision was right [1].
+        mean_gain_sq: mean over control steps of g² [1].
+        mean_gain: mean over control steps of g [1].
+        current_power: mean over the trial and cells of I² [nA²].
+        charge: injected charge over the trial, all cells [pC].
+        diverged: the simulation diverged [bool].
+        gains: the gain of every control step, ``(T,)`` [1] (if recorded).
+        readouts: readout voltages after every control step, ``(T, 2)`` [mV] (if
+            recorded).
+    """
+
+    cross_entropy: Array
+    correct: Array
+    mean_gain_sq: Array
+    mean_gain: Array
+    current_power: Array
+    charge: Array
+    diverged: Array
+    gains: Array | None = None
+    readouts: Array | None = None
+
+
+def episode(
+    env: EvidenceStim,
+    env_params: EvidenceStimParams,
+    parts: Parts,
+    params: dict,
+    key: Array,
+    truncation: int = 0,
+    record: bool = False,
+) -> Episode:
+    """One closed-loop trial of the policy ``merge(parts, params)`` (differentiable).
+
+    Keys follow `neuroctl.envs.rollout` (`episode_keys`, `step_key`), so the trial
+    of `key` is the one `rollout`/the Gymnasium face would run.
+    """
+    k_reset, k_steps, _ = episode_keys(key)
+    obs, state = env.reset(k_reset, env_params)
+    carry = merge(parts, params).initial_carry()
+
+    @jax.checkpoint
+    def body(loop, t):
+        obs, state, carry = loop
+        if truncation:  # cut the gradient through the state every `truncation` steps
+            cut = (t % truncation) == 0
+            state, carry = jax.tree.map(
+                lambda x: (
+                    jnp.where(cut, jax.lax.stop_gradient(x), x)
+                    if eqx.is_inexact_array(x)
+                    else x
+                ),
+                (state, carry),
+            )
+        carry, gain = merge(parts, params)(carry, obs)
+        obs, state, _, _, info = env.step_env(
+            step_key(k_steps, t), state, gain, env_params
+        )
+        out = (
+            info.action[0],
+            info.current_power,
+            info.charge,
+            info.task.cross_entropy,
+            info.task.correct,
+            info.diverged,
+            obs[:2],
+        )
+        return (obs, state, carry), out
+
+    steps = jnp.arange(env.n_steps)
+    _, (gains, power, charge, ce, correct, diverged, readouts) = jax.lax.scan(
+        body, (obs, state, carry), steps
+    )
+    return Episode(
+        cross_entropy=jnp.sum(ce),  # nonzero on the last step only
+        correct=jnp.sum(correct),
+        mean_gain_sq=jnp.mean(gains**2),
+        mean_gain=jnp.mean(gains),
+        current_power=jnp.mean(power),
+        charge=jnp.sum(charge),
+        diverged=jnp.any(diverged),
+        gains=gains if record else None,
+        readouts=readouts if record else None,
+    )
+
+
+def episode_loss(ep: Episode, cfg: PolicyTrainConfig) -> Array:
+    """CE + λ_g·mean g² + λ_I·mean I² + λ_Q·charge of one trial [1]."""
+    return (
+        ep.cross_entropy
+        + cfg.lambda_gain * ep.mean_gain_sq
+        + cfg.lambda_current * ep.current_power
+        + cfg.lambda_charge * ep.charge
+    )
+
+
+def iteration_keys(seed: int, iteration: int, batch: int) -> Array:
+    """The training trials of `iteration` (a resumed run draws the same ones)."""
+    root = jax.random.fold_in(jax.random.key(seed), 0)
+    return jax.random.split(jax.random.fold_in(root, iteration), batch)
+
+
+def optimizer(cfg: PolicyTrainConfig) -> optax.GradientTransformation:
+    """Global-norm clipping, then Adam (cosine-decayed lr if ``decay_steps``)."""
+    lr = (
+        optax.cosine_decay_schedule(cfg.lr, cfg.decay_steps, alpha=0.1)
+        if cfg.decay_steps
+        else cfg.lr
+    )
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(lr))
+
+
+class TrainState(eqx.Module):
+    """Everything a resumed run needs: iteration, params (pure dict), Adam state."""
+
+    step: Array
+    params: dict
+    opt_state: PyTree
+
+
+class StepMetrics(NamedTuple):
+    """Batch means of one iteration (before the update)."""
+
+    loss: Array
+    cross_entropy: Array
+    accuracy: Array
+    mean_gain: Array
+    current_power: Array  # [nA²]
+    charge: Array  # [pC]
+    grad_norm: Array
+    diverged: Array  # fraction of trials [1]
+
+
+def init_state(cfg: PolicyTrainConfig) -> tuple[Parts, TrainState]:
+    parts, params = split(new_policy(cfg))
+    opt_state = optimizer(cfg).init(params)
+    return parts, TrainState(jnp.zeros((), jnp.int32), params, opt_state)
+
+
+def make_train_step(
+    env: EvidenceStim,
+    env_params: EvidenceStimParams,
+    parts: Parts,
+    cfg: PolicyTrainConfig,
+):
+    """Jitted ``state -> (state, StepMetrics)``: one Adam step on a fresh batch."""
+    opt = optimizer(cfg)
+
+    def batch_loss(params, keys):
+        eps = jax.vmap(
+            lambda k: episode(env, env_params, parts, params, k, cfg.truncation)
+        )(keys)
+        losses = jax.vmap(lambda e: episode_loss(e, cfg))(eps)
+        return jnp.mean(losses), eps
+
+    @jax.jit
+    def train_step(state: TrainState):
+        keys = iteration_keys(cfg.seed, state.step, cfg.batch)
+        (loss, eps), grads = jax.value_and_grad(batch_loss, has_aux=True)(
+            state.params, keys
+        )
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        metrics = StepMetrics(
+            loss=loss,
+            cross_entropy=jnp.mean(eps.cross_entropy),
+            accuracy=jnp.mean(eps.correct),
+            mean_gain=jnp.mean(eps.mean_gain),
+            current_power=jnp.mean(eps.current_power),
+            charge=jnp.mean(eps.charge),
+            grad_norm=optax.tree.norm(grads),
+            diverged=jnp.mean(eps.diverged.astype(loss.dtype)),
+        )
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    return train_step
+
+
+def make_env(plant, cfg: PolicyTrainConfig) -> tuple[EvidenceStim, EvidenceStimParams]:
+    """The `EvidenceStim` env on `plant` for `cfg` (control period, g_max, dtype)."""
+    env = EvidenceStim.from_plant(plant, control_ms=cfg.control_ms, dtype=cfg.precision)
+    params = eqx.tree_at(lambda p: p.g_max, env.default_params, cfg.g_max)
+    return env, env.prepare_params(params)

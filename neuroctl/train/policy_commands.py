@@ -1,0 +1,339 @@
+"""`neuroctl train-policy` and `neuroctl evaluate` (CLI edge).
+
+``train-policy`` trains a gain policy by BPTT on a shipped plant (resumable), then
+evaluates it and the ``g = 1`` baseline on the same held-out trials, prints the
+comparison, writes ``<out>/metrics.json`` and an example-trial figure, and with
+``--ship DIR`` freezes the policy into a verified folder. ``evaluate`` does the
+evaluation for a shipped folder or a run directory.
+"""
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from neuroctl.errors import ConfigError
+
+ENVS = ("neuroctl/EvidenceStim-v0",)
+
+
+@dataclass(frozen=True)
+class TrainPolicyArgs:
+    """Train a stimulation-gain policy by BPTT through the frozen plant.
+
+    The loss per trial is CE + lambda_gain·mean_t g² + lambda_current·mean I²
+    + lambda_charge·charge (neuroctl.train.policy). Resumable with --resume.
+    """
+
+    env: Literal["neuroctl/EvidenceStim-v0"] = "neuroctl/EvidenceStim-v0"
+    """Environment: gain on the evidence input of the frozen EI RNN."""
+    plant: str = "evidence_integration"
+    """Shipped plant under envs/ to control."""
+    policy: Literal["mlp", "gru", "open_loop", "fixed"] = "mlp"
+    """Policy kind: closed-loop MLP / GRU, open-loop time profile, trained constant."""
+    hidden: int = 16
+    """Hidden units of mlp/gru [1]."""
+    n_bins: int = 52
+    """Time bins of open_loop over the trial [1]."""
+    g_max: float = 2.0
+    """Largest gain [1] (g = sigmoid(logit)·g_max)."""
+    g_init: float = 1.0
+    """Gain of the fresh policy [1] (1 = the plant's native input)."""
+    seed: int = 0
+    """Policy initialisation and training trials [1]."""
+    iterations: int = 40
+    """Total iterations to reach [1] (the default is the README's short budget)."""
+    batch: int = 8
+    """Trials per gradient step [1]."""
+    lr: float = 0.05
+    """Adam learning rate [1]."""
+    decay_steps: int = 0
+    """Cosine decay of lr to 0.1·lr over this many iterations [1]; 0 = constant."""
+    clip_norm: float = 1.0
+    """Global gradient-norm clip [1]."""
+    lambda_gain: float = 1.0
+    """Weight of mean_t g_t² [1]."""
+    lambda_current: float = 0.0
+    """Weight of the mean current power mean_t mean_i I_i² [1/nA²]."""
+    lambda_charge: float = 0.0
+    """Weight of the injected charge per trial [1/pC]."""
+    control_ms: float = 1.0
+    """Control period: one gain is held this long [ms]."""
+    truncation: int = 0
+    """Truncated BPTT window [control steps]; 0 = through whole trials."""
+    precision: Literal["float32", "float64"] = "float64"
+    """Policy and solver dtype (float32 full-trial gradients measured unreliable)."""
+    out: Path = Path("runs/policy")
+    """Run directory: config.json, checkpoints/, log.jsonl, metrics.json, figure."""
+    resume: bool = False
+    """Continue from the newest checkpoint in --out."""
+    save_every: int = 10
+    """Checkpoint period [iterations] (and always at the end)."""
+    eval_trials: int = 200
+    """Held-out trials for the final evaluation [1] (0 = skip)."""
+    figure: Path = Path("results/policy_example_trial.png")
+    """Example-trial figure (stimulus, gain, readouts) written after training."""
+    init_from: Path | None = None
+    """Start from the newest params of this run directory (same architecture and
+    plant; fresh Adam state), e.g. to continue a λ sweep from a cheaper point."""
+    ship: Path | None = None
+    """If set, freeze the trained policy into this folder (spec, checkpoint, card)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+@dataclass(frozen=True)
+class EvaluateArgs:
+    """Evaluate a shipped policy (or a run directory) on held-out trials vs g = 1."""
+
+    policy: Path = Path("policies/evidence_gain_mlp")
+    """Shipped policy folder (spec.toml + checkpoint/) or a train-policy --out dir."""
+    trials: int = 1000
+    """Held-out trials [1]."""
+    seed: int | None = None
+    """Evaluation root seed (default: the reserved held-out seed 2**31-1)."""
+    out: Path | None = None
+    """Where to write metrics.json (default: print only)."""
+    figure: Path | None = None
+    """Optional example-trial figure."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def _config(args: TrainPolicyArgs):
+    from neuroctl.train.policy import PolicyTrainConfig
+
+    names = {f.name for f in dataclasses.fields(PolicyTrainConfig)}
+    return PolicyTrainConfig(
+        **{k: v for k, v in dataclasses.asdict(args).items() if k in names}
+    )
+
+
+def _check_args(args: TrainPolicyArgs) -> None:
+    for name in ("iterations", "save_every"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: got {value}; need >= 1.")
+    if args.eval_trials < 0:
+        raise ConfigError(f"--eval-trials: got {args.eval_trials}; need >= 0.")
+
+
+def _load_plant(name: str):
+    from neuroctl.plants import load
+
+    return load(name)
+
+
+def train_policy(args: Annotated[TrainPolicyArgs, tyro.conf.arg(name="")]) -> dict:
+    import jax
+
+    _check_args(args)
+    jax.config.update("jax_enable_x64", True)  # the shipped plants are float64
+    cfg = _config(args)  # validates every field before anything runs
+    from neuroctl.policies.shipped import plant_checksum
+    from neuroctl.train import policy as tp
+    from neuroctl.train.policy_run import PolicyRunConfig
+    from neuroctl.train.policy_run import train_policy as run_training
+
+    plant = _load_plant(args.plant)
+    checksum = plant_checksum(plant)
+    run = PolicyRunConfig(
+        out=args.out,
+        iterations=args.iterations,
+        save_every=args.save_every,
+        resume=args.resume,
+        progress=args.progress,
+        init_from=args.init_from,
+    )
+    t0 = time.perf_counter()
+    parts, state = run_training(run, cfg, plant, args.plant, checksum)
+    train_s = time.perf_counter() - t0
+    policy = tp.merge(parts, state.params)
+    print(f"trained {args.policy} to iteration {int(state.step)} in {train_s:.0f} s")
+    report = {
+        "train": dataclasses.asdict(cfg),
+        "plant": {"name": args.plant, "checksum": checksum},
+        "iterations": int(state.step),
+        "train_wall_s": round(train_s, 1),
+    }
+    if args.eval_trials:
+        env, env_params = tp.make_env(plant, cfg)
+        report.update(
+            _evaluate_and_report(
+                env, env_params, policy, args.eval_trials, None, args.progress
+            )
+        )
+        _example_figure(env, env_params, policy, args.figure, args.policy)
+    (args.out / "metrics.json").write_text(json.dumps(_provenance(report), indent=1))
+    print(f"wrote {args.out / 'metrics.json'}")
+    if args.ship is not None:
+        path = ship_policy(args.ship, policy, cfg, args.plant, checksum, report)
+        print(f"shipped the policy to {path}")
+    return report
+
+
+def _provenance(report: dict) -> dict:
+    from neuroctl.train.ship import provenance
+
+    return {**report, **provenance()}
+
+
+def _evaluate_and_report(env, env_params, policy, trials, seed, progress) -> dict:
+    from neuroctl.train.plant import EVAL_SEED
+    from neuroctl.train.policy_eval import evaluate
+
+    t0 = time.perf_counter()
+    result = evaluate(
+        env,
+        env_params,
+        policy,
+        trials,
+        EVAL_SEED if seed is None else seed,
+        progress=progress,
+    )
+    result["eval_wall_s"] = round(time.perf_counter() - t0, 1)
+    print(format_comparison(result))
+    return {"evaluation": result}
+
+
+def format_comparison(result: dict) -> str:
+    """The seed-style table: baseline vs policy, accuracy, power, reduction."""
+    rows = [
+        ("g = 1 baseline", result["baseline"]),
+        ("policy", result["policy"]),
+    ]
+    lines = [
+        f"held-out trials: {result['trials']} (seed {result['eval_seed']})",
+        f"{'':16s} {'accuracy':>9s} {'95% CI':>15s} {'power [nA²]':>12s} "
+        f"{'charge [pC]':>11s} {'mean gain':>9s}",
+    ]
+    for name, s in rows:
+        lo, hi = s["accuracy_ci95"]
+        lines.append(
+            f"{name:16s} {s['accuracy']:9.4f} [{lo:.4f},{hi:.4f}] "
+            f"{s['current_power']:12.3e} {s['charge']:11.3f} {s['mean_gain']:9.4f}"
+        )
+    lines.append(
+        f"power reduction vs g = 1: {result['power_reduction']:.1f}x; "
+        f"charge reduction: {result['charge_reduction']:.1f}x"
+    )
+    return "\n".join(lines)
+
+
+def _example_figure(env, env_params, policy, path: Path, label: str) -> None:
+    if path is None:
+        return
+    from neuroctl.io import save_figure
+    from neuroctl.plotting.policy import example_trial_figure
+
+    saved = save_figure(example_trial_figure(env, env_params, policy, label), path)
+    print(f"wrote {saved}")
+
+
+def ship_policy(
+    folder: Path, policy, cfg, plant_name: str, checksum: str, report: dict
+):
+    """Freeze `policy` into `folder` (spec.toml, verified checkpoint, metrics.json)."""
+    from neuroctl.io.checkpoints import save_verified
+    from neuroctl.policies.shipped import (
+        CHECKPOINT_DIR,
+        PolicySpec,
+        spec_to_toml,
+    )
+    from neuroctl.train.policy import split
+
+    spec = PolicySpec(
+        name=Path(folder).name,
+        policy=cfg.policy,
+        hidden=cfg.hidden,
+        n_bins=cfg.n_bins,
+        g_max=cfg.g_max,
+        g_init=cfg.g_init,
+        control_ms=cfg.control_ms,
+        precision=cfg.precision,
+        plant=plant_name,
+        plant_checksum=checksum,
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _, params = split(policy)
+    save_verified(
+        folder / CHECKPOINT_DIR,
+        params,
+        {"plant_checksum": checksum, "policy": cfg.policy},
+        overwrite=True,
+    )
+    (folder / "spec.toml").write_text(spec_to_toml(spec))
+    (folder / "metrics.json").write_text(json.dumps(_provenance(report), indent=1))
+    return folder
+
+
+def evaluate_policy(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> dict:
+    import jax
+
+    if args.trials < 1:
+        raise ConfigError(f"--trials: got {args.trials}; need >= 1.")
+    jax.config.update("jax_enable_x64", True)
+    from neuroctl.policies.shipped import load_policy
+    from neuroctl.train import policy as tp
+
+    folder = args.policy
+    if (folder / "spec.toml").is_file() or not folder.exists():
+        policy, spec, _ = load_policy(folder)
+        plant = _load_plant(spec.plant)
+        cfg = tp.PolicyTrainConfig(
+            policy=spec.policy,
+            g_max=spec.g_max,
+            control_ms=spec.control_ms,
+            precision=spec.precision,
+        )
+        label = spec.policy
+    else:
+        policy, plant, cfg = _from_run_dir(folder)
+        label = cfg.policy
+    env, env_params = tp.make_env(plant, cfg)
+    report = _evaluate_and_report(
+        env, env_params, policy, args.trials, args.seed, args.progress
+    )
+    if args.figure is not None:
+        _example_figure(env, env_params, policy, args.figure, label)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(_provenance(report), indent=1))
+        print(f"wrote {args.out}")
+    return report
+
+
+def _from_run_dir(folder: Path):
+    from neuroctl.policies.shipped import plant_checksum
+    from neuroctl.train import policy as tp
+    from neuroctl.train.policy_run import restore
+
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ConfigError(
+            f"--policy: {folder} is neither a shipped policy folder (spec.toml) nor "
+            "a train-policy run directory (config.json); pass one of those."
+        )
+    record = json.loads(config.read_text())
+    cfg = tp.PolicyTrainConfig(
+        **{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in record["train"].items()
+        }
+    )
+    plant = _load_plant(record["plant"]["name"])
+    if plant_checksum(plant) != record["plant"]["checksum"]:
+        raise ConfigError(
+            f"--policy: {folder} was trained on a plant with a different checksum "
+            "than the shipped one; evaluate it on the plant it was trained on."
+        )
+    parts, state = restore(folder, cfg)
+    return tp.merge(parts, state.params), plant, cfg
+
+
+COMMANDS = {"train-policy": train_policy, "evaluate": evaluate_policy}

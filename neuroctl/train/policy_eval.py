@@ -1,0 +1,143 @@
+"""Held-out evaluation of gain policies against the fixed ``g = 1`` baseline.
+
+Trials come from ``split(key(EVAL_SEED), n)`` (`neuroctl.train.plant.evaluation_keys`),
+disjoint from every training key, and the baseline runs on exactly the same trials.
+The reduction factor is the ratio of mean current powers (mean over trials of the
+per-trial mean of ``I²``, as the seed's table reports), baseline over policy.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from neuroctl.policies.gain import FixedGain, GainPolicy
+from neuroctl.train import policy as tp
+from neuroctl.train.plant import EVAL_SEED, evaluation_keys, wilson_interval
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Held-out metrics of one policy (means over trials unless noted)."""
+
+    trials: int  # [1]
+    correct: int  # [1]
+    accuracy: float  # [1]
+    accuracy_ci95: tuple[float, float]  # Wilson score interval [1]
+    current_power: float  # mean over trials of the per-trial mean I² [nA²]
+    charge: float  # injected charge per trial [pC]
+    mean_gain: float  # [1]
+    mean_gain_sq: float  # [1]
+    cross_entropy: float  # [nats]
+    diverged: int  # trials whose simulation diverged [1]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@eqx.filter_jit
+def _chunk(env, env_params, parts, params, keys):
+    return jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k))(keys)
+
+
+def run_trials(
+    env, env_params, policy: GainPolicy, keys, chunk: int = 100, progress=False
+):
+    """Per-trial `Episode` fields as NumPy arrays, evaluated in chunks of `chunk`."""
+    from tqdm.auto import tqdm
+
+    parts, params = tp.split(policy)
+    out = []
+    for lo in tqdm(range(0, len(keys), chunk), disable=not progress, unit="chunk"):
+        ep = _chunk(env, env_params, parts, params, keys[lo : lo + chunk])
+        out.append(jax.device_get(ep._replace(gains=None, readouts=None)))
+    fields = (
+        "cross_entropy",
+        "correct",
+        "mean_gain_sq",
+        "mean_gain",
+        "current_power",
+        "charge",
+        "diverged",
+    )
+    return {f: np.concatenate([np.asarray(getattr(o, f)) for o in out]) for f in fields}
+
+
+def summarise(trials: dict) -> Summary:
+    n = len(trials["correct"])
+    correct = int(np.sum(trials["correct"]))
+    return Summary(
+        trials=n,
+        correct=correct,
+        accuracy=correct / n,
+        accuracy_ci95=wilson_interval(correct, n),
+        current_power=float(np.mean(trials["current_power"])),
+        charge=float(np.mean(trials["charge"])),
+        mean_gain=float(np.mean(trials["mean_gain"])),
+        mean_gain_sq=float(np.mean(trials["mean_gain_sq"])),
+        cross_entropy=float(np.mean(trials["cross_entropy"])),
+        diverged=int(np.sum(trials["diverged"])),
+    )
+
+
+def baseline_policy(env_params, dtype) -> FixedGain:
+    """The plant's native input, ``g = 1`` throughout."""
+    return FixedGain(1.0, g_max=float(env_params.g_max), param_dtype=dtype)
+
+
+def evaluate(
+    env,
+    env_params,
+    policy: GainPolicy,
+    n_trials: int = 1000,
+    seed: int = EVAL_SEED,
+    chunk: int = 100,
+    progress: bool = False,
+    baseline: Summary | None = None,
+) -> dict:
+    """Policy and ``g = 1`` baseline on the same held-out trials.
+
+    Returns a JSON-able dict: ``policy`` and ``baseline`` `Summary` dicts,
+    ``power_reduction`` (baseline / policy mean current power) and
+    ``charge_reduction``, plus ``eval_seed`` and ``trials``.
+    """
+    keys = evaluation_keys(n_trials, seed)
+    pol = summarise(run_trials(env, env_params, policy, keys, chunk, progress))
+    if baseline is None:
+        base_policy = baseline_policy(env_params, env.config.jnp_dtype)
+        baseline = summarise(
+            run_trials(env, env_params, base_policy, keys, chunk, progress)
+        )
+    return {
+        "eval_seed": seed,
+        "trials": n_trials,
+        "policy": pol.as_dict(),
+        "baseline": baseline.as_dict(),
+        "power_reduction": _ratio(baseline.current_power, pol.current_power),
+        "charge_reduction": _ratio(baseline.charge, pol.charge),
+    }
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.inf
+
+
+def gain_trace(env, env_params, policy: GainPolicy, key):
+    """One recorded trial: gains ``(T,)`` [1] and readouts ``(T, 2)`` [mV] kept."""
+    parts, params = tp.split(policy)
+    run = eqx.filter_jit(
+        lambda k: tp.episode(env, env_params, parts, params, k, record=True)
+    )
+    return jax.device_get(run(key))
+
+
+__all__ = [
+    "Summary",
+    "baseline_policy",
+    "evaluate",
+    "gain_trace",
+    "run_trials",
+    "summarise",
+]

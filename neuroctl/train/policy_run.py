@@ -1,0 +1,198 @@
+"""A policy-training run at the edge: Orbax checkpoints, JSONL log, progress bar.
+
+Layout of a run directory ``out/``::
+
+    config.json          PolicyTrainConfig + the plant's name and checksum
+    checkpoints/<step>/  Orbax `CheckpointManager` steps of the `TrainState`
+    log.jsonl            one line per iteration: loss, CE, accuracy, mean gain,
+                         current power [nA²], charge [pC], grad norm, times [s]
+
+``resume=True`` restores the newest checkpoint and continues bit-identically (the
+trials of iteration ``i`` depend only on the seed and ``i``); log lines after the
+restored step are dropped. A run directory refuses a different config or plant.
+"""
+
+import collections
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from neuroctl.errors import ConfigError
+from neuroctl.train import policy as tp
+from neuroctl.train.run import _truncate_log
+
+
+@dataclass(frozen=True)
+class PolicyRunConfig:
+    """Where and how often a run writes (no influence on the maths)."""
+
+    out: Path  # run directory
+    iterations: int  # total iterations to reach [1]
+    save_every: int = 10  # checkpoint period [iterations]
+    keep: int = 2  # checkpoints kept [1]
+    resume: bool = False  # continue from the newest checkpoint in `out`
+    progress: bool = True  # show a tqdm bar
+    init_from: Path | None = None  # start from this run's newest params (fresh Adam)
+
+
+def run_record(
+    cfg: tp.PolicyTrainConfig,
+    plant_name: str,
+    plant_checksum: str,
+    init_from: Path | None = None,
+) -> dict:
+    """JSON record of everything that fixes the run's maths."""
+    record = {
+        "train": dataclasses.asdict(cfg),
+        "plant": {"name": plant_name, "checksum": plant_checksum},
+    }
+    if init_from is not None:  # a continuation (e.g. a λ sweep): where it started
+        record["init_from"] = str(init_from)
+    return record
+
+
+def _initial_params(run: PolicyRunConfig, cfg: tp.PolicyTrainConfig, checksum: str):
+    """Params of `run.init_from` (same architecture and plant), else None."""
+    if run.init_from is None:
+        return None
+    src = Path(run.init_from)
+    saved = json.loads((src / "config.json").read_text())
+    if saved["plant"]["checksum"] != checksum:
+        raise ConfigError(
+            f"init_from: {src} was trained on another plant; start from a run on "
+            "this plant."
+        )
+    src_cfg = tp.PolicyTrainConfig(**saved["train"])
+    arch = ("policy", "hidden", "n_bins", "g_max", "precision")
+    if any(getattr(src_cfg, k) != getattr(cfg, k) for k in arch):
+        raise ConfigError(
+            f"init_from: {src} has another architecture "
+            f"({ {k: getattr(src_cfg, k) for k in arch} }); use a run with "
+            f"{ {k: getattr(cfg, k) for k in arch} }."
+        )
+    return restore(src, src_cfg)[1].params
+
+
+def _check_resumable(out: Path, record: dict) -> None:
+    saved = json.loads((out / "config.json").read_text())
+    if saved != json.loads(json.dumps(record)):
+        diff = {k: (saved.get(k), v) for k, v in record.items() if saved.get(k) != v}
+        raise ConfigError(
+            f"--resume: {out}/config.json differs from this run (saved, requested): "
+            f"{diff}; use the saved settings or a new --out."
+        )
+
+
+def train_policy(
+    run: PolicyRunConfig,
+    cfg: tp.PolicyTrainConfig,
+    plant,
+    plant_name: str,
+    plant_checksum: str,
+) -> tuple[tp.Parts, tp.TrainState]:
+    """Train (or resume) a policy on `plant`; checkpoint periodically and at the end."""
+    env, env_params = tp.make_env(plant, cfg)
+    parts, fresh = tp.init_state(cfg)
+    run.out.mkdir(parents=True, exist_ok=True)
+    record = run_record(cfg, plant_name, plant_checksum, run.init_from)
+    mgr = ocp.CheckpointManager(
+        (run.out / "checkpoints").absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=run.keep, create=True),
+    )
+    latest = mgr.latest_step()
+    if latest is not None and not run.resume:
+        mgr.close()
+        raise ConfigError(
+            f"out: {run.out} already holds checkpoints (latest step {latest}); "
+            "pass --resume to continue or choose a new --out."
+        )
+    if latest is None:
+        (run.out / "config.json").write_text(json.dumps(record, indent=1))
+        (run.out / "log.jsonl").unlink(missing_ok=True)
+        state, wall = fresh, 0.0
+        start = _initial_params(run, cfg, plant_checksum)
+        if start is not None:
+            opt_state = tp.optimizer(cfg).init(start)
+            state = tp.TrainState(fresh.step, start, opt_state)
+    else:
+        _check_resumable(run.out, record)
+        state = mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
+        wall = _truncate_log(run.out / "log.jsonl", latest)
+    step_fn = tp.make_train_step(env, env_params, parts, cfg)
+    logger = _Logger(run, int(state.step), wall)
+    try:
+        while int(state.step) < run.iterations:
+            state, metrics = step_fn(state)
+            logger(state, metrics, mgr)
+        if mgr.latest_step() != int(state.step):
+            mgr.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
+        mgr.wait_until_finished()
+    finally:
+        logger.close()
+        mgr.close()
+    return parts, state
+
+
+class _Logger:
+    def __init__(self, run: PolicyRunConfig, start: int, wall: float):
+        from tqdm.auto import tqdm
+
+        self.run, self.wall, self.t = run, wall, time.perf_counter()
+        self.recent = collections.deque(maxlen=10)
+        self.bar = tqdm(
+            total=run.iterations,
+            initial=start,
+            disable=not run.progress,
+            unit="it",
+            dynamic_ncols=True,
+            desc="train-policy",
+        )
+        self.log = (run.out / "log.jsonl").open("a")
+
+    def __call__(self, state: tp.TrainState, m: tp.StepMetrics, mgr) -> None:
+        values = {k: float(v) for k, v in jax.device_get(m._asdict()).items()}
+        now = time.perf_counter()
+        dt, self.t = now - self.t, now
+        self.wall += dt
+        i = int(state.step)
+        line = {
+            "iteration": i,
+            **values,
+            "step_s": round(dt, 3),
+            "wall_s": round(self.wall, 3),
+        }
+        self.log.write(json.dumps(line) + "\n")
+        self.log.flush()
+        self.recent.append(values)
+        mean = {k: sum(r[k] for r in self.recent) / len(self.recent) for k in values}
+        self.bar.set_postfix(
+            loss=f"{mean['loss']:.3f}",
+            acc=f"{mean['accuracy']:.3f}",
+            gain=f"{mean['mean_gain']:.3f}",
+        )
+        self.bar.update(1)
+        if i % self.run.save_every == 0:
+            mgr.save(i, args=ocp.args.StandardSave(state))
+
+    def close(self) -> None:
+        self.bar.close()
+        self.log.close()
+
+
+def restore(out: Path, cfg: tp.PolicyTrainConfig, step: int | None = None):
+    """``(parts, TrainState)`` of a run's checkpoint (newest unless `step`)."""
+    parts, fresh = tp.init_state(cfg)
+    mgr = ocp.CheckpointManager((Path(out) / "checkpoints").absolute())
+    try:
+        step = mgr.latest_step() if step is None else step
+        if step is None:
+            raise ConfigError(f"out: {out} holds no checkpoints; train first.")
+        state = mgr.restore(step, args=ocp.args.StandardRestore(fresh))
+    finally:
+        mgr.close()
+    return parts, state

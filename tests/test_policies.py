@@ -1,0 +1,246 @@
+"""Gain policies, the BPTT trainer, shipping/loading, the CLI's bad-input errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neuroctl.errors import ConfigError
+from neuroctl.io.checkpoints import CheckpointError
+from neuroctl.plants import load
+from neuroctl.plants.evidence import EvidencePlant
+from neuroctl.policies import POLICIES, load_policy, make_policy, plant_checksum
+from neuroctl.train import policy as tp
+from neuroctl.train.policy_commands import ship_policy
+from neuroctl.train.policy_eval import run_trials
+
+OBS = jnp.array([-70.0, -55.0, 0.4])
+
+
+def short_plant(trial_ms: float = 30.0) -> EvidencePlant:
+    """The shipped (trained) plant on a short trial: the last 5 ms are the window."""
+    plant = load("evidence_integration")
+    task = dataclasses.replace(
+        plant.task, trial_ms=trial_ms, response_window_ms=(trial_ms - 5.0, trial_ms)
+    )
+    return EvidencePlant(
+        plant.network, plant.params, plant.g, plant.input_weights, task, "short"
+    )
+
+
+@pytest.fixture(scope="module")
+def plant():
+    return short_plant()
+
+
+@pytest.mark.parametrize("kind", sorted(POLICIES))
+def test_policies_map_one_observation_to_a_bounded_gain(kind):
+    policy = make_policy(kind, g_max=2.0, g_init=0.5, param_dtype=jnp.float64)
+    carry = policy.initial_carry()
+    carry2, gain = policy(carry, OBS)
+    assert gain.shape == (1,) and gain.dtype == jnp.float64
+    assert carry2.shape == carry.shape
+    np.testing.assert_allclose(gain, 0.5, atol=0.05)  # g_init where it starts
+    # vmap at the call site over a batch of observations (and carries)
+    obs = jnp.stack([OBS, OBS + 10.0, jnp.array([0.0, 20.0, 1.0])])
+    carries = jnp.stack([carry] * 3)
+    _, gains = jax.vmap(policy)(carries, obs)
+    assert gains.shape == (3, 1)
+    assert jnp.all((gains >= 0) & (gains <= 2.0))
+
+
+def test_open_loop_reads_only_time_and_mlp_reads_voltages():
+    open_loop = make_policy("open_loop", n_bins=4)
+    params = tp.split(open_loop)[1]
+    params["logits"] = jnp.array([-3.0, -1.0, 1.0, 3.0])
+    open_loop = tp.merge(tp.split(open_loop)[0], params)
+    gains = [
+        float(open_loop(None, jnp.array([v, -v, t]))[1][0])
+        for v, t in ((-70.0, 0.1), (0.0, 0.1), (-70.0, 0.9))
+    ]
+    assert gains[0] == gains[1] and gains[2] > gains[0]
+    mlp = make_policy("mlp", seed=1)
+    params = tp.split(mlp)[1]
+    params["out"]["kernel"] = jnp.ones_like(params["out"]["kernel"])
+    mlp = tp.merge(tp.split(mlp)[0], params)
+    g1 = mlp(None, jnp.array([-70.0, -70.0, 0.5]))[1]
+    g2 = mlp(None, jnp.array([-20.0, -70.0, 0.5]))[1]
+    assert float(g1[0]) != float(g2[0])
+
+
+def test_fixed_gain_baseline_is_frozen_and_trainable_one_is_not():
+    from neuroctl.policies import FixedGain
+
+    frozen = FixedGain(1.0)
+    assert tp.split(frozen)[1] == {}
+    trainable = make_policy("fixed")
+    assert set(tp.split(trainable)[1]) == {"logit"}
+
+
+def test_bad_policy_configs_name_the_field():
+    with pytest.raises(ConfigError, match="policy"):
+        make_policy("transformer")
+    with pytest.raises(ConfigError, match="g_init"):
+        make_policy("mlp", g_init=3.0, g_max=2.0)
+    with pytest.raises(ConfigError, match="g_max"):
+        make_policy("mlp", g_max=-1.0)
+    with pytest.raises(ConfigError, match="lambda_gain"):
+        tp.PolicyTrainConfig(lambda_gain=-0.1)
+    with pytest.raises(ConfigError, match="lambda_current"):
+        tp.PolicyTrainConfig(lambda_current=float("nan"))
+    with pytest.raises(ConfigError, match="seed"):
+        tp.PolicyTrainConfig(seed=2**31 - 1)
+    with pytest.raises(ConfigError, match="batch"):
+        tp.PolicyTrainConfig(batch=0)
+
+
+def _fixed_batch_metrics(env, env_params, parts, params, cfg, keys):
+    eps = jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k))(keys)
+    loss = jnp.mean(jax.vmap(lambda e: tp.episode_loss(e, cfg))(eps))
+    return float(loss), float(jnp.mean(eps.current_power))
+
+
+def test_short_bptt_run_lowers_the_loss_and_the_energy(plant):
+    cfg = tp.PolicyTrainConfig(
+        policy="mlp", batch=4, lr=0.05, lambda_gain=1.0, lambda_current=1e4
+    )
+    env, env_params = tp.make_env(plant, cfg)
+    parts, state = tp.init_state(cfg)
+    keys = jax.random.split(jax.random.key(123), 8)  # fixed held-out batch
+    before = _fixed_batch_metrics(env, env_params, parts, state.params, cfg, keys)
+    step = tp.make_train_step(env, env_params, parts, cfg)
+    for _ in range(12):
+        state, metrics = step(state)
+        assert np.isfinite(float(metrics.loss)) and float(metrics.grad_norm) > 0
+    after = _fixed_batch_metrics(env, env_params, parts, state.params, cfg, keys)
+    assert after[0] < before[0] - 0.1, (before, after)  # loss
+    assert after[1] < 0.7 * before[1], (before, after)  # current power [nA²]
+
+
+def test_episode_gradient_matches_finite_differences(plant):
+    cfg = tp.PolicyTrainConfig(policy="open_loop", n_bins=3, lambda_gain=0.5)
+    env, env_params = tp.make_env(plant, cfg)
+    parts, params = tp.split(tp.new_policy(cfg))
+    key = jax.random.key(7)
+
+    def loss(logits):
+        ep = tp.episode(env, env_params, parts, {"logits": logits}, key)
+        return tp.episode_loss(ep, cfg)
+
+    x = params["logits"] + jnp.array([0.3, -0.2, 0.1])
+    grad = jax.jit(jax.grad(loss))(x)
+    direction = jnp.array([0.5, -1.0, 0.7])
+    h = 1e-5
+    f = jax.jit(loss)
+    fd = (f(x + h * direction) - f(x - h * direction)) / (2 * h)
+    np.testing.assert_allclose(float(grad @ direction), float(fd), rtol=1e-4)
+
+
+def test_ship_load_evaluate_is_bit_identical_and_checks_the_plant(plant, tmp_path):
+    cfg = tp.PolicyTrainConfig(policy="gru", hidden=4)
+    policy = tp.new_policy(cfg)
+    parts, params = tp.split(policy)
+    params = jax.tree.map(lambda x: x + 0.01, params)  # not the init
+    policy = tp.merge(parts, params)
+    folder = ship_policy(
+        tmp_path / "p", policy, cfg, "short", plant_checksum(plant), {"note": 1}
+    )
+    loaded, spec, metrics = load_policy(folder, plant=plant)
+    assert spec.policy == "gru" and metrics["note"] == 1
+    env, env_params = tp.make_env(plant, cfg)
+    keys = jax.random.split(jax.random.key(5), 2)
+    a = run_trials(env, env_params, policy, keys)
+    b = run_trials(env, env_params, loaded, keys)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    # a different plant is refused
+    other = EvidencePlant(
+        plant.network,
+        plant.params,
+        plant.g * 1.001,
+        plant.input_weights,
+        plant.task,
+        "other",
+    )
+    with pytest.raises(ConfigError, match="checksum"):
+        load_policy(folder, plant=other)
+    # a damaged checkpoint is refused, naming the file
+    chunk = max(
+        (
+            p
+            for p in (folder / "checkpoint").rglob("*")
+            if p.is_file() and p.name != "manifest.json"
+        ),
+        key=lambda p: p.stat().st_size,
+    )
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=chunk.name):
+        load_policy(folder, plant=plant)
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "neuroctl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lambda-gain", "-0.5"], "lambda_gain"),
+        (["--policy", "transformer"], "transformer"),
+        (["--plant", "no_such_plant"], "no_such_plant"),
+        (["--iterations", "0"], "--iterations"),
+    ],
+)
+def test_train_policy_cli_rejects_bad_values(args, message, tmp_path):
+    r = _cli("train-policy", "--out", str(tmp_path / "run"), *args)
+    assert r.returncode != 0
+    assert message in (r.stderr + r.stdout)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_evaluate_cli_rejects_a_missing_policy(tmp_path):
+    r = _cli("evaluate", "--policy", str(tmp_path / "nothing"), "--trials", "2")
+    assert r.returncode != 0 and "spec.toml" in (r.stderr + r.stdout)
+
+
+def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
+    from neuroctl.train.policy_run import PolicyRunConfig, train_policy
+
+    cfg = tp.PolicyTrainConfig(policy="fixed", batch=2)
+    run = PolicyRunConfig(out=tmp_path, iterations=2, save_every=1, progress=False)
+    train_policy(run, cfg, plant, "short", "abc")
+    run4 = dataclasses.replace(run, iterations=4, resume=True)
+    _, s4 = train_policy(run4, cfg, plant, "short", "abc")
+    _, fresh = train_policy(
+        PolicyRunConfig(out=tmp_path / "b", iterations=4, progress=False),
+        cfg,
+        plant,
+        "short",
+        "abc",
+    )
+    np.testing.assert_array_equal(s4.params["logit"], fresh.params["logit"])
+    assert int(s4.step) == 4
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in lines] == [1, 2, 3, 4]
+    with pytest.raises(ConfigError, match="resume"):
+        train_policy(run, cfg, plant, "short", "abc")  # no --resume
+    with pytest.raises(ConfigError, match="differs"):
+        train_policy(
+            dataclasses.replace(run4, iterations=5),
+            dataclasses.replace(cfg, lr=0.1),
+            plant,
+            "short",
+            "abc",
+        )
