@@ -96,3 +96,82 @@ def example_trial_figure(
         for row in axes[:, col]:
             row.axvspan(*window, color="gold", alpha=0.3, lw=0)
     return fig
+
+
+def pareto_figure(points: list[dict], trials: int) -> Figure:
+    """Accuracy vs mean current power: constant gains and trained policies.
+
+    Args:
+        points: dicts with ``kind``, ``accuracy``, ``accuracy_ci95``,
+            ``current_power`` [nA²] and ``gain`` (constant) or ``lambda_gain``.
+        trials: held-out trials behind each point [1].
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+    styles = {
+        "constant": ("k", "s", "constant gain g (no control)"),
+        "mlp": ("C3", "o", "MLP (closed loop)"),
+        "gru": ("C2", "^", "GRU (closed loop, memory)"),
+        "open_loop": ("C0", "D", "open-loop time profile"),
+    }
+    base = next(
+        (
+            p["current_power"]
+            for p in points
+            if p["kind"] == "constant" and p.get("gain") == 1.0
+        ),
+        None,
+    )
+    for kind, (color, marker, label) in styles.items():
+        pts = sorted(
+            (p for p in points if p["kind"] == kind), key=lambda p: p["current_power"]
+        )
+        if not pts:
+            continue
+        x = np.array([p["current_power"] for p in pts])
+        y = np.array([p["accuracy"] for p in pts])
+        lo = np.array([p["accuracy_ci95"][0] for p in pts])
+        hi = np.array([p["accuracy_ci95"][1] for p in pts])
+        ax.errorbar(
+            x,
+            y,
+            yerr=[y - lo, hi - y],
+            color=color,
+            marker=marker,
+            lw=1,
+            capsize=2,
+            label=label,
+        )
+        for p in pts:
+            tag = (
+                f"g={p['gain']:g}" if kind == "constant" else f"λ={p['lambda_gain']:g}"
+            )
+            ax.annotate(
+                tag,
+                (p["current_power"], p["accuracy"]),
+                fontsize=7,
+                xytext=(3, -9),
+                textcoords="offset points",
+                color=color,
+            )
+    if base is not None:
+        for factor in (10, 30, 100):
+            ax.axvline(base / factor, color="0.7", lw=0.8, ls=":")
+            ax.text(
+                base / factor,
+                0.52,
+                f"{factor}x less",
+                rotation=90,
+                fontsize=7,
+                color="0.4",
+                va="bottom",
+                ha="right",
+            )
+    ax.set(
+        xscale="log",
+        xlabel="mean current power [nA²]",
+        ylabel=f"accuracy ({trials} held-out trials, 95 % CI)",
+        ylim=(0.45, 1.02),
+        title="Evidence plant: accuracy vs stimulation power",
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

@@ -57,12 +57,10 @@ class PolicyTrainConfig:
     g_init: float = 1.0  # gain of the fresh policy [1]
     seed: int = 0  # policy initialisation and training trials [1]
     batch: int = 8  # trials per gradient [1]
-    lr: float = 0.01  # Adam learning rate [1]
-    decay_steps: int = (
-        0  # cosine decay of lr to lr·0.1 over this many iterations; 0 = constant
-    )
+    lr: float = 0.02  # Adam learning rate [1]
+    decay_steps: int = 0  # cosine decay to 0.1·lr over this many iterations; 0: none
     clip_norm: float = 1.0  # global gradient-norm clip [1]
-    lambda_gain: float = 0.1  # weight of mean_t g_t² [1]
+    lambda_gain: float = 0.3  # weight of mean_t g_t² [1]
     lambda_current: float = 0.0  # weight of the mean current power [1/nA²]
     lambda_charge: float = 0.0  # weight of the injected charge per trial [1/pC]
     control_ms: float = 1.0  # control period [ms]

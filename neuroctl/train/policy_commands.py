@@ -46,16 +46,17 @@ class TrainPolicyArgs:
     seed: int = 0
     """Policy initialisation and training trials [1]."""
     iterations: int = 40
-    """Total iterations to reach [1] (the default is the README's short budget)."""
+    """Total iterations to reach [1] (the default is the README's short budget,
+    ~5 min on 2 CPU cores; the shipped policy had 300 + 100)."""
     batch: int = 8
     """Trials per gradient step [1]."""
-    lr: float = 0.05
-    """Adam learning rate [1]."""
+    lr: float = 0.02
+    """Adam learning rate [1] (0.05 with lambda_gain 1 collapsed to chance)."""
     decay_steps: int = 0
     """Cosine decay of lr to 0.1·lr over this many iterations [1]; 0 = constant."""
     clip_norm: float = 1.0
     """Global gradient-norm clip [1]."""
-    lambda_gain: float = 1.0
+    lambda_gain: float = 0.3
     """Weight of mean_t g_t² [1]."""
     lambda_current: float = 0.0
     """Weight of the mean current power mean_t mean_i I_i² [1/nA²]."""
@@ -73,7 +74,7 @@ class TrainPolicyArgs:
     """Continue from the newest checkpoint in --out."""
     save_every: int = 10
     """Checkpoint period [iterations] (and always at the end)."""
-    eval_trials: int = 200
+    eval_trials: int = 100
     """Held-out trials for the final evaluation [1] (0 = skip)."""
     figure: Path = Path("results/policy_example_trial.png")
     """Example-trial figure (stimulus, gain, readouts) written after training."""
@@ -336,4 +337,64 @@ def _from_run_dir(folder: Path):
     return tp.merge(parts, state.params), plant, cfg
 
 
-COMMANDS = {"train-policy": train_policy, "evaluate": evaluate_policy}
+@dataclass(frozen=True)
+class ShipPolicyArgs:
+    """Freeze a train-policy run into a shipped policy folder, with its evaluation."""
+
+    run: Path
+    """The train-policy run directory (config.json + checkpoints/)."""
+    out: Path = Path("policies/evidence_gain_mlp")
+    """The shipped folder to write (spec.toml, checkpoint/, metrics.json)."""
+    trials: int = 1000
+    """Held-out trials of the card's evaluation [1] (cached in the run directory)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
+    import jax
+
+    if args.trials < 1:
+        raise ConfigError(f"--trials: got {args.trials}; need >= 1.")
+    jax.config.update("jax_enable_x64", True)
+    from neuroctl.train import policy as tp
+
+    policy, plant, cfg = _from_run_dir(args.run)
+    env, env_params = tp.make_env(plant, cfg)
+    cache = args.run / f"table{args.trials}.json"
+    if cache.is_file():
+        evaluation = json.loads(cache.read_text())
+        print(format_comparison(evaluation))
+    else:
+        evaluation = _evaluate_and_report(
+            env, env_params, policy, args.trials, None, args.progress
+        )["evaluation"]
+        cache.write_text(json.dumps(evaluation, indent=1))
+    record = json.loads((args.run / "config.json").read_text())
+    log = (args.run / "log.jsonl").read_text().splitlines()
+    last = json.loads(log[-1]) if log else {}
+    report = {
+        "train": record["train"],
+        "plant": record["plant"],
+        "init_from": record.get("init_from"),
+        "iterations": last.get("iteration"),
+        "train_wall_s_this_stage": last.get("wall_s"),
+        "evaluation": evaluation,
+    }
+    path = ship_policy(
+        args.out,
+        policy,
+        cfg,
+        record["plant"]["name"],
+        record["plant"]["checksum"],
+        report,
+    )
+    print(f"shipped {args.run} to {path}")
+    return path
+
+
+COMMANDS = {
+    "train-policy": train_policy,
+    "evaluate": evaluate_policy,
+    "ship-policy": ship_run,
+}

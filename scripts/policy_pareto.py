@@ -1,0 +1,264 @@
+"""Accuracy vs stimulation power of gain policies on the shipped evidence plant.
+
+The full reproduction of the policy results (issue #5), resumable: every training
+stage is a `neuroctl.train.policy_run` run directory under ``--runs`` (rerunning the
+script continues unfinished stages and skips finished ones), every evaluation is
+cached next to its run. Stages of one policy kind form a λ continuation: the first
+trains from scratch at the smallest ``lambda_gain``, each next one starts from the
+previous one's parameters (``init_from``) with a larger λ — the cheap way to trace
+a Pareto front.
+
+Writes (with provenance):
+* ``results/policy_pareto.png`` / ``.json``: accuracy and mean current power of
+  every stage on ``--trials`` held-out trials, for MLP, GRU and open-loop policies,
+  and the constant-gain curve (``g`` swept, no training) as the reference;
+* ``results/policy_table.md``: the seed-style table (``g = 1`` vs the best policy:
+  accuracy with 95 % CI, mean current power, reduction factor) on
+  ``--table-trials`` held-out trials, the best policy being the cheapest stage
+  with no error on the ``--trials`` evaluation;
+* ``results/policy_example_trial.png``: that policy on two held-out trials.
+
+Usage: ``python scripts/policy_pareto.py`` (hours on a 2-core CPU; ``--kinds mlp``
+and ``--max-stages 1`` for less).
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import tyro
+
+jax.config.update("jax_enable_x64", True)
+
+from neuroctl.io import save_figure  # noqa: E402
+from neuroctl.plants import load  # noqa: E402
+from neuroctl.policies import FixedGain, plant_checksum  # noqa: E402
+from neuroctl.train import policy as tp  # noqa: E402
+from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
+from neuroctl.train.policy_eval import run_trials, summarise  # noqa: E402
+from neuroctl.train.policy_run import PolicyRunConfig, restore, train_policy  # noqa: E402
+from neuroctl.train.ship import provenance  # noqa: E402
+
+PLANT = "evidence_integration"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage of the λ continuation."""
+
+    kind: str  # policy kind
+    lambda_gain: float  # [1]
+    iterations: int  # [1]
+    lr: float  # Adam learning rate [1]
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_l{self.lambda_gain:g}"
+
+
+DEFAULT_STAGES = (
+    Stage("mlp", 0.3, 300, 0.02),
+    Stage("mlp", 1.0, 100, 0.01),
+    Stage("mlp", 3.0, 100, 0.01),
+    Stage("open_loop", 0.3, 300, 0.05),
+    Stage("open_loop", 1.0, 100, 0.02),
+    Stage("gru", 0.3, 150, 0.02),
+    Stage("gru", 1.0, 100, 0.01),
+)
+
+
+@dataclass(frozen=True)
+class Args:
+    """Train the λ stages, evaluate them and the constant-gain curve, plot."""
+
+    runs: Path = Path("runs/pareto")
+    """Run directories (one per stage) and cached evaluations."""
+    results: Path = Path("results")
+    """Where figures and tables go."""
+    kinds: tuple[str, ...] = ("mlp", "open_loop", "gru")
+    """Policy kinds to include."""
+    max_stages: int = 10
+    """At most this many λ stages per kind [1]."""
+    trials: int = 200
+    """Held-out trials per Pareto point [1]."""
+    table_trials: int = 1000
+    """Held-out trials for the table (baseline and best policy) [1]."""
+    constant_gains: tuple[float, ...] = (1.0, 0.7, 0.5, 0.4, 0.3)
+    """Constant gains of the reference curve [1]."""
+    batch: int = 8
+    """Trials per gradient [1]."""
+    train: bool = True
+    """Train unfinished stages (False: evaluate what exists)."""
+    stages: tuple[Stage, ...] = field(default=DEFAULT_STAGES)
+    """The λ continuation (kind, lambda_gain, iterations, lr)."""
+
+
+def _cfg(stage: Stage, batch: int) -> tp.PolicyTrainConfig:
+    return tp.PolicyTrainConfig(
+        policy=stage.kind, batch=batch, lambda_gain=stage.lambda_gain, lr=stage.lr
+    )
+
+
+def _finished(out: Path, iterations: int) -> bool:
+    log = out / "log.jsonl"
+    if not log.exists():
+        return False
+    lines = [x for x in log.read_text().splitlines() if x.strip()]
+    return bool(lines) and json.loads(lines[-1])["iteration"] >= iterations
+
+
+def _evaluate(env, env_params, policy, n: int, cache: Path) -> dict:
+    if cache.exists():
+        return json.loads(cache.read_text())
+    t0 = time.perf_counter()
+    summary = summarise(run_trials(env, env_params, policy, evaluation_keys(n)))
+    out = {**summary.as_dict(), "eval_s": round(time.perf_counter() - t0, 1)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def main(args: Args) -> None:
+    plant = load(PLANT)
+    checksum = plant_checksum(plant)
+    env, env_params = tp.make_env(plant, tp.PolicyTrainConfig())
+    dtype = env.config.jnp_dtype
+    points = []
+    for g in args.constant_gains:
+        policy = FixedGain(g, g_max=2.0, param_dtype=dtype)
+        cache = args.runs / "constant" / f"g{g:g}_eval{args.trials}.json"
+        s = _evaluate(env, env_params, policy, args.trials, cache)
+        points.append({"kind": "constant", "gain": g, **s})
+        print(
+            f"constant g={g:g}: acc {s['accuracy']:.3f} power {s['current_power']:.3e}"
+        )
+    baseline = next(p for p in points if p["gain"] == 1.0)
+    for kind in args.kinds:
+        previous = None
+        for stage in [s for s in args.stages if s.kind == kind][: args.max_stages]:
+            out = args.runs / stage.name
+            cfg = _cfg(stage, args.batch)
+            if not _finished(out, stage.iterations):
+                if not args.train:
+                    break
+                run = PolicyRunConfig(
+                    out=out,
+                    iterations=stage.iterations,
+                    resume=(out / "checkpoints").exists(),
+                    init_from=previous,
+                )
+                train_policy(run, cfg, plant, PLANT, checksum)
+            parts, state = restore(out, cfg)
+            policy = tp.merge(parts, state.params)
+            cache = out / f"eval{args.trials}.json"
+            s = _evaluate(env, env_params, policy, args.trials, cache)
+            s["power_reduction"] = baseline["current_power"] / s["current_power"]
+            points.append(
+                {"kind": kind, "lambda_gain": stage.lambda_gain, "run": str(out), **s}
+            )
+            print(
+                f"{stage.name}: acc {s['accuracy']:.3f} power "
+                f"{s['current_power']:.3e} ({s['power_reduction']:.1f}x)"
+            )
+            previous = out
+    _write(args, env, env_params, points, checksum)
+
+
+def _best(points: list[dict]) -> dict | None:
+    ok = [p for p in points if p["kind"] != "constant" and p["correct"] == p["trials"]]
+    return min(ok, key=lambda p: p["current_power"]) if ok else None
+
+
+def _write(args: Args, env, env_params, points, checksum) -> None:
+    from neuroctl.plotting.policy import example_trial_figure, pareto_figure
+    from neuroctl.train.policy_commands import format_comparison
+    from neuroctl.train.policy_eval import evaluate
+
+    args.results.mkdir(parents=True, exist_ok=True)
+    record = {
+        "plant": PLANT,
+        "plant_checksum": checksum,
+        "eval_seed": EVAL_SEED,
+        "trials": args.trials,
+        "points": points,
+        **provenance(),
+    }
+    (args.results / "policy_pareto.json").write_text(json.dumps(record, indent=1))
+    save_figure(pareto_figure(points, args.trials), args.results / "policy_pareto.png")
+    best = _best(points)
+    if best is None:
+        print("no policy was error-free on the Pareto trials; no table written")
+        return
+    kind = best["kind"]
+    stage = next(
+        s
+        for s in args.stages
+        if s.kind == kind and s.lambda_gain == best["lambda_gain"]
+    )
+    parts, state = restore(Path(best["run"]), _cfg(stage, args.batch))
+    policy = tp.merge(parts, state.params)
+    cache = Path(best["run"]) / f"table{args.table_trials}.json"
+    if cache.exists():
+        table = json.loads(cache.read_text())
+    else:
+        table = evaluate(env, env_params, policy, args.table_trials, progress=True)
+        cache.write_text(json.dumps(table, indent=1))
+    text = format_comparison(table)
+    print(text)
+    (args.results / "policy_table.md").write_text(_table_md(table, best, stage))
+    save_figure(
+        example_trial_figure(
+            env, env_params, policy, f"{kind} (λ_g {stage.lambda_gain:g})"
+        ),
+        args.results / "policy_example_trial.png",
+    )
+
+
+def _table_md(table: dict, best: dict, stage: Stage) -> str:
+    b, p = table["baseline"], table["policy"]
+
+    def row(name, s, red):
+        lo, hi = s["accuracy_ci95"]
+        return (
+            f"| {name} | {s['correct']}/{s['trials']} = {s['accuracy']:.4f} "
+            f"[{lo:.4f}, {hi:.4f}] | {s['current_power']:.3e} | "
+            f"{s['charge']:.2f} | {s['mean_gain']:.3f} | {red} |"
+        )
+
+    prov = provenance()
+    return "\n".join(
+        [
+            "# Gain policies on the evidence plant: the seed-style table",
+            "",
+            f"`python scripts/policy_pareto.py` — {table['trials']} held-out trials "
+            f"(root seed {table['eval_seed']}, disjoint from training), the same "
+            "trials for both rows; float64; control period 1 ms. Power = mean over "
+            "trials of the per-trial mean over time and cells of I² [nA²]; reduction = "
+            "baseline / policy.",
+            "",
+            "| stimulation | accuracy [95 % CI] | mean current power [nA²] | "
+            "charge/trial [pC] | mean gain | power reduction |",
+            "|---|---|---|---|---|---|",
+            row("g = 1 (plant's native input)", b, "1x"),
+            row(
+                f"{best['kind']} policy, λ_g = {stage.lambda_gain:g}",
+                p,
+                f"**{table['power_reduction']:.1f}x**",
+            ),
+            "",
+            f"Policy run: `{best['run']}` ({stage.iterations} iterations at this λ, "
+            f"continued from the previous λ stage). Seed's result to compare: g = 1 → "
+            "99.9 %, learned MLP → 100 % on 200 trials at ~30x less power. Target of "
+            "issue #5: ≥ 99.9 % on 1,000 trials at ≥ 100x.",
+            "",
+            f"git {prov['git_commit']}, neuroctl {prov['neuroctl_version']}, "
+            f"{prov['date_utc']}",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
