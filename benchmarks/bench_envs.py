@@ -12,14 +12,19 @@ Rows:
 
 One control step = 1 ms of simulated time = 40 solver steps at dt 0.025 ms. Timed
 steps are capped at ``--budget`` env steps per row (batch × steps). EvidenceStim uses
-the untrained plant (same network and cost as the shipped one, no float64 needed).
+the untrained plant (same network and cost as the shipped one, no float64 needed);
+so does EvidenceStimElectrodes (4 electrodes, currents held over the control period).
 Prints a markdown table; float32 unless ``--float64``. Run:
-``python benchmarks/bench_envs.py [--batches 1 64 1024] [--steps 200]``.
+``python -m benchmarks.bench_envs [--batches 1 64 1024] [--steps 200] [--write]``;
+``--write`` replaces the environment section of results/benchmarks.md (the solver
+section, written by bench_solver, is kept).
 """
 
 import argparse
+import os
 import platform
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -96,7 +101,18 @@ def bench_gym(env, batch: int, steps: int, repeats: int) -> float:
     return batch * steps / best_time(run, repeats)
 
 
-OPTIONS = {"EvidenceStim-v0": {"plant": "untrained"}}
+OPTIONS = {
+    "EvidenceStim-v0": {"plant": "untrained"},
+    "EvidenceStimElectrodes-v0": {"plant": "untrained"},
+}
+ENVS = [
+    "SpikeRate-v0",
+    "SpikeRateBallStick-v0",
+    "EvidenceStim-v0",
+    "EvidenceStimElectrodes-v0",
+]
+RESULTS = Path("results/benchmarks.md")
+SECTION = "# Environment benchmarks (CPU)"
 
 
 def make_envs(names: list[str], dtype: str):
@@ -107,39 +123,68 @@ def make_envs(names: list[str], dtype: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--envs", nargs="+", default=["SpikeRate-v0", "SpikeRateBallStick-v0"]
-    )
+    ap.add_argument("--envs", nargs="+", default=ENVS)
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 64, 1024])
     ap.add_argument("--steps", type=int, default=200, help="control steps per timing")
     ap.add_argument("--gym-steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--budget", type=int, default=51_200, help="max env steps a row")
     ap.add_argument("--float64", action="store_true")
+    ap.add_argument("--write", action="store_true", help="update " + str(RESULTS))
     args = ap.parse_args()
     if args.float64:
         jax.config.update("jax_enable_x64", True)
     dtype = "float64" if args.float64 else "float32"
     envs = make_envs(args.envs, dtype)
-    print(
+    lines = [
         f"jax {jax.__version__}, {jax.devices()[0].device_kind}, "
-        f"{platform.processor() or platform.machine()}, {dtype}; "
-        "env steps/s (1 step = 1 ms = 40 solver steps)\n"
-    )
-    print("| env | batch | scan (jit∘vmap) | scan, step_env | loop | Gymnasium |")
-    print("|---|---:|---:|---:|---:|---:|")
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+        f"visible, {dtype}; load average at start {os.getloadavg()[0]:.2f}; "
+        "env steps/s (1 step = 1 ms = 40 solver steps)",
+        "",
+        "| env | batch | scan (jit∘vmap) | scan, step_env | loop | Gymnasium |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    print("\n".join(lines), flush=True)
     for name, env in envs.items():
         for b in args.batches:
-            n = max(10, min(args.steps, args.budget // b))
-            n_gym = max(5, min(args.gym_steps, args.budget // b))
-            rates = [
-                bench_scan(env, b, n, args.repeats),
-                bench_scan(env, b, n, args.repeats, reset=False),
-                bench_loop(env, b, n_gym, args.repeats),
-                bench_gym(env, b, n_gym, args.repeats),
-            ]
-            cells = " | ".join(f"{r:,.0f}" for r in rates)
-            print(f"| {name} | {b} | {cells} |", flush=True)
+            lines.append(row(name, env, b, args))
+            print(lines[-1], flush=True)
+    lines += ["", f"Load average at the end: {os.getloadavg()[0]:.2f}"]
+    print(lines[-1])
+    if args.write:
+        write(lines)
+
+
+def row(name: str, env, b: int, args) -> str:
+    """One table row: the four rates [env steps/s] at batch `b`."""
+    n = max(10, min(args.steps, args.budget // b))
+    n_gym = max(5, min(args.gym_steps, args.budget // b))
+    rates = [
+        bench_scan(env, b, n, args.repeats),
+        bench_scan(env, b, n, args.repeats, reset=False),
+        bench_loop(env, b, n_gym, args.repeats),
+        bench_gym(env, b, n_gym, args.repeats),
+    ]
+    cells = " | ".join(f"{r:,.0f}" for r in rates)
+    return f"| {name} | {b} | {cells} |"
+
+
+def write(lines: list[str]) -> None:
+    """Replace the environment section of `RESULTS` (everything from `SECTION`)."""
+    text = RESULTS.read_text() if RESULTS.is_file() else ""
+    head = text.split(SECTION)[0].rstrip()
+    body = [
+        SECTION,
+        "",
+        "Regenerate: `python -m benchmarks.bench_envs --write`. Rows as described in "
+        "benchmarks/bench_envs.py: scan = `jit(scan(vmap(step)))` with auto-reset, "
+        "step_env = without (BPTT), loop = a Python loop over `jit(vmap(step))`, "
+        "Gymnasium = `GymEnv` (batch 1) or `GymVectorEnv` (NumPy API).",
+        "",
+        *lines,
+    ]
+    RESULTS.write_text((head + "\n\n" if head else "") + "\n".join(body) + "\n")
 
 
 if __name__ == "__main__":

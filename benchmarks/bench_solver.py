@@ -305,9 +305,15 @@ def _write(text: str) -> None:
 
     path = Path("results/benchmarks.md")
     path.parent.mkdir(exist_ok=True)
+    envs = "# Environment benchmarks (CPU)"  # bench_envs' section, kept
+    old = path.read_text() if path.is_file() else ""
+    tail = "\n" + envs + old.split(envs, 1)[1] if envs in old else ""
     path.write_text(
         "# Solver benchmarks (CPU)\n\nRegenerate: `python -m benchmarks."
-        "bench_solver --write` (needs `pip install -e .[ref]`).\n\n" + text + "\n"
+        "bench_solver --write` (needs `pip install -e .[ref]`).\n\n"
+        + text
+        + "\n"
+        + tail
     )
 
 
