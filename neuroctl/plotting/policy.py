@@ -134,7 +134,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
         ax.errorbar(
             x,
             y,
-            yerr=[y - lo, hi - y],
+            yerr=np.clip([y - lo, hi - y], 0.0, None),  # rounding at acc 1
             color=color,
             marker=marker,
             lw=1,
@@ -149,7 +149,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
                 tag,
                 (p["current_power"], p["accuracy"]),
                 fontsize=7,
-                xytext=(3, -9),
+                xytext=(3, -9) if kind == "constant" else (-8, 6),
                 textcoords="offset points",
                 color=color,
             )
@@ -170,7 +170,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
         xscale="log",
         xlabel="mean current power [nA²]",
         ylabel=f"accuracy ({trials} held-out trials, 95 % CI)",
-        ylim=(0.45, 1.02),
+        ylim=(0.45, 1.03),
         title="Evidence plant: accuracy vs stimulation power",
     )
     ax.legend(fontsize=8, loc="lower right")
