@@ -63,10 +63,10 @@ DEFAULT_STAGES = (
     Stage("mlp", 0.3, 300, 0.02),
     Stage("mlp", 1.0, 100, 0.01),
     Stage("mlp", 3.0, 100, 0.01),
-    Stage("mlp", 2.0, 100, 0.01, start="mlp_l1"),
     Stage("open_loop", 0.3, 300, 0.05),
     Stage("gru", 0.3, 150, 0.02),
-)  # what results/ shows; extend (e.g. Stage("gru", 1.0, 100, 0.01)) and rerun
+)  # what results/ shows; extend, e.g.
+# Stage("mlp", 2.0, 100, 0.01, start="mlp_l1"), and rerun
 
 
 @dataclass(frozen=True)
