@@ -65,6 +65,22 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+def _check_hidden(hidden: int) -> None:
+    _check("hidden", hidden, isinstance(hidden, int) and hidden > 0, "> 0", "16")
+
+
+def _readout(hidden: int, g_max: float, g_init: float, rngs, param_dtype):
+    """``Linear(hidden, 1)`` whose fresh output is ``logit(g_init / g_max)``."""
+    return nnx.Linear(
+        hidden,
+        1,
+        rngs=rngs,
+        param_dtype=param_dtype,
+        kernel_init=nnx.initializers.normal(0.01),
+        bias_init=nnx.initializers.constant(_logit(g_init / g_max)),
+    )
+
+
 def features(obs: Float[Array, " 3"]) -> Float[Array, " 3"]:
     """Network input: voltages as ``(v − V_REF)/V_SCALE``, ``t/T`` as is."""
     v = (obs[:2] - V_REF) / V_SCALE
@@ -97,17 +113,10 @@ class MLPGain(GainPolicy):
         param_dtype=jnp.float32,
     ):
         _check_gains(g_max, g_init)
-        _check("hidden", hidden, isinstance(hidden, int) and hidden > 0, "> 0", "16")
+        _check_hidden(hidden)
         self.g_max, self.dtype = float(g_max), param_dtype
         self.hidden = nnx.Linear(OBS_SIZE, hidden, rngs=rngs, param_dtype=param_dtype)
-        self.out = nnx.Linear(
-            hidden,
-            1,
-            rngs=rngs,
-            param_dtype=param_dtype,
-            kernel_init=nnx.initializers.normal(0.01),
-            bias_init=nnx.initializers.constant(_logit(g_init / g_max)),
-        )
+        self.out = _readout(hidden, g_max, g_init, rngs, param_dtype)
 
     def __call__(self, carry, obs):
         h = jnp.tanh(self.hidden(features(obs)))
@@ -127,19 +136,12 @@ class GRUGain(GainPolicy):
         param_dtype=jnp.float32,
     ):
         _check_gains(g_max, g_init)
-        _check("hidden", hidden, isinstance(hidden, int) and hidden > 0, "> 0", "16")
+        _check_hidden(hidden)
         self.g_max, self.dtype, self.n_hidden = float(g_max), param_dtype, hidden
         self.cell = nnx.GRUCell(
             OBS_SIZE, hidden, rngs=rngs, param_dtype=param_dtype, dtype=param_dtype
         )
-        self.out = nnx.Linear(
-            hidden,
-            1,
-            rngs=rngs,
-            param_dtype=param_dtype,
-            kernel_init=nnx.initializers.normal(0.01),
-            bias_init=nnx.initializers.constant(_logit(g_init / g_max)),
-        )
+        self.out = _readout(hidden, g_max, g_init, rngs, param_dtype)
 
     def initial_carry(self):
         return jnp.zeros((self.n_hidden,), self.dtype)
