@@ -97,6 +97,30 @@ def test_bad_policy_configs_name_the_field():
         tp.PolicyTrainConfig(seed=2**31 - 1)
     with pytest.raises(ConfigError, match="batch"):
         tp.PolicyTrainConfig(batch=0)
+    with pytest.raises(ConfigError, match="ce_scale"):
+        tp.PolicyTrainConfig(ce_scale=0.0)
+
+
+def test_margin_decides_and_ce_scale_one_is_the_plant_cross_entropy(plant):
+    """margin > 0 exactly on correct trials; CE(1·margin) is the env's CE."""
+    cfg = tp.PolicyTrainConfig(policy="open_loop", n_bins=3, g_init=0.3)
+    env, env_params = tp.make_env(plant, cfg)
+    parts, params = tp.split(tp.new_policy(cfg))
+    keys = jax.random.split(jax.random.key(5), 6)
+    eps = jax.jit(
+        jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k))
+    )(keys)
+    np.testing.assert_array_equal(eps.margin > 0, eps.correct > 0.5)
+    np.testing.assert_allclose(
+        jax.nn.softplus(-eps.margin), eps.cross_entropy, rtol=1e-9
+    )
+    sharp = dataclasses.replace(cfg, ce_scale=10.0)
+    loss = jax.vmap(lambda e: tp.episode_loss(e, sharp))(eps)
+    np.testing.assert_allclose(
+        loss,
+        jax.nn.softplus(-10.0 * eps.margin) + cfg.lambda_gain * eps.mean_gain_sq,
+        rtol=1e-12,
+    )
 
 
 def _fixed_batch_metrics(env, env_params, parts, params, cfg, keys):

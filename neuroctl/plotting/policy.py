@@ -110,6 +110,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
     styles = {
         "constant": ("k", "s", "constant gain g (no control)"),
         "mlp": ("C3", "o", "MLP (closed loop)"),
+        "mlp_sharp": ("C1", "o", "MLP, sharp CE (closed loop)"),
         "gru": ("C2", "^", "GRU (closed loop, memory)"),
         "open_loop": ("C0", "D", "open-loop time profile"),
     }
@@ -123,7 +124,8 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
     )
     for kind, (color, marker, label) in styles.items():
         pts = sorted(
-            (p for p in points if p["kind"] == kind), key=lambda p: p["current_power"]
+            (p for p in points if p.get("series", p["kind"]) == kind),
+            key=lambda p: p["current_power"],
         )
         if not pts:
             continue

@@ -11,15 +11,19 @@ inside it, so memory is O(control steps), not O(solver steps).
 
 Loss per trial (all terms averaged over the batch)::
 
-    CE(readout means, label)                        [nats]
+    CE(ce_scale · readout means, label)             [nats]
       + lambda_gain    · mean_t g_t²                 [1]·[1]
       + lambda_current · mean_t mean_i I_i(t)²       [1/nA²]·[nA²]
       + lambda_charge  · Σ_t Σ_i |I_i(t)|·dt         [1/pC]·[pC]
 
 (means over control steps, so λ does not depend on the control period; FACTS.md's
-seed runs used λ_g = 0.1 or λ_I = 5000). Adam (optax) with global-norm gradient
-clipping and an optional cosine decay; optional truncated BPTT (gradients cut every
-``truncation`` control steps).
+seed runs used λ_g = 0.1 or λ_I = 5000). ``ce_scale`` [1/mV] sharpens the
+cross-entropy: the plant's own loss is CE of the readout means in mV (``ce_scale``
+= 1), and on this plant a correctly silenced trial reaches a readout margin of only
+~0.5 mV, where that CE is still ~0.47 nats; it keeps buying fractions of a millivolt
+with stimulation. ``ce_scale`` = 10 saturates at ~0.3 mV of margin instead.
+Adam (optax) with global-norm gradient clipping and an optional cosine decay;
+optional truncated BPTT (gradients cut every ``truncation`` control steps).
 
 Randomness, as for the plant (`neuroctl.train.plant`): policy initialisation from
 ``seed``; the trials of iteration ``i`` from ``fold_in(fold_in(key(seed), 0), i)``;
@@ -63,6 +67,7 @@ class PolicyTrainConfig:
     lambda_gain: float = 0.3  # weight of mean_t g_t² [1]
     lambda_current: float = 0.0  # weight of the mean current power [1/nA²]
     lambda_charge: float = 0.0  # weight of the injected charge per trial [1/pC]
+    ce_scale: float = 1.0  # readout margin scale inside the CE [1/mV]; 1 = plant's CE
     control_ms: float = 1.0  # control period [ms]
     truncation: int = 0  # truncated BPTT window [control steps]; 0 = full trials
     precision: Literal["float32", "float64"] = "float64"  # policy and solver dtype
@@ -81,7 +86,7 @@ class PolicyTrainConfig:
                 f"an integer in [0, {EVAL_SEED})",
                 f"{EVAL_SEED} is the held-out evaluation seed; pick another.",
             )
-        for name in ("lr", "g_max", "control_ms", "clip_norm"):
+        for name in ("lr", "g_max", "control_ms", "clip_norm", "ce_scale"):
             _require(name, getattr(self, name), lambda x: x > 0, "a finite number > 0")
         for name in ("lambda_gain", "lambda_current", "lambda_charge"):
             _require(
@@ -159,7 +164,10 @@ class Episode(NamedTuple):
     """Per-trial outcome of a closed-loop episode (scalars unless noted).
 
     Attributes:
-        cross_entropy: of the readout means vs the label [nats].
+        cross_entropy: of the readout means [mV as logits] vs the label [nats].
+        margin: readout mean of the correct class minus the other's [mV] (> 0:
+            correct).
+        label: the trial's class (1: summed evidence > 0) [1].
         correct: 1.0 if the decision was right [1].
         mean_gain_sq: mean over control steps of g² [1].
         mean_gain: mean over control steps of g [1].
@@ -172,6 +180,8 @@ class Episode(NamedTuple):
     """
 
     cross_entropy: Array
+    margin: Array
+    label: Array
     correct: Array
     mean_gain_sq: Array
     mean_gain: Array
@@ -229,11 +239,14 @@ def episode(
         return (obs, state, carry), out
 
     steps = jnp.arange(env.n_steps)
-    _, (gains, power, charge, ce, correct, diverged, readouts) = jax.lax.scan(
-        body, (obs, state, carry), steps
+    (_, last, _), (gains, power, charge, ce, correct, diverged, readouts) = (
+        jax.lax.scan(body, (obs, state, carry), steps)
     )
+    diff = env.logits(last) @ jnp.array([-1.0, 1.0], last.sim.v.dtype)  # r1 − r0 [mV]
     return Episode(
         cross_entropy=jnp.sum(ce),  # nonzero on the last step only
+        margin=jnp.where(last.label == 1, diff, -diff),
+        label=last.label,
         correct=jnp.sum(correct),
         mean_gain_sq=jnp.mean(gains**2),
         mean_gain=jnp.mean(gains),
@@ -246,9 +259,18 @@ def episode(
 
 
 def episode_loss(ep: Episode, cfg: PolicyTrainConfig) -> Array:
-    """CE + λ_g·mean g² + λ_I·mean I² + λ_Q·charge of one trial [1]."""
-    return (
+    """CE(ce_scale·margin) + λ_g·mean g² + λ_I·mean I² + λ_Q·charge of one trial [1].
+
+    Two classes: CE of the scaled readout means is ``softplus(−ce_scale·margin)``;
+    ``ce_scale`` = 1 is exactly ``ep.cross_entropy``.
+    """
+    ce = (
         ep.cross_entropy
+        if cfg.ce_scale == 1.0
+        else jax.nn.softplus(-cfg.ce_scale * ep.margin)
+    )
+    return (
+        ce
         + cfg.lambda_gain * ep.mean_gain_sq
         + cfg.lambda_current * ep.current_power
         + cfg.lambda_charge * ep.charge

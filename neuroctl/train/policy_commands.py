@@ -62,6 +62,9 @@ class TrainPolicyArgs:
     """Weight of the mean current power mean_t mean_i I_i² [1/nA²]."""
     lambda_charge: float = 0.0
     """Weight of the injected charge per trial [1/pC]."""
+    ce_scale: float = 1.0
+    """Readout-margin scale inside the CE [1/mV]: 1 = the plant's CE of the readout
+    means in mV; 10 stops paying stimulation for margins beyond ~0.3 mV."""
     control_ms: float = 1.0
     """Control period: one gain is held this long [ms]."""
     truncation: int = 0

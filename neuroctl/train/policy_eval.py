@@ -31,6 +31,7 @@ class Summary:
     mean_gain: float  # [1]
     mean_gain_sq: float  # [1]
     cross_entropy: float  # [nats]
+    min_margin: float  # smallest readout margin (correct − other) [mV]; < 0: an error
     diverged: int  # trials whose simulation diverged [1]
 
     def as_dict(self) -> dict:
@@ -55,6 +56,8 @@ def run_trials(
         out.append(jax.device_get(ep._replace(gains=None, readouts=None)))
     fields = (
         "cross_entropy",
+        "margin",
+        "label",
         "correct",
         "mean_gain_sq",
         "mean_gain",
@@ -78,6 +81,7 @@ def summarise(trials: dict) -> Summary:
         mean_gain=float(np.mean(trials["mean_gain"])),
         mean_gain_sq=float(np.mean(trials["mean_gain_sq"])),
         cross_entropy=float(np.mean(trials["cross_entropy"])),
+        min_margin=float(np.min(trials["margin"])),
         diverged=int(np.sum(trials["diverged"])),
     )
 

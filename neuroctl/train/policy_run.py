@@ -12,19 +12,16 @@ trials of iteration ``i`` depend only on the seed and ``i``); log lines after th
 restored step are dropped. A run directory refuses a different config or plant.
 """
 
-import collections
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax
 import orbax.checkpoint as ocp
 
 from neuroctl.errors import ConfigError
 from neuroctl.train import policy as tp
-from neuroctl.train.run import _truncate_log
+from neuroctl.train.run import RunLogger, _truncate_log
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,11 @@ def _initial_params(run: PolicyRunConfig, cfg: tp.PolicyTrainConfig, checksum: s
 
 def _check_resumable(out: Path, record: dict) -> None:
     saved = json.loads((out / "config.json").read_text())
+    try:  # fields added since the run started take their (neutral) defaults
+        train = tp.PolicyTrainConfig(**saved.get("train", {}))
+        saved["train"] = json.loads(json.dumps(dataclasses.asdict(train)))
+    except (TypeError, ConfigError):
+        pass  # an unknown or invalid field: reported as a difference below
     if saved != json.loads(json.dumps(record)):
         diff = {k: (saved.get(k), v) for k, v in record.items() if saved.get(k) != v}
         raise ConfigError(
@@ -124,7 +126,17 @@ def train_policy(
         state = mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
         wall = _truncate_log(run.out / "log.jsonl", latest)
     step_fn = tp.make_train_step(env, env_params, parts, cfg)
-    logger = _Logger(run, int(state.step), wall)
+    logger = RunLogger(
+        run.out,
+        run.iterations,
+        run.save_every,
+        run.progress,
+        int(state.step),
+        wall,
+        desc="train-policy",
+        postfix={"loss": "loss", "acc": "accuracy", "gain": "mean_gain"},
+        window=10,
+    )
     try:
         while int(state.step) < run.iterations:
             state, metrics = step_fn(state)
@@ -136,52 +148,6 @@ def train_policy(
         logger.close()
         mgr.close()
     return parts, state
-
-
-class _Logger:
-    def __init__(self, run: PolicyRunConfig, start: int, wall: float):
-        from tqdm.auto import tqdm
-
-        self.run, self.wall, self.t = run, wall, time.perf_counter()
-        self.recent = collections.deque(maxlen=10)
-        self.bar = tqdm(
-            total=run.iterations,
-            initial=start,
-            disable=not run.progress,
-            unit="it",
-            dynamic_ncols=True,
-            desc="train-policy",
-        )
-        self.log = (run.out / "log.jsonl").open("a")
-
-    def __call__(self, state: tp.TrainState, m: tp.StepMetrics, mgr) -> None:
-        values = {k: float(v) for k, v in jax.device_get(m._asdict()).items()}
-        now = time.perf_counter()
-        dt, self.t = now - self.t, now
-        self.wall += dt
-        i = int(state.step)
-        line = {
-            "iteration": i,
-            **values,
-            "step_s": round(dt, 3),
-            "wall_s": round(self.wall, 3),
-        }
-        self.log.write(json.dumps(line) + "\n")
-        self.log.flush()
-        self.recent.append(values)
-        mean = {k: sum(r[k] for r in self.recent) / len(self.recent) for k in values}
-        self.bar.set_postfix(
-            loss=f"{mean['loss']:.3f}",
-            acc=f"{mean['accuracy']:.3f}",
-            gain=f"{mean['mean_gain']:.3f}",
-        )
-        self.bar.update(1)
-        if i % self.run.save_every == 0:
-            mgr.save(i, args=ocp.args.StandardSave(state))
-
-    def close(self) -> None:
-        self.bar.close()
-        self.log.close()
 
 
 def restore(out: Path, cfg: tp.PolicyTrainConfig, step: int | None = None):

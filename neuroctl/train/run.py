@@ -131,7 +131,9 @@ def train_plant(
     state, wall = _restore_or_init(
         mgr, run, config, tr.init_state(train, n_syn, net_cfg.n_cells)
     )
-    logger = _Logger(run, int(state.step), wall)
+    logger = RunLogger(
+        run.out, run.iterations, run.save_every, run.progress, int(state.step), wall
+    )
     try:
         state = tr.fit(
             step_fn, state, train, run.iterations, lambda s, m: logger(s, m, mgr)
@@ -154,49 +156,61 @@ def _network_and_step(
     return net, tr.make_train_step(net, net.default_params, task, train)
 
 
-class _Logger:
-    """Per-iteration side effects: JSONL line, progress bar, periodic checkpoint."""
+class RunLogger:
+    """Per-iteration side effects of a training run (plant or policy).
 
-    def __init__(self, run: RunConfig, start: int, wall: float):
+    One JSONL line per iteration (``iteration``, every metric, ``step_s``,
+    ``wall_s`` [s]), a tqdm bar showing the running means of `postfix` over the
+    last `window` iterations, and an Orbax checkpoint every ``save_every``.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        iterations: int,
+        save_every: int,
+        progress: bool,
+        start: int,
+        wall: float,
+        desc: str | None = None,
+        postfix: dict[str, str] | None = None,
+        window: int = 20,
+    ):
         from tqdm.auto import tqdm
 
-        self.run, self.wall, self.t = run, wall, time.perf_counter()
-        self.recent = collections.deque(maxlen=20)
+        self.save_every, self.wall, self.t = save_every, wall, time.perf_counter()
+        self.postfix = postfix or {"loss": "loss", "acc": "accuracy"}
+        self.recent = collections.deque(maxlen=window)
         self.bar = tqdm(
-            total=run.iterations,
+            total=iterations,
             initial=start,
-            disable=not run.progress,
+            disable=not progress,
             unit="it",
             dynamic_ncols=True,
+            desc=desc,
         )
-        self.log = (run.out / "log.jsonl").open("a")
+        self.log = (out / "log.jsonl").open("a")
 
-    def __call__(self, state: tr.TrainState, m: tr.StepMetrics, mgr) -> None:
-        loss, acc, gnorm = (float(x) for x in jax.device_get(m))
+    def __call__(self, state, metrics, mgr) -> None:
+        """Log `metrics` (a NamedTuple of scalars) of the step that made `state`."""
+        values = {k: float(v) for k, v in jax.device_get(metrics._asdict()).items()}
         now = time.perf_counter()
         dt, self.t = now - self.t, now
         self.wall += dt
         i = int(state.step)
-        self.log.write(
-            json.dumps(
-                {
-                    "iteration": i,
-                    "loss": loss,
-                    "accuracy": acc,
-                    "grad_norm": gnorm,
-                    "step_s": round(dt, 3),
-                    "wall_s": round(self.wall, 3),
-                }
-            )
-            + "\n"
-        )
+        line = {"iteration": i, **values}
+        line.update(step_s=round(dt, 3), wall_s=round(self.wall, 3))
+        self.log.write(json.dumps(line) + "\n")
         self.log.flush()
-        self.recent.append(acc)
+        self.recent.append(values)
         self.bar.set_postfix(
-            loss=f"{loss:.4f}", acc=f"{sum(self.recent) / len(self.recent):.3f}"
+            {
+                short: f"{sum(r[key] for r in self.recent) / len(self.recent):.4f}"
+                for short, key in self.postfix.items()
+            }
         )
         self.bar.update(1)
-        if i % self.run.save_every == 0:
+        if i % self.save_every == 0:
             mgr.save(i, args=ocp.args.StandardSave(state))
 
     def close(self) -> None:
