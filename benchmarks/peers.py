@@ -102,8 +102,9 @@ G_LEAK, E_LEAK = 3e-5, -75.0
 G_LEAK_OUT = 3e-2
 CA_T_KELVIN, CA_I0, CA_E = 307.15, 5e-5, 2.0
 
-SYN = dict(v_th=-35.0, delta=10.0, k_minus_rec=1.0, k_minus_out=0.025,
-           e_exc=0.0, e_inh=-75.0)
+SYN = dict(
+    v_th=-35.0, delta=10.0, k_minus_rec=1.0, k_minus_out=0.025, e_exc=0.0, e_inh=-75.0
+)
 # Benchmark default synaptic conductances [uS] (the paper trains them; any fixed
 # values work for timing, but both solvers must use the same ones: see info["gS"]).
 G_REC_DEFAULT = 1e-3
@@ -173,8 +174,10 @@ def _graded_synapse_cls():
 
         def update_states(self, states, delta_t, pre_voltage, post_voltage, params):
             p = self._name
-            s_inf = 1.0 / (1.0 + save_exp((params[f"{p}_v_th"] - pre_voltage)
-                                          / params[f"{p}_delta"]))
+            s_inf = 1.0 / (
+                1.0
+                + save_exp((params[f"{p}_v_th"] - pre_voltage) / params[f"{p}_delta"])
+            )
             tau_s = (1.0 - s_inf) / params[f"{p}_k_minus"]
             decay = save_exp(-delta_t / tau_s)
             return {f"{p}_s": states[f"{p}_s"] * decay + s_inf * (1.0 - decay)}
@@ -193,9 +196,13 @@ def __getattr__(name):  # lazy: keep `import benchmarks.peers` free of jaxley
     raise AttributeError(name)
 
 
-def build_jaxley_evidence_network(dtype="float64", g_rec=G_REC_DEFAULT,
-                                  g_out=G_OUT_DEFAULT, seed=CONN_SEED,
-                                  verbose=False):
+def build_jaxley_evidence_network(
+    dtype="float64",
+    g_rec=G_REC_DEFAULT,
+    g_out=G_OUT_DEFAULT,
+    seed=CONN_SEED,
+    verbose=False,
+):
     """Build the paper's EI RNN in Jaxley.  Returns ``(net, info)``.
 
     Layout (global compartment index; NOT Jaxley's node index, which skips hidden
@@ -302,8 +309,13 @@ def _build(g_rec, g_out, seed, verbose):
     # Jaxley 0.14 node indices are NOT compartment indices: each branched cell gets
     # an extra (hidden) branch-point node, so cell i's comps are nodes 4i..4i+2.
     # Work in global compartment indices and translate for select()/records.
-    comp2node = dict(zip(net.nodes["global_comp_index"].to_numpy().tolist(),
-                         net.nodes.index.to_numpy().tolist(), strict=True))
+    comp2node = dict(
+        zip(
+            net.nodes["global_comp_index"].to_numpy().tolist(),
+            net.nodes.index.to_numpy().tolist(),
+            strict=True,
+        )
+    )
 
     def soma_node(i):
         return 3 * i + 1
@@ -322,17 +334,20 @@ def _build(g_rec, g_out, seed, verbose):
     # jx.connect(net.select(nodes=pre), net.select(nodes=post), syn) fails in 0.14
     # when a node index repeats in a view (KeyError in _set_inds_in_view); connect()
     # itself is a thin wrapper around this call (as are fully_connect & co.):
-    net._append_multiple_synapses(net.nodes.loc[[comp2node[k] for k in pre]],
-                                  net.nodes.loc[[comp2node[k] for k in post]],
-                                  GradedSynapse())
+    net._append_multiple_synapses(
+        net.nodes.loc[[comp2node[k] for k in pre]],
+        net.nodes.loc[[comp2node[k] for k in post]],
+        GradedSynapse(),
+    )
     n_rec_syn = len(pairs)
     n_syn = len(pre)
     assert len(net.edges) == n_syn, (len(net.edges), n_syn)
 
     pre_cell = np.array([a for a, _ in pairs] + list(range(N_REC)) * N_OUT)
     e_syn = np.where(pre_cell < N_EXC, SYN["e_exc"], SYN["e_inh"])
-    k_minus = np.array([SYN["k_minus_rec"]] * n_rec_syn
-                       + [SYN["k_minus_out"]] * (n_syn - n_rec_syn))
+    k_minus = np.array(
+        [SYN["k_minus_rec"]] * n_rec_syn + [SYN["k_minus_out"]] * (n_syn - n_rec_syn)
+    )
     gS = np.array([g_rec] * n_rec_syn + [g_out] * (n_syn - n_rec_syn), dtype=float)
     edges = net.select(edges="all")
     edges.set("GradedSynapse_e_syn", e_syn)
@@ -350,15 +365,18 @@ def _build(g_rec, g_out, seed, verbose):
 
     # --- recordings: readouts, then somata ---
     net.delete_recordings()
-    rec_nodes = ([out_node(r) for r in range(N_OUT)]
-                 + [soma_node(i) for i in range(N_REC)])
+    rec_nodes = [out_node(r) for r in range(N_OUT)] + [
+        soma_node(i) for i in range(N_REC)
+    ]
     for nd in rec_nodes:
         net.select(nodes=comp2node[nd]).record("v", verbose=False)
     stim_nodes = [3 * i + 2 for i in range(N_REC)]
-    assert (net.edges["pre_index"].to_numpy()
-            == np.array([comp2node[k] for k in pre])).all()
-    assert (net.edges["post_index"].to_numpy()
-            == np.array([comp2node[k] for k in post])).all()
+    assert (
+        net.edges["pre_index"].to_numpy() == np.array([comp2node[k] for k in pre])
+    ).all()
+    assert (
+        net.edges["post_index"].to_numpy() == np.array([comp2node[k] for k in post])
+    ).all()
 
     info = dict(
         pairs=pairs,
@@ -366,9 +384,15 @@ def _build(g_rec, g_out, seed, verbose):
         n_readout_synapses=n_syn - n_rec_syn,
         n_synapses=n_syn,
         n_compartments=int(len(net.nodes)),
-        pre_nodes=np.asarray(pre), post_nodes=np.asarray(post),
-        e_syn=e_syn, k_minus=k_minus, gS=gS, s0=S0_DEFAULT,
-        stim_nodes=stim_nodes, rec_nodes=rec_nodes, eCa0=e_ca0,
+        pre_nodes=np.asarray(pre),
+        post_nodes=np.asarray(post),
+        e_syn=e_syn,
+        k_minus=k_minus,
+        gS=gS,
+        s0=S0_DEFAULT,
+        stim_nodes=stim_nodes,
+        rec_nodes=rec_nodes,
+        eCa0=e_ca0,
         channel_order=[c._name for c in net.channels],
     )
     info["jaxley_node_of_comp"] = comp2node
@@ -399,8 +423,11 @@ def _numpyify_int_arrays(net):
     # traced rule keeps the int width of the first trace, so drop it (rebuilt lazily).
     indexer = getattr(net, "_dhs_solve_indexer", None)
     if isinstance(indexer, dict):
-        for key in [k for k in indexer if isinstance(k, tuple)
-                    and k and k[0] == "_cached_solve_fn"]:
+        for key in [
+            k
+            for k in indexer
+            if isinstance(k, tuple) and k and k[0] == "_cached_solve_fn"
+        ]:
             del indexer[key]
     for k, v in list(vars(net).items()):
         if isinstance(v, jax.Array):
@@ -440,6 +467,7 @@ class _PrecisionFn:
                 _numpyify_int_arrays(self._net)
             if _LAST_TRACE_X64 is not None and _LAST_TRACE_X64 != self.x64:
                 import jax
+
                 jax.clear_caches()
             _LAST_TRACE_X64 = self.x64
         self._calls += 1
@@ -447,30 +475,39 @@ class _PrecisionFn:
     def _cast(self, args):
         import jax
         import jax.numpy as jnp
+
         out = []
         for k, a in enumerate(args):
             if k < self._n_cast:
                 a = jax.tree_util.tree_map(
-                    lambda x: x if getattr(x, "dtype", None) == self.dtype
-                    else jnp.asarray(x, self.dtype), a)
+                    lambda x: (
+                        x
+                        if getattr(x, "dtype", None) == self.dtype
+                        else jnp.asarray(x, self.dtype)
+                    ),
+                    a,
+                )
             out.append(a)
         return out
 
     def prepare(self, *args):
         """Convert arguments to device arrays of the runner's dtype (do it once)."""
         import jax
+
         with jax.enable_x64(self.x64):
             out = [jax.device_put(a) for a in self._cast(args)]
         return out[0] if len(out) == 1 else out
 
     def __call__(self, *args):
         import jax
+
         self._guard()
         with jax.enable_x64(self.x64):
             return self.jitted(*self._cast(args))
 
     def lower(self, *args):
         import jax
+
         self._guard()
         with jax.enable_x64(self.x64):
             return self.jitted.lower(*self._cast(args))
@@ -479,30 +516,37 @@ class _PrecisionFn:
 def checkpoint_lengths_for(T: int, levels: int = 3) -> list[int]:
     """Smallest near-equal lengths with prod >= T, e.g. 20800 -> [28, 28, 27]."""
     c = math.ceil(T ** (1.0 / levels) - 1e-9)
-    while c ** levels < T:
+    while c**levels < T:
         c += 1
     lengths = [c] * levels
     for k in reversed(range(levels)):
-        while lengths[k] > 1 and math.prod(lengths[:k] + [lengths[k] - 1]
-                                           + lengths[k + 1:]) >= T:
+        while (
+            lengths[k] > 1
+            and math.prod(lengths[:k] + [lengths[k] - 1] + lengths[k + 1 :]) >= T
+        ):
             lengths[k] -= 1
     return lengths
 
 
 def _sim_fn(net, T_steps, dt, checkpoint_lengths):
     import jaxley as jx
+
     stim_view = net.select(nodes=net._peer_stim_nodes)
 
     def sim(currents, params):  # currents (20, T) nA -> (22, T+1) mV
         ds = stim_view.data_stimulate(currents[:, :T_steps], None)
-        return jx.integrate(net, params=params, data_stimuli=ds, delta_t=dt,
-                            checkpoint_lengths=checkpoint_lengths)
+        return jx.integrate(
+            net,
+            params=params,
+            data_stimuli=ds,
+            delta_t=dt,
+            checkpoint_lengths=checkpoint_lengths,
+        )
 
     return sim
 
 
-def jaxley_runner(net, T_steps, dt=0.025, batch=1, dtype=None,
-                  checkpoint_lengths=None):
+def jaxley_runner(net, T_steps, dt=0.025, batch=1, dtype=None, checkpoint_lengths=None):
     """Jitted forward simulation, vmapped over batch.
 
     ``f(currents)``: currents (batch, 20, T_steps) nA into the basal compartments ->
@@ -511,14 +555,16 @@ def jaxley_runner(net, T_steps, dt=0.025, batch=1, dtype=None,
     """
     import jax
     import jax.numpy as jnp
+
     dtype = dtype or getattr(net, "_peer_dtype", "float32")
     x64 = _x64(dtype)
     sim = _sim_fn(net, T_steps, dt, checkpoint_lengths)
     params0 = [{k: np.asarray(v) for k, v in d.items()} for d in net.get_parameters()]
 
     def f(currents):
-        params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, currents.dtype),
-                                        params0)
+        params = jax.tree_util.tree_map(
+            lambda p: jnp.asarray(p, currents.dtype), params0
+        )
         return jax.vmap(sim, in_axes=(0, None))(currents, params)
 
     fn = _PrecisionFn(jax.jit(f), dtype, n_cast_args=1, net=net)
@@ -527,8 +573,15 @@ def jaxley_runner(net, T_steps, dt=0.025, batch=1, dtype=None,
     return fn
 
 
-def jaxley_grad_runner(net, T_steps, dt=0.025, batch=1, dtype=None,
-                       checkpoint_lengths="auto", loss_window=800):
+def jaxley_grad_runner(
+    net,
+    T_steps,
+    dt=0.025,
+    batch=1,
+    dtype=None,
+    checkpoint_lengths="auto",
+    loss_window=800,
+):
     """Jitted ``g(currents, params) -> (loss, grads)``.
 
     loss = mean over batch, both readouts and the last ``loss_window`` steps of the
@@ -540,6 +593,7 @@ def jaxley_grad_runner(net, T_steps, dt=0.025, batch=1, dtype=None,
     """
     import jax
     import jax.numpy as jnp
+
     dtype = dtype or getattr(net, "_peer_dtype", "float32")
     if checkpoint_lengths == "auto":
         checkpoint_lengths = checkpoint_lengths_for(T_steps, 3)
@@ -553,8 +607,9 @@ def jaxley_grad_runner(net, T_steps, dt=0.025, batch=1, dtype=None,
         return jax.value_and_grad(loss_fn)(params, currents)
 
     fn = _PrecisionFn(jax.jit(g), dtype, n_cast_args=2, net=net)
-    fn.params0 = [{k: np.asarray(v) for k, v in d.items()}
-                  for d in net.get_parameters()]
+    fn.params0 = [
+        {k: np.asarray(v) for k, v in d.items()} for d in net.get_parameters()
+    ]
     fn.checkpoint_lengths = checkpoint_lengths
     fn.batch, fn.T_steps = batch, T_steps
     fn.input_shape = (batch, N_REC, T_steps)
@@ -573,6 +628,7 @@ def example_currents(batch, T_steps, seed=0, mean=0.02, std=0.01, dtype="float64
 def _block(x):
     try:
         import jax
+
         return jax.block_until_ready(x)
     except ImportError:  # pragma: no cover
         return x
@@ -613,9 +669,15 @@ def xla_memory_analysis(fn, *args) -> dict | None:
     ma = lowered.compile().memory_analysis()
     if ma is None:
         return None
-    keys = ["argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
-            "alias_size_in_bytes", "generated_code_size_in_bytes",
-            "peak_memory_in_bytes", "host_temp_size_in_bytes"]
+    keys = [
+        "argument_size_in_bytes",
+        "output_size_in_bytes",
+        "temp_size_in_bytes",
+        "alias_size_in_bytes",
+        "generated_code_size_in_bytes",
+        "peak_memory_in_bytes",
+        "host_temp_size_in_bytes",
+    ]
     return {k: int(getattr(ma, k)) for k in keys if hasattr(ma, k)}
 
 
@@ -665,12 +727,17 @@ def peak_memory_of(spec: dict, timeout: float = 600.0) -> dict:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    p = subprocess.run([sys.executable, "-c", _MEM_CHILD, json.dumps(spec)],
-                       cwd=root, env=env, capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-c", _MEM_CHILD, json.dumps(spec)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     for line in p.stdout.splitlines():
         if line.startswith("@@MEM@@"):
-            return json.loads(line[len("@@MEM@@"):])
+            return json.loads(line[len("@@MEM@@") :])
     raise RuntimeError(f"memory child failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
 
 
@@ -690,9 +757,14 @@ def mem_jaxley_forward(T_steps=2000, batch=1, dtype="float32", grad=False):
 # --------------------------------------------------------------------------- #
 # NEURON reference: sequential ball-and-stick runs
 # --------------------------------------------------------------------------- #
-def neuron_ball_and_stick_sequential(n: int = 100, tstop_ms: float = 100.0,
-                                     dt: float = 0.025, amps=None,
-                                     delay: float = 5.0, dur: float = 90.0):
+def neuron_ball_and_stick_sequential(
+    n: int = 100,
+    tstop_ms: float = 100.0,
+    dt: float = 0.025,
+    amps=None,
+    delay: float = 5.0,
+    dur: float = 90.0,
+):
     """``n`` sequential NEURON runs of a ball-and-stick cell, one IClamp amplitude each.
 
     soma: L = diam = 20 um, nseg 1, ``hh``; dend: L 200, diam 2, nseg 10, ``pas``
@@ -705,6 +777,7 @@ def neuron_ball_and_stick_sequential(n: int = 100, tstop_ms: float = 100.0,
     t (nt,), v_soma (n, nt) with nt = round(tstop/dt) + 1, v_init, dt, tstop.
     """
     from neuron import h
+
     t_setup = time.perf_counter()
     h.load_file("stdrun.hoc")
     amps = np.linspace(0.05, 0.5, n) if amps is None else np.asarray(amps, float)
@@ -746,8 +819,17 @@ def neuron_ball_and_stick_sequential(n: int = 100, tstop_ms: float = 100.0,
         out[k] = v[:nt]
     wall = time.perf_counter() - t0
     t = np.asarray(tvec.as_numpy()[:nt]).copy()
-    return dict(wall_s=wall, per_run_s=wall / len(amps), setup_s=setup_s, amps=amps,
-                t=t, v_soma=out, v_init=V_INIT, dt=dt, tstop=tstop_ms)
+    return dict(
+        wall_s=wall,
+        per_run_s=wall / len(amps),
+        setup_s=setup_s,
+        amps=amps,
+        t=t,
+        v_soma=out,
+        v_init=V_INIT,
+        dt=dt,
+        tstop=tstop_ms,
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -755,9 +837,11 @@ def neuron_ball_and_stick_sequential(n: int = 100, tstop_ms: float = 100.0,
 # --------------------------------------------------------------------------- #
 def _smoke(argv=None):
     import argparse
+
     ap = argparse.ArgumentParser(description="peer smoke timings")
-    ap.add_argument("--what", default="fwd",
-                    choices=["build", "fwd", "grad", "neuron", "mem"])
+    ap.add_argument(
+        "--what", default="fwd", choices=["build", "fwd", "grad", "neuron", "mem"]
+    )
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--T", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=1)
@@ -766,19 +850,32 @@ def _smoke(argv=None):
     res = {"what": a.what, "dtype": a.dtype, "T": a.T, "batch": a.batch}
     if a.what == "neuron":
         r = neuron_ball_and_stick_sequential()
-        res.update(wall_s=r["wall_s"], per_run_s=r["per_run_s"],
-                   v_shape=r["v_soma"].shape, vmax=float(r["v_soma"].max()))
+        res.update(
+            wall_s=r["wall_s"],
+            per_run_s=r["per_run_s"],
+            v_shape=r["v_soma"].shape,
+            vmax=float(r["v_soma"].max()),
+        )
     elif a.what == "mem":
-        res.update(peak_memory_of(dict(target="benchmarks.peers:mem_jaxley_forward",
-                                       kwargs=dict(T_steps=a.T, batch=a.batch,
-                                                   dtype=a.dtype),
-                                       x64=a.dtype == "float64")))
+        res.update(
+            peak_memory_of(
+                dict(
+                    target="benchmarks.peers:mem_jaxley_forward",
+                    kwargs=dict(T_steps=a.T, batch=a.batch, dtype=a.dtype),
+                    x64=a.dtype == "float64",
+                )
+            )
+        )
     else:
         net, info = build_jaxley_evidence_network(a.dtype)
-        res.update(build_s=info["build_s"], n_syn=info["n_synapses"],
-                   n_rec=info["n_recurrent_synapses"],
-                   n_out=info["n_readout_synapses"], n_comp=info["n_compartments"],
-                   channel_order=info["channel_order"])
+        res.update(
+            build_s=info["build_s"],
+            n_syn=info["n_synapses"],
+            n_rec=info["n_recurrent_synapses"],
+            n_out=info["n_readout_synapses"],
+            n_comp=info["n_compartments"],
+            channel_order=info["channel_order"],
+        )
         if a.what == "fwd":
             f = jaxley_runner(net, a.T, batch=a.batch, dtype=a.dtype)
             x = f.prepare(example_currents(a.batch, a.T))
@@ -787,9 +884,12 @@ def _smoke(argv=None):
             res["run_s"] = run_s
             res["us_per_step"] = 1e6 * run_s / a.T
             v = np.asarray(f(x))
-            res.update(out_dtype=str(v.dtype), finite=bool(np.isfinite(v).all()),
-                       v_soma_range=[float(v[:, 2:].min()), float(v[:, 2:].max())],
-                       v_out_range=[float(v[:, :2].min()), float(v[:, :2].max())])
+            res.update(
+                out_dtype=str(v.dtype),
+                finite=bool(np.isfinite(v).all()),
+                v_soma_range=[float(v[:, 2:].min()), float(v[:, 2:].max())],
+                v_out_range=[float(v[:, :2].min()), float(v[:, :2].max())],
+            )
             res["xla_mem"] = xla_memory_analysis(f, x)
         elif a.what == "grad":
             g = jaxley_grad_runner(net, a.T, batch=a.batch, dtype=a.dtype)
@@ -801,9 +901,12 @@ def _smoke(argv=None):
             res["run_s"] = time_run(g, x, p, repeats=a.repeats, warmup=0)
             res["compile_s"] = res["first_call_s"] - res["run_s"]
             gv = np.asarray(grads[0]["GradedSynapse_gS"])
-            res.update(loss=float(loss), grad_shape=gv.shape,
-                       grad_finite=bool(np.isfinite(gv).all()),
-                       grad_absmax=float(np.abs(gv).max()))
+            res.update(
+                loss=float(loss),
+                grad_shape=gv.shape,
+                grad_finite=bool(np.isfinite(gv).all()),
+                grad_absmax=float(np.abs(gv).max()),
+            )
             res["xla_mem"] = xla_memory_analysis(g, x, p)
     print(json.dumps(res, default=str))
     return res

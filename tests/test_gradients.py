@@ -162,7 +162,7 @@ def test_efun_series_and_exact_branches_agree():
 
 @settings(max_examples=60, deadline=None)
 @given(v=st.floats(-300.0, 300.0), cai=st.floats(1e-9, 1e-1))
-@example(v=-229.42513147708794, cai=0.0625)  # float32 cancellation in efun_pair (CI, session 1)
+@example(v=-229.42513147708794, cai=0.0625)  # float32 cancellation in efun_pair (CI)
 @example(v=-300.0, cai=1e-9)
 @example(v=300.0, cai=1e-1)
 def test_rates_finite_for_any_voltage(v, cai):

@@ -1,4 +1,4 @@
-"""Accuracy against NEURON 9.0.2 (golden data from scripts/make_neuron_references.py)."""
+"""Accuracy against NEURON 9.0.2 (golden data: scripts/make_neuron_references.py)."""
 
 import jax.numpy as jnp
 import numpy as np

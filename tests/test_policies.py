@@ -107,9 +107,9 @@ def test_margin_decides_and_ce_scale_one_is_the_plant_cross_entropy(plant):
     env, env_params = tp.make_env(plant, cfg)
     parts, params = tp.split(tp.new_policy(cfg))
     keys = jax.random.split(jax.random.key(5), 6)
-    eps = jax.jit(
-        jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k))
-    )(keys)
+    eps = jax.jit(jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k)))(
+        keys
+    )
     np.testing.assert_array_equal(eps.margin > 0, eps.correct > 0.5)
     np.testing.assert_allclose(
         jax.nn.softplus(-eps.margin), eps.cross_entropy, rtol=1e-9

@@ -80,7 +80,7 @@ def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
 
 @dataclass(frozen=True)
 class _Tree:
-    """All cells' nodes (Sites and branch points) with parents and axial conductances."""
+    """All cells' nodes (Sites, branch points) with parents and axial conductances."""
 
     parent: dict  # node -> parent node or None
     axial_g: dict  # node -> conductance to parent [µS]

@@ -1,4 +1,4 @@
-"""Intracellular calcium: a decaying shell (Hay's ``CaDynamics_E2``) and Nernst reversal."""
+"""Intracellular calcium: a decaying shell (Hay's ``CaDynamics_E2``); Nernst e_ca."""
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -19,7 +19,7 @@ class CalciumDynamics(eqx.Module):
     ``dcai/dt = −10 · ica · γ / (2 F · depth) − (cai − min_cai) / decay`` with ica
     [µA/cm²] (the factor 10 converts units; the mod file writes 10000 with mA/cm²).
     The reversal potential follows Nernst,
-    ``e_ca = 1000 · R T / (2 F) · ln(cao / cai)`` [mV], with T = `temperature` + 273.15 K.
+    ``e_ca = 1000 · R T / (2 F) · ln(cao / cai)`` [mV], T = `temperature` + 273.15 K.
 
     Reference: Destexhe et al. (1994); Hay et al. (2011) ``CaDynamics_E2.mod``.
     """

@@ -58,7 +58,7 @@ class Morphology:
         axial_resistivity: float | Sequence[float] = 100.0,  # [Ω·cm]
         capacitance: float | Sequence[float] = 1.0,  # [µF/cm²]
     ) -> "Morphology":
-        """Build from a parents list (-1 for the root); scalars apply to all branches."""
+        """Build from a parents list (-1 for the root); scalars go to every branch."""
         n = len(parents)
         cols = {
             "ncomp": ncomp,

@@ -17,7 +17,6 @@ solver can step quickly:
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -29,7 +28,7 @@ from neuroctl.biophysics.morphology import Morphology
 from neuroctl.biophysics.synapses import AbstractSynapse
 from neuroctl.errors import ConfigError, bad_value
 
-Mechanism = Union[AbstractChannel, CalciumDynamics]
+Mechanism = AbstractChannel | CalciumDynamics
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ class TreeGroup:
 
 
 class Params(eqx.Module):
-    """Trainable/freezable parameter leaves of a network (arrays per compartment/synapse).
+    """Trainable/freezable parameter leaves (arrays per compartment/synapse).
 
     Attributes:
         channels: one channel module per channel block, fields of shape ``(hi - lo,)``.

@@ -11,7 +11,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
     """Write `fig` to `path` (format from the suffix) via a temporary file + rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=path.suffix, delete=False) as f:
+    with tempfile.NamedTemporaryFile(
+        dir=path.parent, suffix=path.suffix, delete=False
+    ) as f:
         tmp = Path(f.name)
     try:
         fig.savefig(tmp, dpi=dpi)

@@ -91,7 +91,7 @@ def readout_cell() -> Cell:
 
 
 def recurrent_pairs(cfg: EvidenceNetConfig) -> list[tuple[int, int]]:
-    """(pre, post) recurrent pairs: Bernoulli(`p_connect`) per ordered pair, no autapses.
+    """(pre, post) recurrent pairs: Bernoulli(`p_connect`) per ordered pair, no self.
 
     Drawn as ``default_rng(seed).binomial(1, p, (n, n))``; seed 3 gives 69 pairs,
     the paper's count.
