@@ -268,6 +268,17 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
             "short",
             "abc",
         )
+    # a continued stage: the card's lineage names both stages, first first
+    from neuroctl.train.policy_commands import _lineage
+
+    child = PolicyRunConfig(
+        out=tmp_path / "c", iterations=1, progress=False, init_from=tmp_path
+    )
+    train_policy(child, dataclasses.replace(cfg, lr=0.5), plant, "short", "abc")
+    lineage = _lineage(tmp_path / "c")
+    assert [s["run"] for s in lineage] == [str(tmp_path), str(tmp_path / "c")]
+    assert [s["iterations"] for s in lineage] == [4, 1]
+    assert [s["train"]["lr"] for s in lineage] == [cfg.lr, 0.5]
 
 
 def test_shipped_policy_reproduces_its_card_on_held_out_trials():

@@ -21,7 +21,7 @@ def example_trial_figure(
         env: the `EvidenceStim` env.
         env_params: its params.
         policy: a gain policy module (`neuroctl.policies`).
-        label: the policy's name for the legend.
+        label: the policy's name for the title.
         n_trials: columns (trials) [1].
     """
     from neuroctl.envs.core import episode_keys
@@ -62,7 +62,7 @@ def example_trial_figure(
         ax.set(ylabel="evidence s(t) [1]", title=f"held-out trial, label {lab}")
         ax = axes[1, col]
         ax.plot(t_ctrl, np.asarray(ep0.gains), "--", color="0.5", lw=1, label="g = 1")
-        ax.plot(t_ctrl, np.asarray(ep.gains), color="C3", lw=1.2, label=label)
+        ax.plot(t_ctrl, np.asarray(ep.gains), color="C3", lw=1.2, label="policy")
         ax.set(ylabel="gain g [1]")
         ax.legend(loc="upper left", fontsize=8)
         ax = axes[2, col]
@@ -72,7 +72,7 @@ def example_trial_figure(
                 np.asarray(ep.readouts)[:, r],
                 color=f"C{r}",
                 lw=1.1,
-                label=f"readout {r} ({label})",
+                label=f"readout {r} (policy)",
             )
             ax.plot(
                 t_ctrl,
@@ -87,7 +87,7 @@ def example_trial_figure(
         ax.text(
             0.01,
             0.02,
-            f"{label}: {'correct' if ep.correct else 'WRONG'}, "
+            f"policy: {'correct' if ep.correct else 'WRONG'}, "
             f"mean g² = {float(ep.mean_gain_sq):.4f}",
             transform=ax.transAxes,
             fontsize=8,
@@ -95,6 +95,7 @@ def example_trial_figure(
         ax.legend(loc="upper left", fontsize=7, ncol=2)
         for row in axes[:, col]:
             row.axvspan(*window, color="gold", alpha=0.3, lw=0)
+    fig.suptitle(f"policy: {label} (shaded: response window)", fontsize=10)
     return fig
 
 
@@ -144,14 +145,19 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
             label=label,
         )
         for p in pts:
-            tag = (
-                f"g={p['gain']:g}" if kind == "constant" else f"λ={p['lambda_gain']:g}"
-            )
+            if kind == "constant":
+                tag, offset = f"g={p['gain']:g}", (3, -9)
+            else:
+                tag = f"λ={p['lambda_gain']:g}"
+                if p.get("batch", 8) != 8:
+                    tag += f" b{p['batch']}"
+                # the sharp-CE curve is labelled below, the others above
+                offset = (-8, -12) if kind.endswith("_sharp") else (-8, 6)
             ax.annotate(
                 tag,
                 (p["current_power"], p["accuracy"]),
                 fontsize=7,
-                xytext=(3, -9) if kind == "constant" else (-8, 6),
+                xytext=offset,
                 textcoords="offset points",
                 color=color,
             )
@@ -160,19 +166,21 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
             ax.axvline(base / factor, color="0.7", lw=0.8, ls=":")
             ax.text(
                 base / factor,
-                0.52,
+                0.02,
                 f"{factor}x less",
                 rotation=90,
                 fontsize=7,
                 color="0.4",
                 va="bottom",
                 ha="right",
+                transform=ax.get_xaxis_transform(),  # x in data, y in axes units
             )
+    floor = min((p["accuracy_ci95"][0] for p in points), default=0.5)
     ax.set(
         xscale="log",
         xlabel="mean current power [nA²]",
         ylabel=f"accuracy ({trials} held-out trials, 95 % CI)",
-        ylim=(0.45, 1.03),
+        ylim=(max(0.0, floor - 0.05), 1.03),
         title="Evidence plant: accuracy vs stimulation power",
     )
     ax.legend(fontsize=8, loc="lower right")

@@ -79,8 +79,10 @@ class TrainPolicyArgs:
     """Checkpoint period [iterations] (and always at the end)."""
     eval_trials: int = 100
     """Held-out trials for the final evaluation [1] (0 = skip)."""
-    figure: Path = Path("results/policy_example_trial.png")
-    """Example-trial figure (stimulus, gain, readouts) written after training."""
+    figure: Path | None = None
+    """Example-trial figure (stimulus, gain, readouts) written after the final
+    evaluation; default ``<out>/example_trial.png`` (results/ holds only what
+    scripts/ regenerate)."""
     init_from: Path | None = None
     """Start from the newest params of this run directory (same architecture and
     plant; fresh Adam state), e.g. to continue a λ sweep from a cheaper point."""
@@ -171,7 +173,8 @@ def train_policy(args: Annotated[TrainPolicyArgs, tyro.conf.arg(name="")]) -> di
                 env, env_params, policy, args.eval_trials, None, args.progress
             )
         )
-        _example_figure(env, env_params, policy, args.figure, args.policy)
+        figure = args.figure or args.out / "example_trial.png"
+        _example_figure(env, env_params, policy, figure, args.policy)
     (args.out / "metrics.json").write_text(json.dumps(_provenance(report), indent=1))
     print(f"wrote {args.out / 'metrics.json'}")
     if args.ship is not None:
@@ -374,14 +377,14 @@ def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
         )["evaluation"]
         cache.write_text(json.dumps(evaluation, indent=1))
     record = json.loads((args.run / "config.json").read_text())
-    log = (args.run / "log.jsonl").read_text().splitlines()
-    last = json.loads(log[-1]) if log else {}
+    lineage = _lineage(args.run)
     report = {
         "train": record["train"],
         "plant": record["plant"],
         "init_from": record.get("init_from"),
-        "iterations": last.get("iteration"),
-        "train_wall_s_this_stage": last.get("wall_s"),
+        "iterations": lineage[-1]["iterations"],
+        "train_wall_s_this_stage": lineage[-1]["train_wall_s"],
+        "lineage": lineage,
         "evaluation": evaluation,
     }
     path = ship_policy(
@@ -394,6 +397,40 @@ def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
     )
     print(f"shipped {args.run} to {path}")
     return path
+
+
+def _lineage(run: Path) -> list[dict]:
+    """Every stage that produced ``run``'s parameters, first first.
+
+    Follows ``init_from`` through the run directories' config.json and records each
+    stage's run, training config, iterations and wall time, so that a shipped card
+    names the whole continuation (e.g. a λ sweep), not only its last stage. A stage
+    whose directory is gone is recorded by name with ``"missing": true``.
+    """
+    stages: list[dict] = []
+    seen: set[Path] = set()
+    current: Path | None = Path(run)
+    while current is not None and current.resolve() not in seen:
+        seen.add(current.resolve())
+        config = current / "config.json"
+        if not config.is_file():
+            stages.append({"run": str(current), "missing": True})
+            break
+        record = json.loads(config.read_text())
+        log = current / "log.jsonl"
+        lines = log.read_text().splitlines() if log.is_file() else []
+        last = json.loads(lines[-1]) if lines else {}
+        stages.append(
+            {
+                "run": str(current),
+                "train": record["train"],
+                "iterations": last.get("iteration"),
+                "train_wall_s": last.get("wall_s"),
+            }
+        )
+        parent = record.get("init_from")
+        current = Path(parent) if parent else None
+    return stages[::-1]
 
 
 COMMANDS = {
