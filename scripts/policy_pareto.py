@@ -84,7 +84,9 @@ DEFAULT_STAGES = (
     # a larger batch and a small decaying step, polishing the rare label-0 errors:
     Stage("mlp", 2.0, 50, 0.003, "mlp_l2_s10", 10.0, decay_steps=50, batch=16),
     Stage("open_loop", 0.3, 300, 0.05),
+    Stage("open_loop", 2.0, 120, 0.05, ce_scale=10.0, decay_steps=120),
     Stage("gru", 0.3, 150, 0.02),
+    Stage("gru", 1.0, 120, 0.02, ce_scale=10.0, decay_steps=120),
 )  # what results/ shows; a new stage trains when the script reruns
 
 
@@ -104,7 +106,7 @@ class Args:
     """Held-out trials per Pareto point [1]."""
     table_trials: int = 1000
     """Held-out trials for the table (baseline and candidates) [1]; 0 = no table."""
-    table_policies: int = 4
+    table_policies: int = 5
     """Candidates in the table: the cheapest error-free ones on ``trials`` [1]."""
     accuracy_bar: float = 0.999
     """Accuracy on ``table_trials`` that the recommended (bold) row must reach [1]."""
@@ -257,6 +259,16 @@ def _write(args: Args, env, env_params, points, checksum) -> None:
     )
 
 
+def _shipped(root: Path = Path("policies")) -> dict[str, str]:
+    """Run directory → shipped folder, from the cards' lineage (last stage)."""
+    out = {}
+    for card in sorted(root.glob("*/metrics.json")):
+        lineage = json.loads(card.read_text()).get("lineage") or []
+        if lineage:
+            out[lineage[-1]["run"]] = str(card.parent)
+    return out
+
+
 def _describe(stage: Stage) -> str:
     sharp = f", CE scale {stage.ce_scale:g}/mV" if stage.ce_scale != 1.0 else ""
     batch = f", batch {stage.batch}" if stage.batch else ""
@@ -291,10 +303,13 @@ def _table_md(args: Args, rows: list, pick: tuple) -> str:
         "|---|---|---|---|---|---|",
         row("g = 1 (plant's native input)", first["baseline"], "1x"),
     ]
+    shipped = _shipped()
     for point, stage, _, table in rows:
         assert table["baseline"]["current_power"] == first["baseline"]["current_power"]
         red = f"{table['power_reduction']:.1f}x"
         name = f"{point['kind']} `{stage.name}`, {_describe(stage)}"
+        if point["run"] in shipped:
+            name += f" (shipped: `{shipped[point['run']]}`)"
         if point is pick[0]:
             name, red = f"**{name}**", f"**{red}**"
         lines.append(row(name, table["policy"], red))

@@ -281,15 +281,16 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
     assert [s["train"]["lr"] for s in lineage] == [cfg.lr, 0.5]
 
 
-def test_shipped_policy_reproduces_its_card_on_held_out_trials():
-    """The shipped MLP on 64 held-out trials: ≥ 99 % correct and the card's power cut.
+@pytest.mark.parametrize("name", ["evidence_gain_mlp", "evidence_gain_gru"])
+def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
+    """A shipped policy on 64 held-out trials: ≥ 99 % correct and the card's power cut.
 
     The card's reduction was measured on 1,000 trials; 64 trials must reproduce at
     least 80 % of it (the per-trial power varies with the trial's evidence).
     """
     from neuroctl.train.policy_eval import evaluate
 
-    policy, spec, card = load_policy("evidence_gain_mlp")
+    policy, spec, card = load_policy(name)
     plant = load(spec.plant)
     cfg = tp.PolicyTrainConfig(
         policy=spec.policy, g_max=spec.g_max, control_ms=spec.control_ms

@@ -113,7 +113,9 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
         "mlp": ("C3", "o", "MLP (closed loop)"),
         "mlp_sharp": ("C1", "o", "MLP, sharp CE (closed loop)"),
         "gru": ("C2", "^", "GRU (closed loop, memory)"),
+        "gru_sharp": ("C2", "v", "GRU, sharp CE"),
         "open_loop": ("C0", "D", "open-loop time profile"),
+        "open_loop_sharp": ("C9", "D", "open-loop profile, sharp CE"),
     }
     base = next(
         (
