@@ -213,8 +213,8 @@ def _candidates(points: list[dict], n: int) -> list[dict]:
 
 def _write(args: Args, env, env_params, points, checksum) -> None:
     from neuroctl.plotting.policy import example_trial_figure, pareto_figure
-    from neuroctl.train.policy_commands import format_comparison
-    from neuroctl.train.policy_eval import evaluate
+    from neuroctl.train.policy_commands import table_evaluation
+    from neuroctl.train.policy_eval import Summary
 
     args.results.mkdir(parents=True, exist_ok=True)
     record = {
@@ -234,17 +234,26 @@ def _write(args: Args, env, env_params, points, checksum) -> None:
         print("no policy was error-free on the Pareto trials; no table written")
         return
     rows = []  # (point, stage, policy, table) per candidate
+    baseline = None  # g = 1 on the table trials: the same for every candidate
     for point in candidates:
         stage = next(s for s in args.stages if s.name == point["stage"])
         parts, state = restore(Path(point["run"]), _cfg(stage, args.batch))
         policy = tp.merge(parts, state.params)
-        cache = Path(point["run"]) / f"table{args.table_trials}.json"
-        if cache.exists():
-            table = json.loads(cache.read_text())
-        else:
-            table = evaluate(env, env_params, policy, args.table_trials, progress=True)
-            cache.write_text(json.dumps(table, indent=1))
-        print(f"{stage.name}:\n{format_comparison(table)}")
+        print(f"{stage.name}:")
+        table = table_evaluation(
+            Path(point["run"]),
+            env,
+            env_params,
+            policy,
+            args.table_trials,
+            True,
+            baseline,
+        )
+        if baseline is None:
+            try:
+                baseline = Summary(**table["baseline"])
+            except TypeError:  # a cache from before a Summary field was added
+                pass
         rows.append((point, stage, policy, table))
     # the recommended policy: the cheapest candidate that meets the accuracy bar
     passing = [r for r in rows if r[3]["policy"]["accuracy"] >= args.accuracy_bar]

@@ -189,7 +189,9 @@ def _provenance(report: dict) -> dict:
     return {**report, **provenance()}
 
 
-def _evaluate_and_report(env, env_params, policy, trials, seed, progress) -> dict:
+def _evaluate_and_report(
+    env, env_params, policy, trials, seed, progress, baseline=None
+) -> dict:
     from neuroctl.train.plant import EVAL_SEED
     from neuroctl.train.policy_eval import evaluate
 
@@ -201,10 +203,33 @@ def _evaluate_and_report(env, env_params, policy, trials, seed, progress) -> dic
         trials,
         EVAL_SEED if seed is None else seed,
         progress=progress,
+        baseline=baseline,
     )
     result["eval_wall_s"] = round(time.perf_counter() - t0, 1)
     print(format_comparison(result))
     return {"evaluation": result}
+
+
+def table_evaluation(
+    run: Path, env, env_params, policy, trials: int, progress: bool, baseline=None
+) -> dict:
+    """Policy vs ``g = 1`` on `trials` held-out trials, cached in a run directory.
+
+    The card's (``ship-policy``) and results/policy_table.md's evaluation of the
+    run in `run`: read from ``<run>/table<trials>.json`` if present, else computed
+    (`neuroctl.train.policy_eval.evaluate`; pass `baseline`, a `Summary` of g = 1
+    on the same trials, to skip recomputing it) and written there. Printed either way.
+    """
+    cache = run / f"table{trials}.json"
+    if cache.is_file():
+        result = json.loads(cache.read_text())
+        print(format_comparison(result))
+        return result
+    result = _evaluate_and_report(
+        env, env_params, policy, trials, None, progress, baseline
+    )["evaluation"]
+    cache.write_text(json.dumps(result, indent=1))
+    return result
 
 
 def format_comparison(result: dict) -> str:
@@ -367,15 +392,9 @@ def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
 
     policy, plant, cfg = _from_run_dir(args.run)
     env, env_params = tp.make_env(plant, cfg)
-    cache = args.run / f"table{args.trials}.json"
-    if cache.is_file():
-        evaluation = json.loads(cache.read_text())
-        print(format_comparison(evaluation))
-    else:
-        evaluation = _evaluate_and_report(
-            env, env_params, policy, args.trials, None, args.progress
-        )["evaluation"]
-        cache.write_text(json.dumps(evaluation, indent=1))
+    evaluation = table_evaluation(
+        args.run, env, env_params, policy, args.trials, args.progress
+    )
     record = json.loads((args.run / "config.json").read_text())
     lineage = _lineage(args.run)
     report = {
