@@ -40,6 +40,7 @@ from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
 from neuroctl.train.policy_eval import run_trials, summarise  # noqa: E402
 from neuroctl.train.policy_run import PolicyRunConfig, restore, train_policy  # noqa: E402
+from neuroctl.train.run import read_log  # noqa: E402
 from neuroctl.train.ship import provenance  # noqa: E402
 
 PLANT = "evidence_integration"
@@ -132,11 +133,8 @@ def _cfg(stage: Stage, batch: int) -> tp.PolicyTrainConfig:
 
 
 def _finished(out: Path, iterations: int) -> bool:
-    log = out / "log.jsonl"
-    if not log.exists():
-        return False
-    lines = [x for x in log.read_text().splitlines() if x.strip()]
-    return bool(lines) and json.loads(lines[-1])["iteration"] >= iterations
+    log = read_log(out / "log.jsonl")
+    return bool(log) and log[-1]["iteration"] >= iterations
 
 
 def _evaluate(env, env_params, policy, n: int, cache: Path) -> dict:

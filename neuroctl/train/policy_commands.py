@@ -426,6 +426,8 @@ def _lineage(run: Path) -> list[dict]:
     names the whole continuation (e.g. a λ sweep), not only its last stage. A stage
     whose directory is gone is recorded by name with ``"missing": true``.
     """
+    from neuroctl.train.run import read_log
+
     stages: list[dict] = []
     seen: set[Path] = set()
     current: Path | None = Path(run)
@@ -436,9 +438,8 @@ def _lineage(run: Path) -> list[dict]:
             stages.append({"run": str(current), "missing": True})
             break
         record = json.loads(config.read_text())
-        log = current / "log.jsonl"
-        lines = log.read_text().splitlines() if log.is_file() else []
-        last = json.loads(lines[-1]) if lines else {}
+        log = read_log(current / "log.jsonl")
+        last = log[-1] if log else {}
         stages.append(
             {
                 "run": str(current),

@@ -106,12 +106,18 @@ def _restore_or_init(mgr, run: RunConfig, config: dict, fresh: tr.TrainState):
     return state, _truncate_log(out / "log.jsonl", latest)
 
 
+def read_log(path: Path) -> list[dict]:
+    """The JSONL metrics log of a run (one dict per iteration); [] if absent."""
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
 def _truncate_log(path: Path, step: int) -> float:
     """Keep log lines with iteration <= step; return the wall time at `step` [s]."""
     if not path.exists():
         return 0.0
-    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    kept = [x for x in lines if x["iteration"] <= step]
+    kept = [x for x in read_log(path) if x["iteration"] <= step]
     path.write_text("".join(json.dumps(x) + "\n" for x in kept))
     return kept[-1]["wall_s"] if kept else 0.0
 

@@ -29,7 +29,7 @@ from neuroctl.plants.evidence import (
 )
 from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
 from neuroctl.train import plant as tr
-from neuroctl.train.run import restore_params
+from neuroctl.train.run import read_log, restore_params
 
 
 @eqx.filter_jit
@@ -73,10 +73,7 @@ def _configs(run_dir: Path) -> tuple[tr.TrainConfig, et.TaskConfig, EvidenceNetC
 
 
 def _wall_at(run_dir: Path, step: int) -> float | None:
-    path = run_dir / "log.jsonl"
-    rows = (
-        [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-    )
+    rows = read_log(run_dir / "log.jsonl")
     at = [r["wall_s"] for r in rows if r["iteration"] == step]
     return at[-1] if at else None
 
