@@ -221,6 +221,12 @@ def load_policy(path: Path) -> tuple[ev.Policy, float, float]:
     from neuroctl.policies import load_policy as load_shipped
 
     module, spec, _ = load_shipped(path)
+    if spec.observe_evidence:
+        raise ConfigError(
+            f"--policy: got {str(path)!r}, which also observes the mean stimulus; "
+            "the closed-loop exponent here feeds the seed's observation [v_readout0, "
+            "v_readout1, t/T]; pass a policy shipped without observe_evidence."
+        )
     carry = module.initial_carry()
     if carry.size:
         raise ConfigError(

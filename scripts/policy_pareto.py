@@ -58,17 +58,20 @@ class Stage:
     ce_scale: float = 1.0  # readout-margin scale in the CE [1/mV] (1 = plant's CE)
     decay_steps: int = 0  # cosine decay of lr over this many iterations; 0: none
     batch: int = 0  # trials per gradient [1]; 0: the script's --batch
+    observe_evidence: bool = False  # also observe the mean stimulus so far
 
     @property
     def name(self) -> str:
         sharp = f"_s{self.ce_scale:g}" if self.ce_scale != 1.0 else ""
         batch = f"_b{self.batch}" if self.batch else ""
-        return f"{self.kind}_l{self.lambda_gain:g}{sharp}{batch}"
+        ev = "_ev" if self.observe_evidence else ""
+        return f"{self.kind}{ev}_l{self.lambda_gain:g}{sharp}{batch}"
 
     @property
     def series(self) -> str:
         """Curve of the Pareto figure this stage belongs to."""
-        return self.kind if self.ce_scale == 1.0 else f"{self.kind}_sharp"
+        sharp = "" if self.ce_scale == 1.0 else "_sharp"
+        return f"{self.kind}{sharp}{'_ev' if self.observe_evidence else ''}"
 
 
 DEFAULT_STAGES = (
@@ -129,6 +132,7 @@ def _cfg(stage: Stage, batch: int) -> tp.PolicyTrainConfig:
         lr=stage.lr,
         ce_scale=stage.ce_scale,
         decay_steps=stage.decay_steps,
+        observe_evidence=stage.observe_evidence,
     )
 
 
@@ -181,7 +185,8 @@ def main(args: Args) -> None:
             parts, state = restore(out, cfg)
             policy = tp.merge(parts, state.params)
             cache = out / f"eval{args.trials}.json"
-            s = _evaluate(env, env_params, policy, args.trials, cache)
+            stage_env, _ = tp.make_env(plant, cfg)  # same trials, its observation
+            s = _evaluate(stage_env, env_params, policy, args.trials, cache)
             s["power_reduction"] = baseline["current_power"] / s["current_power"]
             points.append(
                 {
@@ -191,6 +196,7 @@ def main(args: Args) -> None:
                     "lambda_gain": stage.lambda_gain,
                     "ce_scale": stage.ce_scale,
                     "batch": cfg.batch,
+                    "observe_evidence": stage.observe_evidence,
                     "run": str(out),
                     **s,
                 }
@@ -200,7 +206,7 @@ def main(args: Args) -> None:
                 f"{s['current_power']:.3e} ({s['power_reduction']:.1f}x)"
             )
             previous = out
-    _write(args, env, env_params, points, checksum)
+    _write(args, plant, env_params, points, checksum)
 
 
 def _candidates(points: list[dict], n: int) -> list[dict]:
@@ -209,7 +215,7 @@ def _candidates(points: list[dict], n: int) -> list[dict]:
     return sorted(ok, key=lambda p: p["current_power"])[:n]
 
 
-def _write(args: Args, env, env_params, points, checksum) -> None:
+def _write(args: Args, plant, env_params, points, checksum) -> None:
     from neuroctl.plotting.policy import example_trial_figure, pareto_figure
     from neuroctl.train.policy_commands import table_evaluation
     from neuroctl.train.policy_eval import Summary
@@ -235,8 +241,10 @@ def _write(args: Args, env, env_params, points, checksum) -> None:
     baseline = None  # g = 1 on the table trials: the same for every candidate
     for point in candidates:
         stage = next(s for s in args.stages if s.name == point["stage"])
-        parts, state = restore(Path(point["run"]), _cfg(stage, args.batch))
+        cfg = _cfg(stage, args.batch)
+        parts, state = restore(Path(point["run"]), cfg)
         policy = tp.merge(parts, state.params)
+        env, _ = tp.make_env(plant, cfg)
         print(f"{stage.name}:")
         table = table_evaluation(
             Path(point["run"]),
@@ -252,12 +260,12 @@ def _write(args: Args, env, env_params, points, checksum) -> None:
                 baseline = Summary(**table["baseline"])
             except TypeError:  # a cache from before a Summary field was added
                 pass
-        rows.append((point, stage, policy, table))
+        rows.append((point, stage, policy, table, env))
     # the recommended policy: the cheapest candidate that meets the accuracy bar
     passing = [r for r in rows if r[3]["policy"]["accuracy"] >= args.accuracy_bar]
     pick = min(passing or rows, key=lambda r: r[3]["policy"]["current_power"])
     (args.results / "policy_table.md").write_text(_table_md(args, rows, pick))
-    point, stage, policy, _ = pick
+    point, stage, policy, _, env = pick
     save_figure(
         example_trial_figure(
             env, env_params, policy, f"{point['kind']} ({_describe(stage)})"
@@ -279,7 +287,8 @@ def _shipped(root: Path = Path("policies")) -> dict[str, str]:
 def _describe(stage: Stage) -> str:
     sharp = f", CE scale {stage.ce_scale:g}/mV" if stage.ce_scale != 1.0 else ""
     batch = f", batch {stage.batch}" if stage.batch else ""
-    return f"λ_g = {stage.lambda_gain:g}{sharp}{batch}"
+    ev = ", observes the mean stimulus" if stage.observe_evidence else ""
+    return f"λ_g = {stage.lambda_gain:g}{sharp}{batch}{ev}"
 
 
 def _table_md(args: Args, rows: list, pick: tuple) -> str:
@@ -311,7 +320,7 @@ def _table_md(args: Args, rows: list, pick: tuple) -> str:
         row("g = 1 (plant's native input)", first["baseline"], "1x"),
     ]
     shipped = _shipped()
-    for point, stage, _, table in rows:
+    for point, stage, _, table, _ in rows:
         assert table["baseline"]["current_power"] == first["baseline"]["current_power"]
         red = f"{table['power_reduction']:.1f}x"
         name = f"{point['kind']} `{stage.name}`, {_describe(stage)}"

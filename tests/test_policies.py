@@ -101,6 +101,51 @@ def test_bad_policy_configs_name_the_field():
         tp.PolicyTrainConfig(ce_scale=0.0)
 
 
+def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy(
+    plant, tmp_path
+):
+    """observe_evidence appends Σ s / steps; a widened seed policy acts as before."""
+    from neuroctl.envs.evidence_stim import trial_stimulus
+    from neuroctl.policies.gain import EVIDENCE_SCALE, features
+    from neuroctl.train.policy_run import widen_to_evidence
+
+    cfg = tp.PolicyTrainConfig(observe_evidence=True)
+    env, env_params = tp.make_env(plant, cfg)
+    assert env.observation_space().shape == (4,)
+    key = jax.random.key(3)
+    state = env.init_state(key, env_params)
+    np.testing.assert_array_equal(env.observation(state, env_params)[3], 0.0)
+    for _ in range(5):
+        state, _ = env.advance(state, env_params, 1.0)
+    n = 5 * env.config.substeps
+    stimulus = trial_stimulus(env, key, env_params)[:n]
+    obs = env.observation(state, env_params)
+    np.testing.assert_allclose(obs[3], stimulus.mean(), rtol=1e-6)
+    plain_env, _ = tp.make_env(plant, tp.PolicyTrainConfig())
+    np.testing.assert_array_equal(obs[:3], plain_env.observation(state, env_params))
+    np.testing.assert_allclose(features(obs)[3], obs[3] / EVIDENCE_SCALE)
+    # widening: a zero row for the new input, so the gain is unchanged
+    for kind in ("mlp", "gru"):
+        seed_policy = make_policy(kind, seed=2)
+        parts, params = tp.split(seed_policy)
+        wide = make_policy(kind, n_obs=4)
+        wide = tp.merge(tp.split(wide)[0], widen_to_evidence(params, kind))
+        carry = seed_policy.initial_carry()
+        np.testing.assert_allclose(
+            wide(carry, obs.astype(jnp.float32))[1], seed_policy(carry, obs[:3])[1]
+        )
+    with pytest.raises(ConfigError, match="n_obs"):
+        make_policy("mlp", n_obs=5)
+    with pytest.raises(ConfigError, match="observe_evidence"):
+        tp.PolicyTrainConfig(policy="fixed", observe_evidence=True)
+    # the evidence-switched profile: its gain while the mean stimulus is < 0, else 0
+    profile = make_policy("open_loop", n_bins=4, g_init=0.5, n_obs=4)
+    on = profile(None, jnp.array([-70.0, -70.0, 0.6, -0.004]))[1]
+    off = profile(None, jnp.array([-70.0, -70.0, 0.6, 0.004]))[1]
+    np.testing.assert_allclose(on, 0.5, rtol=1e-6)
+    np.testing.assert_array_equal(off, 0.0)
+
+
 def test_margin_decides_and_ce_scale_one_is_the_plant_cross_entropy(plant):
     """margin > 0 exactly on correct trials; CE(1·margin) is the env's CE."""
     cfg = tp.PolicyTrainConfig(policy="open_loop", n_bins=3, g_init=0.3)
@@ -292,10 +337,7 @@ def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
 
     policy, spec, card = load_policy(name)
     plant = load(spec.plant)
-    cfg = tp.PolicyTrainConfig(
-        policy=spec.policy, g_max=spec.g_max, control_ms=spec.control_ms
-    )
-    env, env_params = tp.make_env(plant, cfg)
+    env, env_params = tp.make_env(plant, spec.train_config())
     result = evaluate(env, env_params, policy, 64, chunk=64)
     claimed = card["evaluation"]["power_reduction"]
     assert card["evaluation"]["trials"] == 1000

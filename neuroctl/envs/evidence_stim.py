@@ -8,7 +8,10 @@ recurrent cell::
     I_i(t) = g · input_scale · w_i · s(t)        [nA]
 
 (``g = 1`` is the plant's native input). Observation: ``[v_readout0 [mV],
-v_readout1 [mV], t/T [1]]``. Reward per control step::
+v_readout1 [mV], t/T [1]]`` (the seed's), and with ``observe_evidence=True`` a fourth
+entry, the mean filtered stimulus so far ``Σ s / steps`` [1] (0 before the first
+step): what a stimulator that gates the evidence stream can also read off the
+stream itself. Reward per control step::
 
     reward = −energy_cost · mean_{t, i} I_i(t)²      (mean over solver steps, cells)
 
@@ -136,6 +139,8 @@ class EvidenceStim(AbstractEnv):
         outcome: terminal reward, ``"cross_entropy"`` or ``"sign"`` (static).
         plant_g: the plant's conductances as a tuple (static; default params) [µS].
         plant_w: the plant's input weights as a tuple (static; default params) [1].
+        observe_evidence: append the mean filtered stimulus so far [1] to the
+            observation (static).
     """
 
     config: ControlConfig = eqx.field(static=True)
@@ -144,6 +149,7 @@ class EvidenceStim(AbstractEnv):
     outcome: str = eqx.field(static=True)
     plant_g: tuple[float, ...] = eqx.field(static=True)
     plant_w: tuple[float, ...] = eqx.field(static=True)
+    observe_evidence: bool = eqx.field(static=True, default=False)
 
     @classmethod
     def from_plant(
@@ -153,12 +159,19 @@ class EvidenceStim(AbstractEnv):
         dtype: str | None = None,
         outcome: Outcome = "cross_entropy",
         v_max: float = 1000.0,
+        observe_evidence: bool = False,
     ) -> "EvidenceStim":
-        """The env for `plant`, one trial per episode (dtype default: the plant's)."""
+        """The env for `plant`, one trial per episode (dtype default: the plant's).
+
+        ``observe_evidence=True`` appends the mean filtered stimulus so far [1] to
+        the observation.
+        """
         if not isinstance(plant, EvidencePlant):
             raise bad_value("plant", plant, "an EvidencePlant", "use plants.load().")
         if outcome not in OUTCOMES:
             raise bad_value("outcome", outcome, f"one of {OUTCOMES}", "pick one.")
+        if not isinstance(observe_evidence, bool):
+            raise bad_value("observe_evidence", observe_evidence, "True or False", "")
         task = plant.task
         config = ControlConfig(
             dt=task.dt,
@@ -169,7 +182,7 @@ class EvidenceStim(AbstractEnv):
         )
         g = tuple(float(x) for x in np.asarray(plant.g))
         w = tuple(float(x) for x in np.asarray(plant.input_weights))
-        return cls(config, plant.network, task, outcome, g, w)
+        return cls(config, plant.network, task, outcome, g, w, observe_evidence)
 
     def __check_init__(self) -> None:
         if self.config.n_steps * self.config.substeps != self.task.n_steps:
@@ -210,9 +223,12 @@ class EvidenceStim(AbstractEnv):
         return Box(jnp.zeros_like(params.g_max), params.g_max, (1,))
 
     def observation_space(self, params: EvidenceStimParams | None = None) -> Box:
-        """``[v_readout0 [mV], v_readout1 [mV], t/T [1]]``."""
+        """``[v_readout0 [mV], v_readout1 [mV], t/T [1]]`` (+ mean stimulus [1])."""
         v = self.config.v_max
-        return Box(np.array([-v, -v, 0.0]), np.array([v, v, 1.0]), (3,))
+        low, high = [-v, -v, 0.0], [v, v, 1.0]
+        if self.observe_evidence:  # the filtered stimulus is unbounded; ±1 is ~200σ
+            low, high = low + [-1.0], high + [1.0]
+        return Box(np.array(low), np.array(high), (len(low),))
 
     def init_state(self, key: Array, params: EvidenceStimParams) -> EvidenceStimState:
         """A new trial: μ drawn as `evidence_task.sample_trial` draws it."""
@@ -315,7 +331,11 @@ class EvidenceStim(AbstractEnv):
         t_frac = jnp.asarray(
             jnp.minimum(state.t / self.n_steps, 1.0), state.sim.v.dtype
         )
-        return jnp.concatenate([state.sim.v[readouts], t_frac[None]])
+        obs = [state.sim.v[readouts], t_frac[None]]
+        if self.observe_evidence:
+            steps = jnp.maximum(state.t * self.config.substeps, 1)
+            obs.append((state.stimulus_sum / steps).astype(state.sim.v.dtype)[None])
+        return jnp.concatenate(obs)
 
     def reward(self, state, action, next_state, energy: Energy, params) -> Array:
         cost = params.energy_cost * energy.current_power  # [1/nA²]·[nA²]

@@ -116,6 +116,8 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
         "gru_sharp": ("C2", "v", "GRU, sharp CE"),
         "open_loop": ("C0", "D", "open-loop time profile"),
         "open_loop_sharp": ("C9", "D", "open-loop profile, sharp CE"),
+        "mlp_sharp_ev": ("C4", "*", "MLP + mean-stimulus input, sharp CE"),
+        "gru_sharp_ev": ("C5", "P", "GRU + mean-stimulus input, sharp CE"),
     }
     base = next(
         (
@@ -154,7 +156,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
                 if p.get("batch", 8) != 8:
                     tag += f" b{p['batch']}"
                 # the sharp-CE curve is labelled below, the others above
-                offset = (-8, -12) if kind.endswith("_sharp") else (-8, 6)
+                offset = (-8, -12) if "_sharp" in kind else (-8, 6)
             ax.annotate(
                 tag,
                 (p["current_power"], p["accuracy"]),

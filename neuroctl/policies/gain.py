@@ -1,7 +1,9 @@
 """Gain policies for `EvidenceStim`: Flax NNX modules written for one observation.
 
 Every policy maps ``(carry, obs) -> (carry, gain)`` where ``obs`` is the env's
-observation ``[v_readout0 [mV], v_readout1 [mV], t/T [1]]`` and ``gain`` the action,
+observation ``[v_readout0 [mV], v_readout1 [mV], t/T [1]]`` (``n_obs = 3``, the
+seed's), or with the env's ``observe_evidence`` also the mean filtered stimulus so
+far [1] (``n_obs = 4``), and ``gain`` the action,
 shape ``(1,)``, in ``[0, g_max]`` [1] (``g = sigmoid(logit) · g_max``). ``carry`` is
 the policy's own memory (the GRU's hidden state; an empty array for memoryless
 policies), threaded through the rollout's `lax.scan` explicitly; start it with
@@ -11,13 +13,17 @@ policies), threaded through the rollout's `lax.scan` explicitly; start it with
 * `GRUGain`: a GRU cell over the observations, then a linear read-out.
 * `OpenLoopGain`: a learned time profile of ``n_bins`` piecewise-constant bins over
   the trial; it reads only ``t/T`` (no feedback), so comparing it with the MLP/GRU
-  measures what closing the loop is worth.
+  measures what closing the loop is worth. With ``n_obs = 4`` it is
+  *evidence-switched*: the profile applies only while the mean stimulus so far is
+  negative (label-0 evidence; the frozen plant answers 1 without input), else 0 —
+  the cheapest profile for the trials that need input, with a hand-set switch.
 * `FixedGain`: one gain for the whole trial; ``trainable=False`` is the ``g = 1``
   baseline, ``trainable=True`` finds the cheapest constant gain.
 
 Voltages enter the networks centred and scaled, ``(v − v_ref) / v_scale`` with
 ``v_ref = −70 mV`` and ``v_scale = 20 mV`` (fixed, not trained), so their inputs are
-O(1). The output bias starts at ``logit(g_init / g_max)``: a fresh policy applies
+O(1); the mean stimulus enters as ``s / EVIDENCE_SCALE`` (the task's |μ|). The
+output bias starts at ``logit(g_init / g_max)``: a fresh policy applies
 ``g_init`` (default 1, the plant's native input) wherever it is.
 """
 
@@ -32,7 +38,8 @@ from neuroctl.errors import bad_value
 
 V_REF = -70.0  # voltage centring of the observations [mV]
 V_SCALE = 20.0  # voltage scaling of the observations [mV]
-OBS_SIZE = 3  # [v_readout0 [mV], v_readout1 [mV], t/T [1]]
+EVIDENCE_SCALE = 0.005  # scaling of the mean-stimulus observation (task |μ|) [1]
+OBS_SIZES = (3, 4)  # [v_readout0 [mV], v_readout1 [mV], t/T [1], (mean stimulus [1])]
 
 
 class Frozen(nnx.Variable):
@@ -81,10 +88,24 @@ def _readout(hidden: int, g_max: float, g_init: float, rngs, param_dtype):
     )
 
 
-def features(obs: Float[Array, " 3"]) -> Float[Array, " 3"]:
-    """Network input: voltages as ``(v − V_REF)/V_SCALE``, ``t/T`` as is."""
+def _check_obs(n_obs: int) -> None:
+    _check(
+        "n_obs",
+        n_obs,
+        n_obs in OBS_SIZES,
+        f"one of {OBS_SIZES} (3: readouts and t/T; 4: also the mean stimulus)",
+        "match the env's observation (observe_evidence=True gives 4).",
+    )
+
+
+def features(obs: Float[Array, " n"]) -> Float[Array, " n"]:
+    """Network input, O(1): scaled voltages, ``t/T``, scaled mean stimulus.
+
+    Voltages as ``(v − V_REF)/V_SCALE``, ``t/T`` as is, the mean stimulus (if
+    observed) as ``s / EVIDENCE_SCALE``.
+    """
     v = (obs[:2] - V_REF) / V_SCALE
-    return jnp.concatenate([v, obs[2:]])
+    return jnp.concatenate([v, obs[2:3], obs[3:] / EVIDENCE_SCALE])
 
 
 class GainPolicy(nnx.Module):
@@ -101,7 +122,7 @@ class GainPolicy(nnx.Module):
 
 
 class MLPGain(GainPolicy):
-    """Closed loop, memoryless: ``obs → Linear(3, h) → tanh → Linear(h, 1)``."""
+    """Closed loop, memoryless: ``obs → Linear(n_obs, h) → tanh → Linear(h, 1)``."""
 
     def __init__(
         self,
@@ -111,11 +132,13 @@ class MLPGain(GainPolicy):
         *,
         rngs: nnx.Rngs,
         param_dtype=jnp.float32,
+        n_obs: int = 3,
     ):
         _check_gains(g_max, g_init)
         _check_hidden(hidden)
+        _check_obs(n_obs)
         self.g_max, self.dtype = float(g_max), param_dtype
-        self.hidden = nnx.Linear(OBS_SIZE, hidden, rngs=rngs, param_dtype=param_dtype)
+        self.hidden = nnx.Linear(n_obs, hidden, rngs=rngs, param_dtype=param_dtype)
         self.out = _readout(hidden, g_max, g_init, rngs, param_dtype)
 
     def __call__(self, carry, obs):
@@ -134,12 +157,14 @@ class GRUGain(GainPolicy):
         *,
         rngs: nnx.Rngs,
         param_dtype=jnp.float32,
+        n_obs: int = 3,
     ):
         _check_gains(g_max, g_init)
         _check_hidden(hidden)
+        _check_obs(n_obs)
         self.g_max, self.dtype, self.n_hidden = float(g_max), param_dtype, hidden
         self.cell = nnx.GRUCell(
-            OBS_SIZE, hidden, rngs=rngs, param_dtype=param_dtype, dtype=param_dtype
+            n_obs, hidden, rngs=rngs, param_dtype=param_dtype, dtype=param_dtype
         )
         self.out = _readout(hidden, g_max, g_init, rngs, param_dtype)
 
@@ -152,7 +177,11 @@ class GRUGain(GainPolicy):
 
 
 class OpenLoopGain(GainPolicy):
-    """No feedback: a learned gain per time bin (``n_bins`` equal bins of the trial)."""
+    """A learned gain per time bin (``n_bins`` equal bins of the trial).
+
+    ``n_obs = 3``: no feedback. ``n_obs = 4``: the profile applies only while the
+    observed mean stimulus so far (``obs[3]``) is < 0, else the gain is 0.
+    """
 
     def __init__(
         self,
@@ -162,11 +191,14 @@ class OpenLoopGain(GainPolicy):
         *,
         rngs: nnx.Rngs | None = None,
         param_dtype=jnp.float32,
+        n_obs: int = 3,
     ):
         del rngs  # deterministic initialisation
         _check_gains(g_max, g_init)
         _check("n_bins", n_bins, isinstance(n_bins, int) and n_bins > 0, "> 0", "52")
+        _check_obs(n_obs)
         self.g_max, self.dtype, self.n_bins = float(g_max), param_dtype, n_bins
+        self.evidence_switched = n_obs == 4
         self.logits = nnx.Param(
             jnp.full((n_bins,), _logit(g_init / g_max), param_dtype)
         )
@@ -174,7 +206,10 @@ class OpenLoopGain(GainPolicy):
     def __call__(self, carry, obs):
         t_frac = jnp.clip(obs[2], 0.0, 1.0)
         k = jnp.minimum((t_frac * self.n_bins).astype(jnp.int32), self.n_bins - 1)
-        return carry, self.gain(self.logits[...][k][None])
+        gain = self.gain(self.logits[...][k][None])
+        if self.evidence_switched:
+            gain = jnp.where(obs[3] < 0.0, gain, 0.0)
+        return carry, gain
 
 
 class FixedGain(GainPolicy):
@@ -216,8 +251,14 @@ def make_policy(
     g_max: float = 2.0,
     g_init: float = 1.0,
     param_dtype=jnp.float32,
+    n_obs: int = 3,
 ) -> GainPolicy:
-    """A fresh policy of `kind` (one of `POLICIES`), initialised from `seed`."""
+    """A fresh policy of `kind` (one of `POLICIES`), initialised from `seed`.
+
+    ``n_obs`` (mlp, gru, open_loop): 3 for the seed's observation, 4 if the env
+    also observes the mean stimulus (open_loop: evidence-switched); the fixed
+    policy reads nothing.
+    """
     if kind not in POLICIES:
         raise bad_value(
             "policy", kind, f"one of {sorted(POLICIES)}", "pick a known policy kind."
@@ -225,7 +266,7 @@ def make_policy(
     rngs = nnx.Rngs(seed)
     common = dict(g_max=g_max, g_init=g_init, rngs=rngs, param_dtype=param_dtype)
     if kind in ("mlp", "gru"):
-        return POLICIES[kind](hidden, **common)
+        return POLICIES[kind](hidden, n_obs=n_obs, **common)
     if kind == "open_loop":
-        return OpenLoopGain(n_bins, **common)
+        return OpenLoopGain(n_bins, n_obs=n_obs, **common)
     return FixedGain(trainable=True, **common)

@@ -70,6 +70,8 @@ class PolicySpec:
         precision: parameter dtype.
         plant: name of the plant it was trained on.
         plant_checksum: `plant_checksum` of that plant.
+        observe_evidence: the policy also reads the mean stimulus so far (its env
+            needs ``observe_evidence=True``); absent in older specs = False.
     """
 
     name: str
@@ -82,6 +84,22 @@ class PolicySpec:
     precision: str
     plant: str
     plant_checksum: str
+    observe_evidence: bool = False
+
+    def train_config(self):
+        """The `PolicyTrainConfig` whose env (`make_env`) this policy runs in."""
+        from neuroctl.train.policy import PolicyTrainConfig
+
+        return PolicyTrainConfig(
+            policy=self.policy,
+            hidden=self.hidden,
+            n_bins=self.n_bins,
+            g_max=self.g_max,
+            g_init=self.g_init,
+            control_ms=self.control_ms,
+            precision=self.precision,
+            observe_evidence=self.observe_evidence,
+        )
 
 
 def spec_to_toml(spec: PolicySpec) -> str:
@@ -147,6 +165,7 @@ def load_policy(folder: str | Path, plant=None):
         g_max=spec.g_max,
         g_init=spec.g_init,
         param_dtype=jnp.dtype(spec.precision),
+        n_obs=4 if spec.observe_evidence else 3,
     )
     parts, like = split(module)
     params, meta = load_verified(

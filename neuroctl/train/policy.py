@@ -71,6 +71,7 @@ class PolicyTrainConfig:
     control_ms: float = 1.0  # control period [ms]
     truncation: int = 0  # truncated BPTT window [control steps]; 0 = full trials
     precision: Literal["float32", "float64"] = "float64"  # policy and solver dtype
+    observe_evidence: bool = False  # policy also sees the mean stimulus so far [1]
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -100,6 +101,17 @@ class PolicyTrainConfig:
         if not 0 < self.g_init < self.g_max:
             raise bad_value(
                 "g_init", self.g_init, f"in (0, g_max={self.g_max})", "e.g. 1.0."
+            )
+        if not isinstance(self.observe_evidence, bool):
+            raise bad_value(
+                "observe_evidence", self.observe_evidence, "True or False", ""
+            )
+        if self.observe_evidence and self.policy == "fixed":
+            raise bad_value(
+                "observe_evidence",
+                True,
+                "False for the fixed policy (it reads no observation)",
+                "use --policy mlp, gru or open_loop, or drop --observe-evidence.",
             )
         if self.precision not in ("float32", "float64"):
             raise bad_value(
@@ -132,6 +144,7 @@ def new_policy(cfg: PolicyTrainConfig) -> GainPolicy:
         g_max=cfg.g_max,
         g_init=cfg.g_init,
         param_dtype=cfg.dtype,
+        n_obs=4 if cfg.observe_evidence else 3,
     )
 
 
@@ -360,7 +373,12 @@ def make_train_step(
 
 
 def make_env(plant, cfg: PolicyTrainConfig) -> tuple[EvidenceStim, EvidenceStimParams]:
-    """The `EvidenceStim` env on `plant` for `cfg` (control period, g_max, dtype)."""
-    env = EvidenceStim.from_plant(plant, control_ms=cfg.control_ms, dtype=cfg.precision)
+    """The `EvidenceStim` env on `plant` for `cfg` (period, g_max, dtype, obs)."""
+    env = EvidenceStim.from_plant(
+        plant,
+        control_ms=cfg.control_ms,
+        dtype=cfg.precision,
+        observe_evidence=cfg.observe_evidence,
+    )
     params = eqx.tree_at(lambda p: p.g_max, env.default_params, cfg.g_max)
     return env, env.prepare_params(params)

@@ -71,6 +71,11 @@ class TrainPolicyArgs:
     """Truncated BPTT window [control steps]; 0 = through whole trials."""
     precision: Literal["float32", "float64"] = "float64"
     """Policy and solver dtype (float32 full-trial gradients measured unreliable)."""
+    observe_evidence: bool = False
+    """Also observe the mean filtered stimulus so far [1] (the seed's policy sees
+    only the readouts and t/T). mlp/gru: a fourth input (from --init-from a
+    seed-observation run it starts with zero weight); open_loop: the profile applies
+    only while that mean is < 0 (label-0 evidence), else the gain is 0."""
     out: Path = Path("runs/policy")
     """Run directory: config.json, checkpoints/, log.jsonl, metrics.json, figure."""
     resume: bool = False
@@ -287,6 +292,7 @@ def ship_policy(
         g_init=cfg.g_init,
         control_ms=cfg.control_ms,
         precision=cfg.precision,
+        observe_evidence=cfg.observe_evidence,
         plant=plant_name,
         plant_checksum=checksum,
     )
@@ -317,12 +323,7 @@ def evaluate_policy(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> di
     if (folder / "spec.toml").is_file() or not folder.exists():
         policy, spec, _ = load_policy(folder)
         plant = _load_plant(spec.plant)
-        cfg = tp.PolicyTrainConfig(
-            policy=spec.policy,
-            g_max=spec.g_max,
-            control_ms=spec.control_ms,
-            precision=spec.precision,
-        )
+        cfg = spec.train_config()
         label = spec.policy
     else:
         policy, plant, cfg = _from_run_dir(folder)

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from neuroctl.errors import ConfigError
@@ -66,13 +68,40 @@ def _initial_params(run: PolicyRunConfig, cfg: tp.PolicyTrainConfig, checksum: s
         )
     src_cfg = tp.PolicyTrainConfig(**saved["train"])
     arch = ("policy", "hidden", "n_bins", "g_max", "precision")
-    if any(getattr(src_cfg, k) != getattr(cfg, k) for k in arch):
+    if any(getattr(src_cfg, k) != getattr(cfg, k) for k in arch) or (
+        src_cfg.observe_evidence and not cfg.observe_evidence
+    ):
+        keys = arch + ("observe_evidence",)
         raise ConfigError(
             f"init_from: {src} has another architecture "
-            f"({ {k: getattr(src_cfg, k) for k in arch} }); use a run with "
-            f"{ {k: getattr(cfg, k) for k in arch} }."
+            f"({ {k: getattr(src_cfg, k) for k in keys} }); use a run with "
+            f"{ {k: getattr(cfg, k) for k in keys} }."
         )
-    return restore(src, src_cfg)[1].params
+    params = restore(src, src_cfg)[1].params
+    if (
+        cfg.observe_evidence
+        and not src_cfg.observe_evidence
+        and cfg.policy != "open_loop"
+    ):
+        params = widen_to_evidence(params, cfg.policy)  # (a profile has no inputs)
+    return params
+
+
+def widen_to_evidence(params: dict, policy: str) -> dict:
+    """Params of a seed-observation mlp/gru for the 4-entry observation.
+
+    The input kernel gains a zero row for the mean stimulus, so the widened policy
+    starts out computing exactly what the source did, and training decides what
+    the new input is worth.
+    """
+    path = {"mlp": ("hidden",), "gru": ("cell", "dense_i")}[policy]
+    params = jax.tree.map(lambda x: x, params)  # a copy to edit
+    layer = params
+    for key in path:
+        layer = layer[key]
+    kernel = layer["kernel"]
+    layer["kernel"] = jnp.concatenate([kernel, jnp.zeros_like(kernel[:1])], axis=0)
+    return params
 
 
 def _check_resumable(out: Path, record: dict) -> None:
