@@ -44,6 +44,7 @@ from neuroctl.train.run import read_log  # noqa: E402
 from neuroctl.train.ship import provenance  # noqa: E402
 
 PLANT = "evidence_integration"
+FRESH = "fresh"  # Stage.start of a stage that trains a new policy
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,21 @@ class Stage:
     lambda_gain: float  # [1]
     iterations: int  # [1]
     lr: float  # Adam learning rate [1]
-    start: str = ""  # stage it continues from (default: the previous one of its kind)
+    start: str = ""  # stage it continues from (default: the previous one of its
+    # kind); FRESH: a new policy from `seed` 0 and `g_init`
     ce_scale: float = 1.0  # readout-margin scale in the CE [1/mV] (1 = plant's CE)
     decay_steps: int = 0  # cosine decay of lr over this many iterations; 0: none
     batch: int = 0  # trials per gradient [1]; 0: the script's --batch
     observe_evidence: bool = False  # also observe the mean stimulus so far
+    g_init: float = 1.0  # gain of a fresh policy [1] (no effect with a start)
 
     @property
     def name(self) -> str:
         sharp = f"_s{self.ce_scale:g}" if self.ce_scale != 1.0 else ""
         batch = f"_b{self.batch}" if self.batch else ""
         ev = "_ev" if self.observe_evidence else ""
-        return f"{self.kind}{ev}_l{self.lambda_gain:g}{sharp}{batch}"
+        g0 = f"_g{self.g_init:g}" if self.g_init != 1.0 else ""
+        return f"{self.kind}{ev}_l{self.lambda_gain:g}{sharp}{batch}{g0}"
 
     @property
     def series(self) -> str:
@@ -91,6 +95,13 @@ DEFAULT_STAGES = (
     Stage("open_loop", 2.0, 120, 0.05, ce_scale=10.0, decay_steps=120),
     Stage("gru", 0.3, 150, 0.02),
     Stage("gru", 1.0, 120, 0.02, ce_scale=10.0, decay_steps=120),
+    # observing the mean stimulus so far (observe_evidence): the shipped MLP widened
+    # (its new input starts at zero weight), and the evidence-switched profile,
+    # continued from the open-loop one or grown from g = 0.05 everywhere
+    Stage("mlp", 4.0, 150, 0.01, "mlp_l2_s10_b16", 10.0, 150, observe_evidence=True),
+    Stage("open_loop", 2.0, 120, 0.05, "open_loop_l2_s10", 10.0, 120, 0, True),
+    Stage("open_loop", 4.0, 100, 0.05, "open_loop_ev_l2_s10", 10.0, 100, 0, True),
+    Stage("open_loop", 2.0, 150, 0.05, FRESH, 10.0, 150, 0, True, g_init=0.05),
 )  # what results/ shows; a new stage trains when the script reruns
 
 
@@ -111,7 +122,10 @@ class Args:
     table_trials: int = 1000
     """Held-out trials for the table (baseline and candidates) [1]; 0 = no table."""
     table_policies: int = 5
-    """Candidates in the table: the cheapest error-free ones on ``trials`` [1]."""
+    """Candidates in the table: the cheapest error-free ones on ``trials`` with the
+    seed's observation [1]."""
+    table_policies_evidence: int = 3
+    """... and the cheapest error-free ones that also observe the mean stimulus [1]."""
     accuracy_bar: float = 0.999
     """Accuracy on ``table_trials`` that the recommended (bold) row must reach [1]."""
     constant_gains: tuple[float, ...] = (1.0, 0.7, 0.5, 0.4, 0.3)
@@ -133,7 +147,14 @@ def _cfg(stage: Stage, batch: int) -> tp.PolicyTrainConfig:
         ce_scale=stage.ce_scale,
         decay_steps=stage.decay_steps,
         observe_evidence=stage.observe_evidence,
+        g_init=stage.g_init,
     )
+
+
+def _start(runs: Path, stage: Stage, previous: Path | None) -> Path | None:
+    if stage.start == FRESH:
+        return None
+    return runs / stage.start if stage.start else previous
 
 
 def _finished(out: Path, iterations: int) -> bool:
@@ -179,7 +200,7 @@ def main(args: Args) -> None:
                     out=out,
                     iterations=stage.iterations,
                     resume=(out / "checkpoints").exists(),
-                    init_from=args.runs / stage.start if stage.start else previous,
+                    init_from=_start(args.runs, stage, previous),
                 )
                 train_policy(run, cfg, plant, PLANT, checksum)
             parts, state = restore(out, cfg)
@@ -209,10 +230,14 @@ def main(args: Args) -> None:
     _write(args, plant, env_params, points, checksum)
 
 
-def _candidates(points: list[dict], n: int) -> list[dict]:
-    """The ``n`` cheapest policies with no error on the Pareto trials."""
+def _candidates(points: list[dict], n: int, n_evidence: int) -> list[dict]:
+    """The cheapest policies with no error on the Pareto trials, cheapest first:
+    ``n`` with the seed's observation, ``n_evidence`` observing the mean stimulus."""
     ok = [p for p in points if p["kind"] != "constant" and p["correct"] == p["trials"]]
-    return sorted(ok, key=lambda p: p["current_power"])[:n]
+    ok = sorted(ok, key=lambda p: p["current_power"])
+    seed = [p for p in ok if not p.get("observe_evidence")][:n]
+    evidence = [p for p in ok if p.get("observe_evidence")][:n_evidence]
+    return sorted(seed + evidence, key=lambda p: p["current_power"])
 
 
 def _write(args: Args, plant, env_params, points, checksum) -> None:
@@ -233,7 +258,7 @@ def _write(args: Args, plant, env_params, points, checksum) -> None:
     save_figure(pareto_figure(points, args.trials), args.results / "policy_pareto.png")
     if args.table_trials == 0:
         return
-    candidates = _candidates(points, args.table_policies)
+    candidates = _candidates(points, args.table_policies, args.table_policies_evidence)
     if not candidates:
         print("no policy was error-free on the Pareto trials; no table written")
         return
@@ -308,9 +333,11 @@ def _table_md(args: Args, rows: list, pick: tuple) -> str:
         f"(root seed {first['eval_seed']}, disjoint from training), the same "
         "trials for every row; float64; control period 1 ms. Power = mean over "
         "trials of the per-trial mean over time and cells of I² [nA²]; reduction = "
-        "baseline / policy. Rows: the "
-        f"{len(rows)} cheapest policies with no error on the {args.trials}-trial "
-        "Pareto evaluation (results/policy_pareto.json), cheapest first; **bold**: "
+        "baseline / policy. Rows: the cheapest policies with no error on the "
+        f"{args.trials}-trial Pareto evaluation (results/policy_pareto.json): up to "
+        f"{args.table_policies} with the seed's observation [v_readout0, v_readout1, "
+        f"t/T] and up to {args.table_policies_evidence} that also observe the mean "
+        "filtered stimulus so far (`observe_evidence`), cheapest first; **bold**: "
         f"the cheapest of them with accuracy ≥ {args.accuracy_bar:g} here (the one "
         "in results/policy_example_trial.png).",
         "",
