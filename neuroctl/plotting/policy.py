@@ -118,6 +118,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
         "open_loop_sharp": ("C9", "D", "open-loop profile, sharp CE"),
         "mlp_sharp_ev": ("C4", "*", "MLP + mean-stimulus input, sharp CE"),
         "gru_sharp_ev": ("C5", "P", "GRU + mean-stimulus input, sharp CE"),
+        "open_loop_sharp_ev": ("C6", "X", "evidence-switched profile, sharp CE"),
     }
     base = next(
         (
