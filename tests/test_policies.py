@@ -326,12 +326,15 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
     assert [s["train"]["lr"] for s in lineage] == [cfg.lr, 0.5]
 
 
-@pytest.mark.parametrize("name", ["evidence_gain_mlp", "evidence_gain_gru"])
+@pytest.mark.parametrize(
+    "name", ["evidence_gain_mlp", "evidence_gain_gru", "evidence_switched_profile"]
+)
 def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
     """A shipped policy on 64 held-out trials: ≥ 99 % correct and the card's power cut.
 
     The card's reduction was measured on 1,000 trials; 64 trials must reproduce at
-    least 80 % of it (the per-trial power varies with the trial's evidence).
+    least 80 % of it (the per-trial power varies with the trial's evidence). The
+    policy that observes the evidence must meet the issue's bar: ≥ 30x.
     """
     from neuroctl.train.policy_eval import evaluate
 
@@ -346,3 +349,5 @@ def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
     assert result["policy"]["accuracy"] >= 0.99, result["policy"]
     assert result["power_reduction"] >= 0.8 * claimed, (result, claimed)
     assert result["power_reduction"] >= 5.0
+    if spec.observe_evidence:
+        assert result["power_reduction"] >= 30.0, result
