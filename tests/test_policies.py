@@ -144,6 +144,10 @@ def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy
     off = profile(None, jnp.array([-70.0, -70.0, 0.6, 0.004]))[1]
     np.testing.assert_allclose(on, 0.5, rtol=1e-6)
     np.testing.assert_array_equal(off, 0.0)
+    # a 3-entry observation for a 4-input policy is refused, not clamped
+    for policy in (profile, make_policy("mlp", n_obs=4)):
+        with pytest.raises(ConfigError, match="obs"):
+            policy(policy.initial_carry(), jnp.array([-70.0, -70.0, 0.6]))
 
 
 def test_margin_decides_and_ce_scale_one_is_the_plant_cross_entropy(plant):

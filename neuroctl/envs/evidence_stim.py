@@ -171,7 +171,9 @@ class EvidenceStim(AbstractEnv):
         if outcome not in OUTCOMES:
             raise bad_value("outcome", outcome, f"one of {OUTCOMES}", "pick one.")
         if not isinstance(observe_evidence, bool):
-            raise bad_value("observe_evidence", observe_evidence, "True or False", "")
+            raise bad_value(
+                "observe_evidence", observe_evidence, "True or False", "pass a bool."
+            )
         task = plant.task
         config = ControlConfig(
             dt=task.dt,

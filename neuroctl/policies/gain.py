@@ -108,6 +108,19 @@ def features(obs: Float[Array, " n"]) -> Float[Array, " n"]:
     return jnp.concatenate([v, obs[2:3], obs[3:] / EVIDENCE_SCALE])
 
 
+def _check_obs_shape(obs, n_obs: int, exact: bool = True) -> None:
+    """Trace-time check: JAX would clamp ``obs[3]`` of a 3-entry observation."""
+    got = obs.shape[-1] if obs.ndim else 0
+    if got != n_obs if exact else got < n_obs:
+        raise bad_value(
+            "obs",
+            f"an observation of {got} entries",
+            f"{n_obs} entries{'' if exact else ' or more'}, as the policy was built",
+            "use the env the policy was trained with (observe_evidence=True gives "
+            "4 entries; spec.train_config() rebuilds it for a shipped policy).",
+        )
+
+
 class GainPolicy(nnx.Module):
     """Base: ``g = sigmoid(logit) · g_max``; subclasses compute the logit."""
 
@@ -137,11 +150,12 @@ class MLPGain(GainPolicy):
         _check_gains(g_max, g_init)
         _check_hidden(hidden)
         _check_obs(n_obs)
-        self.g_max, self.dtype = float(g_max), param_dtype
+        self.g_max, self.dtype, self.n_obs = float(g_max), param_dtype, n_obs
         self.hidden = nnx.Linear(n_obs, hidden, rngs=rngs, param_dtype=param_dtype)
         self.out = _readout(hidden, g_max, g_init, rngs, param_dtype)
 
     def __call__(self, carry, obs):
+        _check_obs_shape(obs, self.n_obs)
         h = jnp.tanh(self.hidden(features(obs)))
         return carry, self.gain(self.out(h))
 
@@ -163,6 +177,7 @@ class GRUGain(GainPolicy):
         _check_hidden(hidden)
         _check_obs(n_obs)
         self.g_max, self.dtype, self.n_hidden = float(g_max), param_dtype, hidden
+        self.n_obs = n_obs
         self.cell = nnx.GRUCell(
             n_obs, hidden, rngs=rngs, param_dtype=param_dtype, dtype=param_dtype
         )
@@ -172,6 +187,7 @@ class GRUGain(GainPolicy):
         return jnp.zeros((self.n_hidden,), self.dtype)
 
     def __call__(self, carry, obs):
+        _check_obs_shape(obs, self.n_obs)
         carry, h = self.cell(carry, features(obs))
         return carry, self.gain(self.out(h))
 
@@ -204,6 +220,9 @@ class OpenLoopGain(GainPolicy):
         )
 
     def __call__(self, carry, obs):
+        # reads t/T (and, evidence-switched, the mean stimulus): extra entries are
+        # fine without the switch, a missing fourth is not
+        _check_obs_shape(obs, 4 if self.evidence_switched else 3, exact=False)
         t_frac = jnp.clip(obs[2], 0.0, 1.0)
         k = jnp.minimum((t_frac * self.n_bins).astype(jnp.int32), self.n_bins - 1)
         gain = self.gain(self.logits[...][k][None])

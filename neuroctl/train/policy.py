@@ -104,7 +104,10 @@ class PolicyTrainConfig:
             )
         if not isinstance(self.observe_evidence, bool):
             raise bad_value(
-                "observe_evidence", self.observe_evidence, "True or False", ""
+                "observe_evidence",
+                self.observe_evidence,
+                "True or False",
+                "pass a bool (--observe-evidence on the command line).",
             )
         if self.observe_evidence and self.policy == "fixed":
             raise bad_value(
