@@ -102,6 +102,18 @@ DEFAULT_STAGES = (
     Stage("open_loop", 2.0, 120, 0.05, "open_loop_l2_s10", 10.0, 120, 0, True),
     Stage("open_loop", 4.0, 100, 0.05, "open_loop_ev_l2_s10", 10.0, 100, 0, True),
     Stage("open_loop", 2.0, 150, 0.05, FRESH, 10.0, 150, 0, True, g_init=0.05),
+    Stage(
+        "open_loop",
+        2.0,
+        50,
+        0.01,
+        "open_loop_ev_l2_s10_g0.05",
+        10.0,
+        50,
+        16,
+        True,
+        0.05,
+    ),
 )  # what results/ shows; a new stage trains when the script reruns
 
 
@@ -124,7 +136,7 @@ class Args:
     table_policies: int = 5
     """Candidates in the table: the cheapest error-free ones on ``trials`` with the
     seed's observation [1]."""
-    table_policies_evidence: int = 3
+    table_policies_evidence: int = 4
     """... and the cheapest error-free ones that also observe the mean stimulus [1]."""
     accuracy_bar: float = 0.999
     """Accuracy on ``table_trials`` that the recommended (bold) row must reach [1]."""
