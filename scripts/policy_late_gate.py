@@ -36,7 +36,6 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
 
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
@@ -77,29 +76,23 @@ class Args:
     """Where the table, JSON and figure go."""
 
 
-def gate_policy(onset_ms: float, gain: float, trial_ms: float, g_max: float):
-    """An `OpenLoopGain` applying ~0 before `onset_ms` [ms] and `gain` [1] after."""
+def gate_policy(
+    onset_ms: float,
+    gain: float,
+    trial_ms: float,
+    g_max: float,
+    evidence_switched: bool = False,
+):
+    """An `OpenLoopGain` applying ~0 before `onset_ms` [ms] and `gain` [1] after;
+    `evidence_switched`: only while the observed mean stimulus is < 0, else 0."""
     n_bins = int(round(trial_ms / BIN_MS))
     starts = np.arange(n_bins) * BIN_MS
     g = np.where(starts >= onset_ms, gain, G_OFF) / g_max
-    policy = OpenLoopGain(n_bins, g_max=g_max, param_dtype=jnp.float64)
+    n_obs = 4 if evidence_switched else 3
+    policy = OpenLoopGain(n_bins, g_max=g_max, param_dtype=jnp.float64, n_obs=n_obs)
     parts, params = tp.split(policy)
     params["logits"] = jnp.asarray(np.log(g / (1.0 - g)))
     return tp.merge(parts, params)
-
-
-class EvidenceGated(nnx.Module):
-    """A policy's gain while the mean stimulus so far is < 0, else ~0 (obs[3])."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def initial_carry(self):
-        return self.inner.initial_carry()
-
-    def __call__(self, carry, obs):
-        carry, gain = self.inner(carry, obs)
-        return carry, jnp.where(obs[3] < 0.0, gain, G_OFF)
 
 
 def main(args: Args) -> None:
@@ -116,11 +109,11 @@ def main(args: Args) -> None:
         )
         return _summary(trials, onset, gain)
 
-    ev_cfg = tp.PolicyTrainConfig(policy="mlp", observe_evidence=True)
+    ev_cfg = tp.PolicyTrainConfig(policy="open_loop", observe_evidence=True)
     ev_env, _ = tp.make_env(plant, ev_cfg)  # the same trials, 4-entry observation
 
     def run_gated(onset, gain, keys=keys):
-        policy = EvidenceGated(gate_policy(onset, gain, trial_ms, g_max))
+        policy = gate_policy(onset, gain, trial_ms, g_max, evidence_switched=True)
         return _summary(run_trials(ev_env, env_params, policy, keys), onset, gain)
 
     base = run(0.0, 1.0)

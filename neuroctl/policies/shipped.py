@@ -137,8 +137,7 @@ def load_policy(folder: str | Path, plant=None):
         CheckpointError: a damaged or tampered checkpoint (names the file).
     """
     from neuroctl.plants import load
-    from neuroctl.policies.gain import make_policy
-    from neuroctl.train.policy import merge, split
+    from neuroctl.train.policy import merge, new_policy, split
 
     folder = Path(folder)
     if not folder.exists() and not folder.is_absolute() and len(folder.parts) == 1:
@@ -158,15 +157,7 @@ def load_policy(folder: str | Path, plant=None):
             f"policy {folder}: float64 parameters need jax_enable_x64; call "
             "jax.config.update('jax_enable_x64', True) first."
         )
-    module = make_policy(
-        spec.policy,
-        hidden=spec.hidden,
-        n_bins=spec.n_bins,
-        g_max=spec.g_max,
-        g_init=spec.g_init,
-        param_dtype=jnp.dtype(spec.precision),
-        n_obs=4 if spec.observe_evidence else 3,
-    )
+    module = new_policy(spec.train_config())  # the architecture; params below
     parts, like = split(module)
     params, meta = load_verified(
         folder / CHECKPOINT_DIR,
