@@ -62,20 +62,26 @@ class Stage:
     batch: int = 0  # trials per gradient [1]; 0: the script's --batch
     observe_evidence: bool = False  # also observe the mean stimulus so far
     g_init: float = 1.0  # gain of a fresh policy [1] (no effect with a start)
+    observe_stimulus: bool = False  # ... and the latest sample (current-shaped)
+    lambda_current: float = 0.0  # weight of the mean current power [1/nA²]
 
     @property
     def name(self) -> str:
         sharp = f"_s{self.ce_scale:g}" if self.ce_scale != 1.0 else ""
         batch = f"_b{self.batch}" if self.batch else ""
-        ev = "_ev" if self.observe_evidence else ""
+        ev = "_cs" if self.observe_stimulus else "_ev" if self.observe_evidence else ""
         g0 = f"_g{self.g_init:g}" if self.g_init != 1.0 else ""
-        return f"{self.kind}{ev}_l{self.lambda_gain:g}{sharp}{batch}{g0}"
+        cost = f"_l{self.lambda_gain:g}"
+        if self.lambda_current:
+            cost = f"{cost if self.lambda_gain else ''}_i{self.lambda_current:g}"
+        return f"{self.kind}{ev}{cost}{sharp}{batch}{g0}"
 
     @property
     def series(self) -> str:
         """Curve of the Pareto figure this stage belongs to."""
         sharp = "" if self.ce_scale == 1.0 else "_sharp"
-        return f"{self.kind}{sharp}{'_ev' if self.observe_evidence else ''}"
+        ev = "_cs" if self.observe_stimulus else "_ev" if self.observe_evidence else ""
+        return f"{self.kind}{sharp}{ev}"
 
 
 DEFAULT_STAGES = (
@@ -114,6 +120,56 @@ DEFAULT_STAGES = (
         True,
         0.05,
     ),
+    # the current-shaped profile (observe_stimulus): the λ4 evidence-switched
+    # profile continued with the cost on the current power itself
+    Stage(
+        "open_loop",
+        0.0,
+        100,
+        0.05,
+        "open_loop_ev_l4_s10",
+        10.0,
+        100,
+        observe_evidence=True,
+        observe_stimulus=True,
+        lambda_current=1e6,
+    ),
+    Stage(
+        "open_loop",
+        0.0,
+        100,
+        0.05,
+        "open_loop_ev_l4_s10",
+        10.0,
+        100,
+        observe_evidence=True,
+        observe_stimulus=True,
+        lambda_current=2e6,
+    ),
+    Stage(
+        "open_loop",
+        0.0,
+        100,
+        0.05,
+        "open_loop_cs_i2e+06_s10",
+        10.0,
+        100,
+        observe_evidence=True,
+        observe_stimulus=True,
+        lambda_current=4e6,
+    ),
+    Stage(
+        "open_loop",
+        0.0,
+        100,
+        0.05,
+        "open_loop_cs_i2e+06_s10",
+        10.0,
+        100,
+        observe_evidence=True,
+        observe_stimulus=True,
+        lambda_current=8e6,
+    ),
 )  # what results/ shows; a new stage trains when the script reruns
 
 
@@ -138,6 +194,8 @@ class Args:
     seed's observation [1]."""
     table_policies_evidence: int = 4
     """... and the cheapest error-free ones that also observe the mean stimulus [1]."""
+    table_policies_shaped: int = 3
+    """... and the cheapest error-free current-shaped ones (observe the sample) [1]."""
     accuracy_bar: float = 0.999
     """Accuracy on ``table_trials`` that the recommended (bold) row must reach [1]."""
     constant_gains: tuple[float, ...] = (1.0, 0.7, 0.5, 0.4, 0.3)
@@ -158,8 +216,10 @@ def _cfg(stage: Stage, batch: int) -> tp.PolicyTrainConfig:
         lr=stage.lr,
         ce_scale=stage.ce_scale,
         decay_steps=stage.decay_steps,
-        observe_evidence=stage.observe_evidence,
+        observe_evidence=stage.observe_evidence or stage.observe_stimulus,
+        observe_stimulus=stage.observe_stimulus,
         g_init=stage.g_init,
+        lambda_current=stage.lambda_current,
     )
 
 
@@ -229,7 +289,9 @@ def main(args: Args) -> None:
                     "lambda_gain": stage.lambda_gain,
                     "ce_scale": stage.ce_scale,
                     "batch": cfg.batch,
-                    "observe_evidence": stage.observe_evidence,
+                    "observe_evidence": cfg.observe_evidence,
+                    "observe_stimulus": cfg.observe_stimulus,
+                    "lambda_current": stage.lambda_current,
                     "run": str(out),
                     **s,
                 }
@@ -242,14 +304,19 @@ def main(args: Args) -> None:
     _write(args, plant, env_params, points, checksum)
 
 
-def _candidates(points: list[dict], n: int, n_evidence: int) -> list[dict]:
+def _candidates(
+    points: list[dict], n: int, n_evidence: int, n_shaped: int
+) -> list[dict]:
     """The cheapest policies with no error on the Pareto trials, cheapest first:
-    ``n`` with the seed's observation, ``n_evidence`` observing the mean stimulus."""
+    ``n`` with the seed's observation, ``n_evidence`` observing the mean stimulus,
+    ``n_shaped`` also observing the latest sample (current-shaped)."""
     ok = [p for p in points if p["kind"] != "constant" and p["correct"] == p["trials"]]
     ok = sorted(ok, key=lambda p: p["current_power"])
     seed = [p for p in ok if not p.get("observe_evidence")][:n]
-    evidence = [p for p in ok if p.get("observe_evidence")][:n_evidence]
-    return sorted(seed + evidence, key=lambda p: p["current_power"])
+    shaped = [p for p in ok if p.get("observe_stimulus")]
+    evidence = [p for p in ok if p.get("observe_evidence") and p not in shaped]
+    chosen = seed + evidence[:n_evidence] + shaped[:n_shaped]
+    return sorted(chosen, key=lambda p: p["current_power"])
 
 
 def _write(args: Args, plant, env_params, points, checksum) -> None:
@@ -270,7 +337,12 @@ def _write(args: Args, plant, env_params, points, checksum) -> None:
     save_figure(pareto_figure(points, args.trials), args.results / "policy_pareto.png")
     if args.table_trials == 0:
         return
-    candidates = _candidates(points, args.table_policies, args.table_policies_evidence)
+    candidates = _candidates(
+        points,
+        args.table_policies,
+        args.table_policies_evidence,
+        args.table_policies_shaped,
+    )
     if not candidates:
         print("no policy was error-free on the Pareto trials; no table written")
         return
@@ -325,7 +397,12 @@ def _describe(stage: Stage) -> str:
     sharp = f", CE scale {stage.ce_scale:g}/mV" if stage.ce_scale != 1.0 else ""
     batch = f", batch {stage.batch}" if stage.batch else ""
     ev = ", observes the mean stimulus" if stage.observe_evidence else ""
-    return f"λ_g = {stage.lambda_gain:g}{sharp}{batch}{ev}"
+    if stage.observe_stimulus:
+        ev = ", current-shaped (observes the mean stimulus and the latest sample)"
+    cost = [f"λ_g = {stage.lambda_gain:g}"] if stage.lambda_gain else []
+    if stage.lambda_current:
+        cost.append(f"λ_I = {stage.lambda_current:g}/nA²")
+    return f"{', '.join(cost)}{sharp}{batch}{ev}"
 
 
 def _table_md(args: Args, rows: list, pick: tuple) -> str:
@@ -348,8 +425,10 @@ def _table_md(args: Args, rows: list, pick: tuple) -> str:
         "baseline / policy. Rows: the cheapest policies with no error on the "
         f"{args.trials}-trial Pareto evaluation (results/policy_pareto.json): up to "
         f"{args.table_policies} with the seed's observation [v_readout0, v_readout1, "
-        f"t/T] and up to {args.table_policies_evidence} that also observe the mean "
-        "filtered stimulus so far (`observe_evidence`), cheapest first; **bold**: "
+        f"t/T], up to {args.table_policies_evidence} that also observe the mean "
+        "filtered stimulus so far (`observe_evidence`) and up to "
+        f"{args.table_policies_shaped} that observe the latest sample as well "
+        "(`observe_stimulus`: the current-shaped profiles), cheapest first; **bold**: "
         f"the cheapest of them with accuracy ≥ {args.accuracy_bar:g} here (the one "
         "in results/policy_example_trial.png).",
         "",

@@ -144,6 +144,17 @@ def test_registered_check_env_clean_and_clear_errors():
             response_window_ms=(2.0, 4.0),
         )
         check_env(short.unwrapped)  # gain [0, 2] is exposed as [0, 1]
+        observing = gymnasium.make(
+            "neuroctl/EvidenceStim-v0",
+            plant="untrained",
+            control_ms=2.0,
+            trial_ms=4.0,
+            response_window_ms=(2.0, 4.0),
+            observe_evidence=True,
+            observe_stimulus=True,
+        )
+        assert observing.observation_space.shape == (5,)
+        check_env(observing.unwrapped)
     assert [str(w.message) for w in caught] == []
     with pytest.raises(ConfigError, match="unknown options"):
         make("EvidenceStim-v0", plant="untrained", episode_ms=3.0)

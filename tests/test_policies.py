@@ -135,7 +135,7 @@ def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy
             wide(carry, obs.astype(jnp.float32))[1], seed_policy(carry, obs[:3])[1]
         )
     with pytest.raises(ConfigError, match="n_obs"):
-        make_policy("mlp", n_obs=5)
+        make_policy("mlp", n_obs=6)
     with pytest.raises(ConfigError, match="observe_evidence"):
         tp.PolicyTrainConfig(policy="fixed", observe_evidence=True)
     # the evidence-switched profile: its gain while the mean stimulus is < 0, else 0
@@ -148,6 +148,60 @@ def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy
     for policy in (profile, make_policy("mlp", n_obs=4)):
         with pytest.raises(ConfigError, match="obs"):
             policy(policy.initial_carry(), jnp.array([-70.0, -70.0, 0.6]))
+
+
+def test_stimulus_observation_is_the_latest_sample_and_shapes_the_current(plant):
+    """observe_stimulus appends the last filtered sample; the profile then holds the
+    current at p · EVIDENCE_SCALE (gain p/|s|·EVIDENCE_SCALE) while s < 0, else 0."""
+    from neuroctl.envs.evidence_stim import EvidenceStim, trial_stimulus
+    from neuroctl.policies.gain import EVIDENCE_SCALE
+    from neuroctl.train.policy_run import widen_to_evidence
+
+    cfg = tp.PolicyTrainConfig(observe_evidence=True, observe_stimulus=True)
+    assert cfg.n_obs == 5
+    env, env_params = tp.make_env(plant, cfg)
+    assert env.observation_space().shape == (5,)
+    key = jax.random.key(4)
+    state = env.init_state(key, env_params)
+    np.testing.assert_array_equal(env.observation(state, env_params)[4], 0.0)
+    for _ in range(3):
+        state, _ = env.advance(state, env_params, 1.0)
+    stimulus = trial_stimulus(env, key, env_params)
+    obs = env.observation(state, env_params)
+    np.testing.assert_allclose(obs[4], stimulus[3 * env.config.substeps - 1], rtol=1e-6)
+    ev_env, _ = tp.make_env(plant, tp.PolicyTrainConfig(observe_evidence=True))
+    np.testing.assert_array_equal(obs[:4], ev_env.observation(state, env_params))
+    # the sample comes after the mean: asking for it alone is an error, not a guess
+    with pytest.raises(ConfigError, match="observe_stimulus"):
+        tp.PolicyTrainConfig(observe_stimulus=True)
+    with pytest.raises(ConfigError, match="observe_stimulus"):
+        EvidenceStim.from_plant(plant, observe_stimulus=True)
+    profile = make_policy("open_loop", n_bins=4, g_init=0.5, n_obs=5)
+
+    def gain(mean, sample):
+        obs = jnp.array([-70.0, -70.0, 0.6, mean, sample])
+        return float(profile(None, obs)[1][0])
+
+    for sample in (-0.002, -0.005, -0.009):  # current = gain · sample: constant
+        np.testing.assert_allclose(gain(-0.004, sample) * sample, -0.5 * EVIDENCE_SCALE)
+    assert gain(-0.004, 0.003) == 0.0  # a sample pushing the wrong way: no current
+    assert gain(0.004, -0.005) == 0.0  # label-1 evidence so far: off, as with n_obs 4
+    assert gain(-0.004, -1e-6) == 2.0  # a tiny sample: clipped at g_max
+    grad = jax.grad(
+        lambda p: tp.merge(tp.split(profile)[0], p)(
+            None, jnp.array([-70.0, -70.0, 0.6, -0.004, 0.0])
+        )[1][0]
+    )(tp.split(profile)[1])
+    assert np.all(np.isfinite(grad["logits"]))  # s = 0 gives no 1/0 in gradients
+    with pytest.raises(ConfigError, match="obs"):
+        profile(None, jnp.array([-70.0, -70.0, 0.6, -0.004]))
+    # an evidence-observing mlp widened once more acts as before
+    narrow = make_policy("mlp", seed=2, n_obs=4)
+    wide = make_policy("mlp", n_obs=5)
+    wide = tp.merge(tp.split(wide)[0], widen_to_evidence(tp.split(narrow)[1], "mlp"))
+    np.testing.assert_allclose(
+        wide(None, obs.astype(jnp.float32))[1], narrow(None, obs[:4])[1], rtol=1e-6
+    )
 
 
 def test_margin_decides_and_ce_scale_one_is_the_plant_cross_entropy(plant):

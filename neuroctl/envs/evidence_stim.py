@@ -11,7 +11,10 @@ recurrent cell::
 v_readout1 [mV], t/T [1]]`` (the seed's), and with ``observe_evidence=True`` a fourth
 entry, the mean filtered stimulus so far ``Σ s / steps`` [1] (0 before the first
 step): what a stimulator that gates the evidence stream can also read off the
-stream itself. Reward per control step::
+stream itself. With ``observe_stimulus=True`` as well, a fifth entry: the latest
+filtered stimulus sample ``s`` [1] (0 before the first step), the value the gain
+is about to scale, so a policy can shape the injected current itself (e.g. hold it
+constant, the cheapest current for a given mean drive). Reward per control step::
 
     reward = −energy_cost · mean_{t, i} I_i(t)²      (mean over solver steps, cells)
 
@@ -96,6 +99,7 @@ class EvidenceStimState(AbstractEnvState):
         filter_state: Butterworth second-order-section state, ``(sections, 2)`` [1].
         stimulus_sum: filtered stimulus summed so far [1]; label = (sum > 0).
         readout_sum: readout voltages summed over response-window steps so far [mV].
+        stimulus_now: the latest filtered stimulus sample [1] (0 at reset).
     """
 
     sim: bp.State
@@ -105,6 +109,7 @@ class EvidenceStimState(AbstractEnvState):
     filter_state: Array
     stimulus_sum: Array
     readout_sum: Array
+    stimulus_now: Array
 
     @property
     def label(self) -> Array:
@@ -141,6 +146,8 @@ class EvidenceStim(AbstractEnv):
         plant_w: the plant's input weights as a tuple (static; default params) [1].
         observe_evidence: append the mean filtered stimulus so far [1] to the
             observation (static).
+        observe_stimulus: also append the latest filtered stimulus sample [1]
+            (static; needs ``observe_evidence``).
     """
 
     config: ControlConfig = eqx.field(static=True)
@@ -150,6 +157,7 @@ class EvidenceStim(AbstractEnv):
     plant_g: tuple[float, ...] = eqx.field(static=True)
     plant_w: tuple[float, ...] = eqx.field(static=True)
     observe_evidence: bool = eqx.field(static=True, default=False)
+    observe_stimulus: bool = eqx.field(static=True, default=False)
 
     @classmethod
     def from_plant(
@@ -160,19 +168,31 @@ class EvidenceStim(AbstractEnv):
         outcome: Outcome = "cross_entropy",
         v_max: float = 1000.0,
         observe_evidence: bool = False,
+        observe_stimulus: bool = False,
     ) -> "EvidenceStim":
         """The env for `plant`, one trial per episode (dtype default: the plant's).
 
         ``observe_evidence=True`` appends the mean filtered stimulus so far [1] to
-        the observation.
+        the observation; ``observe_stimulus=True`` (with it) also the latest
+        filtered stimulus sample [1].
         """
         if not isinstance(plant, EvidencePlant):
             raise bad_value("plant", plant, "an EvidencePlant", "use plants.load().")
         if outcome not in OUTCOMES:
             raise bad_value("outcome", outcome, f"one of {OUTCOMES}", "pick one.")
-        if not isinstance(observe_evidence, bool):
+        for name, flag in (
+            ("observe_evidence", observe_evidence),
+            ("observe_stimulus", observe_stimulus),
+        ):
+            if not isinstance(flag, bool):
+                raise bad_value(name, flag, "True or False", "pass a bool.")
+        if observe_stimulus and not observe_evidence:
             raise bad_value(
-                "observe_evidence", observe_evidence, "True or False", "pass a bool."
+                "observe_stimulus",
+                observe_stimulus,
+                "False unless observe_evidence=True (the sample is the fifth entry, "
+                "after the mean stimulus)",
+                "also pass observe_evidence=True.",
             )
         task = plant.task
         config = ControlConfig(
@@ -184,7 +204,16 @@ class EvidenceStim(AbstractEnv):
         )
         g = tuple(float(x) for x in np.asarray(plant.g))
         w = tuple(float(x) for x in np.asarray(plant.input_weights))
-        return cls(config, plant.network, task, outcome, g, w, observe_evidence)
+        return cls(
+            config,
+            plant.network,
+            task,
+            outcome,
+            g,
+            w,
+            observe_evidence,
+            observe_stimulus,
+        )
 
     def __check_init__(self) -> None:
         if self.config.n_steps * self.config.substeps != self.task.n_steps:
@@ -225,11 +254,12 @@ class EvidenceStim(AbstractEnv):
         return Box(jnp.zeros_like(params.g_max), params.g_max, (1,))
 
     def observation_space(self, params: EvidenceStimParams | None = None) -> Box:
-        """``[v_readout0 [mV], v_readout1 [mV], t/T [1]]`` (+ mean stimulus [1])."""
+        """``[v0 [mV], v1 [mV], t/T [1]]`` (+ mean stimulus [1], + sample [1])."""
         v = self.config.v_max
         low, high = [-v, -v, 0.0], [v, v, 1.0]
-        if self.observe_evidence:  # the filtered stimulus is unbounded; ±1 is ~200σ
-            low, high = low + [-1.0], high + [1.0]
+        n_stimulus = int(self.observe_evidence) + int(self.observe_stimulus)
+        # the filtered stimulus is unbounded; ±1 is ~200σ
+        low, high = low + [-1.0] * n_stimulus, high + [1.0] * n_stimulus
         return Box(np.array(low), np.array(high), (len(low),))
 
     def init_state(self, key: Array, params: EvidenceStimParams) -> EvidenceStimState:
@@ -249,6 +279,7 @@ class EvidenceStim(AbstractEnv):
             filter_state=jnp.zeros((self._sos().shape[0], 2), dtype),
             stimulus_sum=jnp.zeros((), dtype),
             readout_sum=jnp.zeros(et.N_READOUTS, dtype),
+            stimulus_now=jnp.zeros((), dtype),
         )
 
     def _sos(self) -> np.ndarray:
@@ -305,21 +336,27 @@ class EvidenceStim(AbstractEnv):
         scale = gain * self.task.input_scale * params.w  # [nA per unit stimulus]
 
         def substep(carry, inputs):
-            sim, z, total, acc = carry
+            sim, z, total, acc, _ = carry
             x, counted, i_extra = inputs
             s, z = sos_step(sos, z, x)  # filtered stimulus [1]
             i_t = scale * s  # [nA] per cell
             i_in = i_t if i_extra is None else i_t + i_extra  # [nA]
             sim = bp.step(net, net_params, sim, i_in, self.config.dt)
             acc = acc + jnp.where(counted, sim.v[readouts], 0.0)
-            return (sim, z, total + s, acc), i_t
+            return (sim, z, total + s, acc, s), i_t
 
-        carry = (state.sim, state.filter_state, state.stimulus_sum, state.readout_sum)
-        (sim, z, total, acc), currents = jax.lax.scan(
+        carry = (
+            state.sim,
+            state.filter_state,
+            state.stimulus_sum,
+            state.readout_sum,
+            state.stimulus_now,
+        )
+        (sim, z, total, acc, s_now), currents = jax.lax.scan(
             substep, carry, (self.white_noise(state), in_window, extra)
         )
         nxt = EvidenceStimState(
-            sim, state.t + 1, state.noise_key, state.mean, z, total, acc
+            sim, state.t + 1, state.noise_key, state.mean, z, total, acc, s_now
         )
         return nxt, currents
 
@@ -337,6 +374,8 @@ class EvidenceStim(AbstractEnv):
         if self.observe_evidence:
             steps = jnp.maximum(state.t * self.config.substeps, 1)
             obs.append((state.stimulus_sum / steps).astype(state.sim.v.dtype)[None])
+        if self.observe_stimulus:
+            obs.append(state.stimulus_now.astype(state.sim.v.dtype)[None])
         return jnp.concatenate(obs)
 
     def reward(self, state, action, next_state, energy: Energy, params) -> Array:

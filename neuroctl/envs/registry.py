@@ -94,6 +94,7 @@ def _spike_rate(cell: str) -> Callable[..., AbstractEnv]:
 
 _EVIDENCE_OPTIONS = ("control_ms", "dtype", "outcome", "v_max")
 _TRIAL_OPTIONS = ("trial_ms", "response_window_ms")
+_OBSERVE_OPTIONS = ("observe_evidence", "observe_stimulus")  # EvidenceStim only
 _ELECTRODE_OPTIONS = ("n_electrodes", "sheet_um", "length_constant_um", "seed")
 
 
@@ -125,13 +126,13 @@ def _evidence_plant(name: str, plant: str, kwargs: dict[str, Any], extra=()):
 def _evidence_stim(plant: str = "evidence_integration", **kwargs: Any) -> AbstractEnv:
     """`EvidenceStim` on a shipped plant (`plants.load(plant)`) or ``"untrained"``.
 
-    Options: `control_ms`, `dtype`, `outcome`, `v_max` (see
-    `EvidenceStim.from_plant`) and `trial_ms`, `response_window_ms` (override the
-    plant's task, e.g. for short smoke tests).
+    Options: `control_ms`, `dtype`, `outcome`, `v_max`, `observe_evidence`,
+    `observe_stimulus` (see `EvidenceStim.from_plant`) and `trial_ms`,
+    `response_window_ms` (override the plant's task, e.g. for short smoke tests).
     """
     from neuroctl.envs.evidence_stim import EvidenceStim
 
-    p = _evidence_plant("EvidenceStim", plant, kwargs)
+    p = _evidence_plant("EvidenceStim", plant, kwargs, _OBSERVE_OPTIONS)
     return EvidenceStim.from_plant(p, **kwargs)
 
 

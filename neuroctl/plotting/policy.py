@@ -11,11 +11,12 @@ from matplotlib.figure import Figure  # noqa: E402
 def example_trial_figure(
     env, env_params, policy, label: str, n_trials: int = 2
 ) -> Figure:
-    """Evidence stimulus, policy gain and readout voltages on held-out trials.
+    """Evidence stimulus, the part the policy passes, gain and readouts of trials.
 
-    One column per trial (the first held-out trial of each label, so both decisions
-    show), the ``g = 1`` baseline's readouts dashed for comparison; the response
-    window is shaded.
+    The stimulus ``s`` and ``g·s``, the policy's gain and the readout voltages on
+    held-out trials. One column per trial (the first held-out trial of each label,
+    so both decisions show), the ``g = 1`` baseline's readouts dashed for
+    comparison; the response window is shaded.
 
     Args:
         env: the `EvidenceStim` env.
@@ -57,9 +58,12 @@ def example_trial_figure(
         t_sim = (np.arange(stim.shape[0]) + 1) * env.config.dt
         lab = int(np.sum(stim) > 0)
         ax = axes[0, col]
-        ax.plot(t_sim, stim, lw=0.6, color="0.3")
+        ax.plot(t_sim, stim, lw=0.6, color="0.3", label="s (g = 1 passes it all)")
+        gated = np.repeat(np.asarray(ep.gains), env.config.substeps) * stim
+        ax.plot(t_sim, gated, lw=0.8, color="C3", label="g·s (the policy passes)")
         ax.axhline(0, color="k", lw=0.5)
         ax.set(ylabel="evidence s(t) [1]", title=f"held-out trial, label {lab}")
+        ax.legend(loc="upper left", fontsize=8)
         ax = axes[1, col]
         ax.plot(t_ctrl, np.asarray(ep0.gains), "--", color="0.5", lw=1, label="g = 1")
         ax.plot(t_ctrl, np.asarray(ep.gains), color="C3", lw=1.2, label="policy")
@@ -119,6 +123,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
         "mlp_sharp_ev": ("C4", "*", "MLP + mean-stimulus input, sharp CE"),
         "gru_sharp_ev": ("C5", "P", "GRU + mean-stimulus input, sharp CE"),
         "open_loop_sharp_ev": ("C6", "X", "evidence-switched profile, sharp CE"),
+        "open_loop_sharp_cs": ("C8", "p", "current-shaped switched profile"),
     }
     base = next(
         (

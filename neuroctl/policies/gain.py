@@ -3,7 +3,8 @@
 Every policy maps ``(carry, obs) -> (carry, gain)`` where ``obs`` is the env's
 observation ``[v_readout0 [mV], v_readout1 [mV], t/T [1]]`` (``n_obs = 3``, the
 seed's), or with the env's ``observe_evidence`` also the mean filtered stimulus so
-far [1] (``n_obs = 4``), and ``gain`` the action,
+far [1] (``n_obs = 4``), with ``observe_stimulus`` as well the latest filtered
+stimulus sample [1] (``n_obs = 5``), and ``gain`` the action,
 shape ``(1,)``, in ``[0, g_max]`` [1] (``g = sigmoid(logit) · g_max``). ``carry`` is
 the policy's own memory (the GRU's hidden state; an empty array for memoryless
 policies), threaded through the rollout's `lax.scan` explicitly; start it with
@@ -17,12 +18,19 @@ policies), threaded through the rollout's `lax.scan` explicitly; start it with
   *evidence-switched*: the profile applies only while the mean stimulus so far is
   negative (label-0 evidence; the frozen plant answers 1 without input), else 0 —
   the cheapest profile for the trials that need input, with a hand-set switch.
+  With ``n_obs = 5`` it is also *current-shaped*: the profile sets the current
+  rather than the gain, ``g = p(t) · EVIDENCE_SCALE / (−s)`` while the latest
+  sample ``s`` is < 0 (else 0), clipped to ``[0, g_max]``, so the injected current
+  is ``p(t)`` times the current of a mean-strength sample, whatever the noise. For
+  a given mean drive a constant current costs the least power (Cauchy–Schwarz);
+  gating the noisy stream at a constant gain pays ``E[s²]/E[s]²`` (≈ 1.4 on this
+  task) times more.
 * `FixedGain`: one gain for the whole trial; ``trainable=False`` is the ``g = 1``
   baseline, ``trainable=True`` finds the cheapest constant gain.
 
 Voltages enter the networks centred and scaled, ``(v − v_ref) / v_scale`` with
 ``v_ref = −70 mV`` and ``v_scale = 20 mV`` (fixed, not trained), so their inputs are
-O(1); the mean stimulus enters as ``s / EVIDENCE_SCALE`` (the task's |μ|). The
+O(1); the stimulus entries enter as ``s / EVIDENCE_SCALE`` (the task's |μ|). The
 output bias starts at ``logit(g_init / g_max)``: a fresh policy applies
 ``g_init`` (default 1, the plant's native input) wherever it is.
 """
@@ -38,8 +46,9 @@ from neuroctl.errors import bad_value
 
 V_REF = -70.0  # voltage centring of the observations [mV]
 V_SCALE = 20.0  # voltage scaling of the observations [mV]
-EVIDENCE_SCALE = 0.005  # scaling of the mean-stimulus observation (task |μ|) [1]
-OBS_SIZES = (3, 4)  # [v_readout0 [mV], v_readout1 [mV], t/T [1], (mean stimulus [1])]
+EVIDENCE_SCALE = 0.005  # scaling of the stimulus observations (task |μ|) [1]
+# [v_readout0 [mV], v_readout1 [mV], t/T [1], (mean stimulus [1], (sample [1]))]
+OBS_SIZES = (3, 4, 5)
 
 
 class Frozen(nnx.Variable):
@@ -93,16 +102,18 @@ def _check_obs(n_obs: int) -> None:
         "n_obs",
         n_obs,
         n_obs in OBS_SIZES,
-        f"one of {OBS_SIZES} (3: readouts and t/T; 4: also the mean stimulus)",
-        "match the env's observation (observe_evidence=True gives 4).",
+        f"one of {OBS_SIZES} (3: readouts and t/T; 4: also the mean stimulus; "
+        "5: also the latest stimulus sample)",
+        "match the env's observation (observe_evidence=True gives 4, with "
+        "observe_stimulus=True 5).",
     )
 
 
 def features(obs: Float[Array, " n"]) -> Float[Array, " n"]:
-    """Network input, O(1): scaled voltages, ``t/T``, scaled mean stimulus.
+    """Network input, O(1): scaled voltages, ``t/T``, scaled stimulus entries.
 
-    Voltages as ``(v − V_REF)/V_SCALE``, ``t/T`` as is, the mean stimulus (if
-    observed) as ``s / EVIDENCE_SCALE``.
+    Voltages as ``(v − V_REF)/V_SCALE``, ``t/T`` as is, the mean stimulus and the
+    latest sample (if observed) as ``s / EVIDENCE_SCALE``.
     """
     v = (obs[:2] - V_REF) / V_SCALE
     return jnp.concatenate([v, obs[2:3], obs[3:] / EVIDENCE_SCALE])
@@ -117,7 +128,8 @@ def _check_obs_shape(obs, n_obs: int, exact: bool = True) -> None:
             f"an observation of {got} entries",
             f"{n_obs} entries{'' if exact else ' or more'}, as the policy was built",
             "use the env the policy was trained with (observe_evidence=True gives "
-            "4 entries; spec.train_config() rebuilds it for a shipped policy).",
+            "4 entries, with observe_stimulus=True 5; spec.train_config() rebuilds "
+            "it for a shipped policy).",
         )
 
 
@@ -197,6 +209,9 @@ class OpenLoopGain(GainPolicy):
 
     ``n_obs = 3``: no feedback. ``n_obs = 4``: the profile applies only while the
     observed mean stimulus so far (``obs[3]``) is < 0, else the gain is 0.
+    ``n_obs = 5``: as 4, and the profile scales the current: the gain is
+    ``p · EVIDENCE_SCALE / (−obs[4])`` while the latest sample ``obs[4]`` < 0, else
+    0, clipped to ``[0, g_max]`` (see the module docstring).
     """
 
     def __init__(
@@ -214,7 +229,8 @@ class OpenLoopGain(GainPolicy):
         _check("n_bins", n_bins, isinstance(n_bins, int) and n_bins > 0, "> 0", "52")
         _check_obs(n_obs)
         self.g_max, self.dtype, self.n_bins = float(g_max), param_dtype, n_bins
-        self.evidence_switched = n_obs == 4
+        self.evidence_switched = n_obs >= 4
+        self.current_shaped = n_obs == 5
         self.logits = nnx.Param(
             jnp.full((n_bins,), _logit(g_init / g_max), param_dtype)
         )
@@ -222,10 +238,15 @@ class OpenLoopGain(GainPolicy):
     def __call__(self, carry, obs):
         # reads t/T (and, evidence-switched, the mean stimulus): extra entries are
         # fine without the switch, a missing fourth is not
-        _check_obs_shape(obs, 4 if self.evidence_switched else 3, exact=False)
+        n_read = 5 if self.current_shaped else 4 if self.evidence_switched else 3
+        _check_obs_shape(obs, n_read, exact=False)
         t_frac = jnp.clip(obs[2], 0.0, 1.0)
         k = jnp.minimum((t_frac * self.n_bins).astype(jnp.int32), self.n_bins - 1)
         gain = self.gain(self.logits[...][k][None])
+        if self.current_shaped:  # current p · EVIDENCE_SCALE whatever the sample
+            neg = obs[4] < 0.0
+            ratio = EVIDENCE_SCALE / jnp.where(neg, -obs[4], 1.0)  # no 1/0 in grads
+            gain = jnp.where(neg, jnp.minimum(gain * ratio, self.g_max), 0.0)
         if self.evidence_switched:
             gain = jnp.where(obs[3] < 0.0, gain, 0.0)
         return carry, gain
@@ -275,7 +296,8 @@ def make_policy(
     """A fresh policy of `kind` (one of `POLICIES`), initialised from `seed`.
 
     ``n_obs`` (mlp, gru, open_loop): 3 for the seed's observation, 4 if the env
-    also observes the mean stimulus (open_loop: evidence-switched); the fixed
+    also observes the mean stimulus (open_loop: evidence-switched), 5 if it also
+    observes the latest stimulus sample (open_loop: current-shaped); the fixed
     policy reads nothing.
     """
     if kind not in POLICIES:

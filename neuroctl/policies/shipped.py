@@ -72,6 +72,8 @@ class PolicySpec:
         plant_checksum: `plant_checksum` of that plant.
         observe_evidence: the policy also reads the mean stimulus so far (its env
             needs ``observe_evidence=True``); absent in older specs = False.
+        observe_stimulus: ... and the latest stimulus sample (``observe_stimulus``);
+            absent in older specs = False.
     """
 
     name: str
@@ -85,6 +87,7 @@ class PolicySpec:
     plant: str
     plant_checksum: str
     observe_evidence: bool = False
+    observe_stimulus: bool = False
 
     def train_config(self):
         """The `PolicyTrainConfig` whose env (`make_env`) this policy runs in."""
@@ -99,6 +102,7 @@ class PolicySpec:
             control_ms=self.control_ms,
             precision=self.precision,
             observe_evidence=self.observe_evidence,
+            observe_stimulus=self.observe_stimulus,
         )
 
 

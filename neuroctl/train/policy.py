@@ -72,6 +72,7 @@ class PolicyTrainConfig:
     truncation: int = 0  # truncated BPTT window [control steps]; 0 = full trials
     precision: Literal["float32", "float64"] = "float64"  # policy and solver dtype
     observe_evidence: bool = False  # policy also sees the mean stimulus so far [1]
+    observe_stimulus: bool = False  # ... and the latest stimulus sample [1]
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -102,12 +103,21 @@ class PolicyTrainConfig:
             raise bad_value(
                 "g_init", self.g_init, f"in (0, g_max={self.g_max})", "e.g. 1.0."
             )
-        if not isinstance(self.observe_evidence, bool):
+        for name in ("observe_evidence", "observe_stimulus"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad_value(
+                    name,
+                    getattr(self, name),
+                    "True or False",
+                    f"pass a bool (--{name.replace('_', '-')} on the command line).",
+                )
+        if self.observe_stimulus and not self.observe_evidence:
             raise bad_value(
-                "observe_evidence",
-                self.observe_evidence,
-                "True or False",
-                "pass a bool (--observe-evidence on the command line).",
+                "observe_stimulus",
+                True,
+                "False unless observe_evidence is True (the sample comes after "
+                "the mean stimulus in the observation)",
+                "add --observe-evidence, or drop --observe-stimulus.",
             )
         if self.observe_evidence and self.policy == "fixed":
             raise bad_value(
@@ -124,6 +134,11 @@ class PolicyTrainConfig:
     @property
     def dtype(self):
         return jnp.dtype(self.precision)
+
+    @property
+    def n_obs(self) -> int:
+        """Entries of the policy's observation [1]: 3, 4 or 5."""
+        return 3 + int(self.observe_evidence) + int(self.observe_stimulus)
 
 
 def _require(name: str, value, ok, expected: str) -> None:
@@ -147,7 +162,7 @@ def new_policy(cfg: PolicyTrainConfig) -> GainPolicy:
         g_max=cfg.g_max,
         g_init=cfg.g_init,
         param_dtype=cfg.dtype,
-        n_obs=4 if cfg.observe_evidence else 3,
+        n_obs=cfg.n_obs,
     )
 
 
@@ -382,6 +397,7 @@ def make_env(plant, cfg: PolicyTrainConfig) -> tuple[EvidenceStim, EvidenceStimP
         control_ms=cfg.control_ms,
         dtype=cfg.precision,
         observe_evidence=cfg.observe_evidence,
+        observe_stimulus=cfg.observe_stimulus,
     )
     params = eqx.tree_at(lambda p: p.g_max, env.default_params, cfg.g_max)
     return env, env.prepare_params(params)

@@ -76,6 +76,11 @@ class TrainPolicyArgs:
     only the readouts and t/T). mlp/gru: a fourth input (from --init-from a
     seed-observation run it starts with zero weight); open_loop: the profile applies
     only while that mean is < 0 (label-0 evidence), else the gain is 0."""
+    observe_stimulus: bool = False
+    """With --observe-evidence: also observe the latest filtered stimulus sample [1].
+    open_loop: the profile then sets the current, not the gain (g = p·0.005/(−s)
+    while s < 0, else 0), the cheapest current for a given mean drive; mlp/gru: a
+    fifth input."""
     out: Path = Path("runs/policy")
     """Run directory: config.json, checkpoints/, log.jsonl, metrics.json, figure."""
     resume: bool = False
@@ -293,6 +298,7 @@ def ship_policy(
         control_ms=cfg.control_ms,
         precision=cfg.precision,
         observe_evidence=cfg.observe_evidence,
+        observe_stimulus=cfg.observe_stimulus,
         plant=plant_name,
         plant_checksum=checksum,
     )

@@ -69,30 +69,27 @@ def _initial_params(run: PolicyRunConfig, cfg: tp.PolicyTrainConfig, checksum: s
     src_cfg = tp.PolicyTrainConfig(**saved["train"])
     arch = ("policy", "hidden", "n_bins", "g_max", "precision")
     if any(getattr(src_cfg, k) != getattr(cfg, k) for k in arch) or (
-        src_cfg.observe_evidence and not cfg.observe_evidence
+        src_cfg.n_obs > cfg.n_obs
     ):
-        keys = arch + ("observe_evidence",)
+        keys = arch + ("observe_evidence", "observe_stimulus")
         raise ConfigError(
             f"init_from: {src} has another architecture "
             f"({ {k: getattr(src_cfg, k) for k in keys} }); use a run with "
             f"{ {k: getattr(cfg, k) for k in keys} }."
         )
     params = restore(src, src_cfg)[1].params
-    if (
-        cfg.observe_evidence
-        and not src_cfg.observe_evidence
-        and cfg.policy != "open_loop"
-    ):
-        params = widen_to_evidence(params, cfg.policy)  # (a profile has no inputs)
+    new_inputs = cfg.n_obs - src_cfg.n_obs
+    if new_inputs and cfg.policy != "open_loop":  # (a profile has no input layer)
+        params = widen_to_evidence(params, cfg.policy, new_inputs)
     return params
 
 
-def widen_to_evidence(params: dict, policy: str) -> dict:
-    """Params of a seed-observation mlp/gru for the 4-entry observation.
+def widen_to_evidence(params: dict, policy: str, new_inputs: int = 1) -> dict:
+    """Params of an mlp/gru for an observation with `new_inputs` more entries.
 
-    The input kernel gains a zero row for the mean stimulus, so the widened policy
-    starts out computing exactly what the source did, and training decides what
-    the new input is worth.
+    The input kernel gains zero rows for the new stimulus entries, so the widened
+    policy starts out computing exactly what the source did, and training decides
+    what the new inputs are worth.
     """
     path = {"mlp": ("hidden",), "gru": ("cell", "dense_i")}[policy]
     params = jax.tree.map(lambda x: x, params)  # a copy to edit
@@ -100,7 +97,8 @@ def widen_to_evidence(params: dict, policy: str) -> dict:
     for key in path:
         layer = layer[key]
     kernel = layer["kernel"]
-    layer["kernel"] = jnp.concatenate([kernel, jnp.zeros_like(kernel[:1])], axis=0)
+    zeros = jnp.zeros((new_inputs,) + kernel.shape[1:], kernel.dtype)
+    layer["kernel"] = jnp.concatenate([kernel, zeros], axis=0)
     return params
 
 
