@@ -385,7 +385,13 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["evidence_gain_mlp", "evidence_gain_gru", "evidence_switched_profile"]
+    "name",
+    [
+        "evidence_gain_mlp",
+        "evidence_gain_gru",
+        "evidence_switched_profile",
+        "evidence_current_profile",
+    ],
 )
 def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
     """A shipped policy on 64 held-out trials: ≥ 99 % correct and the card's power cut.

@@ -108,7 +108,8 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
 
     Args:
         points: dicts with ``kind``, ``accuracy``, ``accuracy_ci95``,
-            ``current_power`` [nA²] and ``gain`` (constant) or ``lambda_gain``.
+            ``current_power`` [nA²] and ``gain`` (constant) or ``lambda_gain``
+            (and ``lambda_current`` [1/nA²], which labels the point if > 0).
         trials: held-out trials behind each point [1].
     """
     fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
@@ -159,6 +160,8 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
                 tag, offset = f"g={p['gain']:g}", (3, -9)
             else:
                 tag = f"λ={p['lambda_gain']:g}"
+                if p.get("lambda_current"):  # [1/nA²]
+                    tag = f"λ_I={p['lambda_current'] / 1e6:g}e6"
                 if p.get("batch", 8) != 8:
                     tag += f" b{p['batch']}"
                 # the sharp-CE curve is labelled below, the others above
@@ -172,7 +175,7 @@ def pareto_figure(points: list[dict], trials: int) -> Figure:
                 color=color,
             )
     if base is not None:
-        for factor in (10, 30, 100):
+        for factor in (10, 30, 50, 100):
             ax.axvline(base / factor, color="0.7", lw=0.8, ls=":")
             ax.text(
                 base / factor,
