@@ -170,6 +170,33 @@ DEFAULT_STAGES = (
         observe_stimulus=True,
         lambda_current=8e6,
     ),
+    # polishes at batch 16 and a small decaying step
+    Stage(
+        "open_loop",
+        0.0,
+        40,
+        0.01,
+        "open_loop_cs_i2e+06_s10",
+        10.0,
+        40,
+        16,
+        observe_evidence=True,
+        observe_stimulus=True,
+        lambda_current=3e6,
+    ),
+    Stage(
+        "open_loop",
+        0.0,
+        40,
+        0.01,
+        "open_loop_cs_i4e+06_s10",
+        10.0,
+        40,
+        16,
+        observe_evidence=True,
+        observe_stimulus=True,
+        lambda_current=4e6,
+    ),
 )  # what results/ shows; a new stage trains when the script reruns
 
 
