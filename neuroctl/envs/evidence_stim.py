@@ -12,8 +12,9 @@ v_readout1 [mV], t/T [1]]`` (the seed's), and with ``observe_evidence=True`` a f
 entry, the mean filtered stimulus so far ``Σ s / steps`` [1] (0 before the first
 step): what a stimulator that gates the evidence stream can also read off the
 stream itself. With ``observe_stimulus=True`` as well, a fifth entry: the latest
-filtered stimulus sample ``s`` [1] (0 before the first step), the value the gain
-is about to scale, so a policy can shape the injected current itself (e.g. hold it
+filtered stimulus sample ``s`` [1] (0 before the first step): the gain chosen from
+it scales the next control period's samples, which the 80-Hz filter keeps close to
+it, so a policy can shape the injected current itself (e.g. hold it nearly
 constant, the cheapest current for a given mean drive). Reward per control step::
 
     reward = −energy_cost · mean_{t, i} I_i(t)²      (mean over solver steps, cells)

@@ -21,7 +21,8 @@ policies), threaded through the rollout's `lax.scan` explicitly; start it with
   With ``n_obs = 5`` it is also *current-shaped*: the profile sets the current
   rather than the gain, ``g = p(t) · EVIDENCE_SCALE / (−s)`` while the latest
   sample ``s`` is < 0 (else 0), clipped to ``[0, g_max]``, so the injected current
-  is ``p(t)`` times the current of a mean-strength sample, whatever the noise. For
+  is ≈ ``p(t)`` times the current of a mean-strength sample, whatever the noise
+  (exactly at the sample read; the gain is held for the control period). For
   a given mean drive a constant current costs the least power (Cauchy–Schwarz);
   gating the noisy stream at a constant gain pays ``E[s²]/E[s]²`` (≈ 1.4 on this
   task) times more.
