@@ -15,10 +15,13 @@ that cannot see the evidence has to pay for that stretch on every trial it has n
 yet recognised as label 1. The "evidence-gated" rows apply a gate only while the
 mean filtered stimulus so far is negative (the env's ``observe_evidence``
 observation; by 50 ms it is ~6σ from 0), so label-1 trials get no input: what a
-policy that reads the evidence stream can reach with a constant late gate.
+policy that reads the evidence stream can reach with a constant late gate. The
+"current-shaped" rows do the same with a constant *current* instead of a constant
+gain (the env's ``observe_stimulus``: ``g = c · 0.005 / (−s)`` while the latest
+sample ``s`` < 0), ``c`` being the current relative to a mean-strength sample.
 
 Writes ``results/policy_late_gate.md``, ``.json`` and ``.png`` (with provenance).
-Usage: ``python scripts/policy_late_gate.py`` (~5 min on 2 CPU cores).
+Usage: ``python scripts/policy_late_gate.py`` (~15 min on 2 CPU cores).
 """
 
 import functools
@@ -67,6 +70,11 @@ class Args:
         (380.0, 0.6),
     )
     """(onset [ms], gain [1]) of the evidence-gated gates."""
+    shaped_gates: tuple[tuple[float, float], ...] = tuple(
+        (onset, c) for onset in (300.0, 340.0, 380.0) for c in (0.3, 0.4, 0.5)
+    )
+    """(onset [ms], current c [1], relative to a mean-strength sample) of the
+    current-shaped, evidence-gated gates."""
     check_gate: tuple[float, float] = (340.0, 0.4)
     """An evidence-gated gate evaluated again on ``check_trials`` held-out trials
     (the policy table's trials): does the 100-trial pick hold up?"""
@@ -82,13 +90,15 @@ def gate_policy(
     trial_ms: float,
     g_max: float,
     evidence_switched: bool = False,
+    current_shaped: bool = False,
 ):
     """An `OpenLoopGain` applying ~0 before `onset_ms` [ms] and `gain` [1] after;
-    `evidence_switched`: only while the observed mean stimulus is < 0, else 0."""
+    `evidence_switched`: only while the observed mean stimulus is < 0, else 0;
+    `current_shaped` (implies it): `gain` sets the current (see `OpenLoopGain`)."""
     n_bins = int(round(trial_ms / BIN_MS))
     starts = np.arange(n_bins) * BIN_MS
     g = np.where(starts >= onset_ms, gain, G_OFF) / g_max
-    n_obs = 4 if evidence_switched else 3
+    n_obs = 5 if current_shaped else 4 if evidence_switched else 3
     policy = OpenLoopGain(n_bins, g_max=g_max, param_dtype=jnp.float64, n_obs=n_obs)
     parts, params = tp.split(policy)
     params["logits"] = jnp.asarray(np.log(g / (1.0 - g)))
@@ -116,6 +126,15 @@ def main(args: Args) -> None:
         policy = gate_policy(onset, gain, trial_ms, g_max, evidence_switched=True)
         return _summary(run_trials(ev_env, env_params, policy, keys), onset, gain)
 
+    cs_cfg = tp.PolicyTrainConfig(
+        policy="open_loop", observe_evidence=True, observe_stimulus=True
+    )
+    cs_env, _ = tp.make_env(plant, cs_cfg)  # the same trials, 5-entry observation
+
+    def run_shaped(onset, current):
+        policy = gate_policy(onset, current, trial_ms, g_max, current_shaped=True)
+        return _summary(run_trials(cs_env, env_params, policy, keys), onset, current)
+
     base = run(0.0, 1.0)
     off = run(trial_ms, 1.0)  # never on: no input at all
     rows = []
@@ -130,16 +149,22 @@ def main(args: Args) -> None:
                 f"{r['power_reduction']:.1f}x",
                 flush=True,
             )
-    gated = []
-    for onset, gain in args.evidence_gates:
-        r = run_gated(onset, gain)
-        r["power_reduction"] = base["current_power"] / r["current_power"]
-        gated.append(r)
-        print(
-            f"evidence-gated onset {onset:5.0f} ms g {gain:.2f}: accuracy "
-            f"{r['accuracy']:.3f}, {r['power_reduction']:.1f}x",
-            flush=True,
-        )
+
+    def measured(gates, runner, name: str) -> list[dict]:
+        out = []
+        for onset, level in gates:
+            r = runner(onset, level)
+            r["power_reduction"] = base["current_power"] / r["current_power"]
+            out.append(r)
+            print(
+                f"{name} onset {onset:5.0f} ms {level:.2f}: accuracy "
+                f"{r['accuracy']:.3f}, {r['power_reduction']:.1f}x",
+                flush=True,
+            )
+        return out
+
+    gated = measured(args.evidence_gates, run_gated, "evidence-gated, gain")
+    shaped = measured(args.shaped_gates, run_shaped, "current-shaped, current")
     check = None
     if args.check_trials:
         check_keys = evaluation_keys(args.check_trials)
@@ -163,6 +188,7 @@ def main(args: Args) -> None:
         "gates": rows,
         "evidence_gated": gated,
         "evidence_gated_check": check,
+        "current_shaped": shaped,
         "wall_s": round(time.perf_counter() - t0, 1),
         **provenance(),
     }
@@ -247,6 +273,24 @@ def _table(rec: dict) -> str:
             "less power than g = 1 on the same trials. It is hand-set: picked on "
             "the 100-trial grid above, nothing trained.",
         ]
+    if rec.get("current_shaped"):
+        lines += [
+            "",
+            "Current-shaped, evidence-gated gates, measured (as above, but the gate "
+            "holds the injected current at c times that of a mean-strength sample, "
+            "g = c·0.005/(−s) while the latest sample s < 0; the env's "
+            "`observe_stimulus`):",
+            "",
+            "| onset [ms] | current c | accuracy | label-0 acc | label-1 acc | "
+            "power reduction |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rec["current_shaped"]:
+            lines.append(
+                f"| {r['onset_ms']:.0f} | {r['gain']:g} | {r['accuracy']:.3f} | "
+                f"{r['accuracy_label0']:.3f} | {r['accuracy_label1']:.3f} | "
+                f"{r['power_reduction']:.1f}x |"
+            )
     lines += [
         "",
         f"git {rec['git_commit']}, neuroctl {rec['neuroctl_version']}, "
