@@ -264,20 +264,7 @@ def _table(rec: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     lines += _gated_rows(rec.get("evidence_gated", []))
-    check = rec.get("evidence_gated_check")
-    if check:
-        wrong = round((1.0 - check["accuracy"]) * check["trials"])
-        lines += [
-            "",
-            f"Checked on {check['trials']} held-out trials (those of "
-            "results/policy_table.md): the evidence-gated gate at onset "
-            f"{check['onset_ms']:.0f} ms, g = {check['gain']:g} is right on "
-            f"{check['trials'] - wrong}/{check['trials']} (label 0: "
-            f"{check['accuracy_label0']:.4f}, label 1: "
-            f"{check['accuracy_label1']:.4f}) at {check['power_reduction']:.1f}x "
-            "less power than g = 1 on the same trials. It is hand-set: picked on "
-            "the 100-trial grid above, nothing trained.",
-        ]
+    lines += _check_md(rec.get("evidence_gated_check"), "evidence-gated", "g")
     if rec.get("current_shaped"):
         lines += [
             "",
@@ -291,18 +278,7 @@ def _table(rec: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         lines += _gated_rows(rec["current_shaped"])
-    check = rec.get("current_shaped_check")
-    if check:
-        wrong = round((1.0 - check["accuracy"]) * check["trials"])
-        lines += [
-            "",
-            f"Checked on the same {check['trials']} held-out trials: the "
-            f"current-shaped gate at onset {check['onset_ms']:.0f} ms, c = "
-            f"{check['gain']:g} is right on {check['trials'] - wrong}/"
-            f"{check['trials']} (label 0: {check['accuracy_label0']:.4f}) at "
-            f"{check['power_reduction']:.1f}x less power than g = 1. Hand-set "
-            "as well (picked on the grid above).",
-        ]
+    lines += _check_md(rec.get("current_shaped_check"), "current-shaped", "c")
     lines += [
         "",
         f"git {rec['git_commit']}, neuroctl {rec['neuroctl_version']}, "
@@ -310,6 +286,24 @@ def _table(rec: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _check_md(check: dict | None, kind: str, level: str) -> list[str]:
+    """The paragraph on a gate re-checked on the table's trials (none if None)."""
+    if not check:
+        return []
+    wrong = round((1.0 - check["accuracy"]) * check["trials"])
+    return [
+        "",
+        f"Checked on {check['trials']} held-out trials (those of "
+        f"results/policy_table.md): the {kind} gate at onset "
+        f"{check['onset_ms']:.0f} ms, {level} = {check['gain']:g} is right on "
+        f"{check['trials'] - wrong}/{check['trials']} (label 0: "
+        f"{check['accuracy_label0']:.4f}, label 1: "
+        f"{check['accuracy_label1']:.4f}) at {check['power_reduction']:.1f}x "
+        "less power than g = 1 on the same trials. It is hand-set: picked on "
+        "the 100-trial grid above, nothing trained.",
+    ]
 
 
 def _gated_rows(rows: list[dict]) -> list[str]:
