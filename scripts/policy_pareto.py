@@ -84,6 +84,30 @@ class Stage:
         return f"{self.kind}{sharp}{ev}"
 
 
+def _shaped(
+    lambda_current: float,
+    start: str,
+    iterations: int = 100,
+    lr: float = 0.05,
+    batch: int = 0,
+) -> Stage:
+    """A current-shaped open-loop stage (sharp CE, λ_g 0, cosine decay over the
+    stage), costed by the current power λ_I [1/nA²]."""
+    return Stage(
+        "open_loop",
+        0.0,
+        iterations,
+        lr,
+        start,
+        10.0,
+        iterations,
+        batch,
+        observe_evidence=True,
+        observe_stimulus=True,
+        lambda_current=lambda_current,
+    )
+
+
 DEFAULT_STAGES = (
     Stage("mlp", 0.3, 300, 0.02),
     Stage("mlp", 1.0, 100, 0.01, start="mlp_l0.3"),
@@ -122,81 +146,13 @@ DEFAULT_STAGES = (
     ),
     # the current-shaped profile (observe_stimulus): the λ4 evidence-switched
     # profile continued with the cost on the current power itself
-    Stage(
-        "open_loop",
-        0.0,
-        100,
-        0.05,
-        "open_loop_ev_l4_s10",
-        10.0,
-        100,
-        observe_evidence=True,
-        observe_stimulus=True,
-        lambda_current=1e6,
-    ),
-    Stage(
-        "open_loop",
-        0.0,
-        100,
-        0.05,
-        "open_loop_ev_l4_s10",
-        10.0,
-        100,
-        observe_evidence=True,
-        observe_stimulus=True,
-        lambda_current=2e6,
-    ),
-    Stage(
-        "open_loop",
-        0.0,
-        100,
-        0.05,
-        "open_loop_cs_i2e+06_s10",
-        10.0,
-        100,
-        observe_evidence=True,
-        observe_stimulus=True,
-        lambda_current=4e6,
-    ),
-    Stage(
-        "open_loop",
-        0.0,
-        100,
-        0.05,
-        "open_loop_cs_i2e+06_s10",
-        10.0,
-        100,
-        observe_evidence=True,
-        observe_stimulus=True,
-        lambda_current=8e6,
-    ),
+    _shaped(1e6, "open_loop_ev_l4_s10"),
+    _shaped(2e6, "open_loop_ev_l4_s10"),
+    _shaped(4e6, "open_loop_cs_i2e+06_s10"),
+    _shaped(8e6, "open_loop_cs_i2e+06_s10"),
     # polishes at batch 16 and a small decaying step
-    Stage(
-        "open_loop",
-        0.0,
-        40,
-        0.01,
-        "open_loop_cs_i2e+06_s10",
-        10.0,
-        40,
-        16,
-        observe_evidence=True,
-        observe_stimulus=True,
-        lambda_current=3e6,
-    ),
-    Stage(
-        "open_loop",
-        0.0,
-        40,
-        0.01,
-        "open_loop_cs_i4e+06_s10",
-        10.0,
-        40,
-        16,
-        observe_evidence=True,
-        observe_stimulus=True,
-        lambda_current=4e6,
-    ),
+    _shaped(3e6, "open_loop_cs_i2e+06_s10", iterations=40, lr=0.01, batch=16),
+    _shaped(4e6, "open_loop_cs_i4e+06_s10", iterations=40, lr=0.01, batch=16),
 )  # what results/ shows; a new stage trains when the script reruns
 
 

@@ -136,22 +136,17 @@ def test_registered_check_env_clean_and_clear_errors():
         warnings.simplefilter("always")
         gym_env = gymnasium.make("neuroctl/EvidenceStim-v0", plant="untrained")
         assert gym_env.unwrapped.env.n_steps == 520  # the paper's 520-ms trial
+        short_trial = dict(control_ms=2.0, trial_ms=4.0, response_window_ms=(2.0, 4.0))
         short = gymnasium.make(
-            "neuroctl/EvidenceStim-v0",
-            plant="untrained",
-            control_ms=2.0,
-            trial_ms=4.0,
-            response_window_ms=(2.0, 4.0),
+            "neuroctl/EvidenceStim-v0", plant="untrained", **short_trial
         )
         check_env(short.unwrapped)  # gain [0, 2] is exposed as [0, 1]
         observing = gymnasium.make(
             "neuroctl/EvidenceStim-v0",
             plant="untrained",
-            control_ms=2.0,
-            trial_ms=4.0,
-            response_window_ms=(2.0, 4.0),
             observe_evidence=True,
             observe_stimulus=True,
+            **short_trial,
         )
         assert observing.observation_space.shape == (5,)
         check_env(observing.unwrapped)

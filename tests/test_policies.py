@@ -101,26 +101,37 @@ def test_bad_policy_configs_name_the_field():
         tp.PolicyTrainConfig(ce_scale=0.0)
 
 
+def _observed_after(plant, cfg, seed: int, steps: int):
+    """Env of `cfg`, a trial reset with key `seed` and advanced `steps` control steps
+    at g = 1: ``(env, env_params, state, the trial's whole stimulus, observation)``.
+
+    Checks on the way that the observation has ``cfg.n_obs`` entries and that its
+    stimulus entries are 0 at reset.
+    """
+    from neuroctl.envs.evidence_stim import trial_stimulus
+
+    env, env_params = tp.make_env(plant, cfg)
+    assert env.observation_space().shape == (cfg.n_obs,)
+    key = jax.random.key(seed)
+    state = env.init_state(key, env_params)
+    np.testing.assert_array_equal(env.observation(state, env_params)[3:], 0.0)
+    for _ in range(steps):
+        state, _ = env.advance(state, env_params, 1.0)
+    stimulus = trial_stimulus(env, key, env_params)
+    return env, env_params, state, stimulus, env.observation(state, env_params)
+
+
 def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy(
     plant, tmp_path
 ):
     """observe_evidence appends Σ s / steps; a widened seed policy acts as before."""
-    from neuroctl.envs.evidence_stim import trial_stimulus
     from neuroctl.policies.gain import EVIDENCE_SCALE, features
     from neuroctl.train.policy_run import widen_to_evidence
 
     cfg = tp.PolicyTrainConfig(observe_evidence=True)
-    env, env_params = tp.make_env(plant, cfg)
-    assert env.observation_space().shape == (4,)
-    key = jax.random.key(3)
-    state = env.init_state(key, env_params)
-    np.testing.assert_array_equal(env.observation(state, env_params)[3], 0.0)
-    for _ in range(5):
-        state, _ = env.advance(state, env_params, 1.0)
+    env, env_params, state, stimulus, obs = _observed_after(plant, cfg, 3, 5)
     n = 5 * env.config.substeps
-    stimulus = trial_stimulus(env, key, env_params)[:n]
-    obs = env.observation(state, env_params)
-    np.testing.assert_allclose(obs[3], stimulus.mean(), rtol=1e-6)
+    np.testing.assert_allclose(obs[3], stimulus[:n].mean(), rtol=1e-6)
     plain_env, _ = tp.make_env(plant, tp.PolicyTrainConfig())
     np.testing.assert_array_equal(obs[:3], plain_env.observation(state, env_params))
     np.testing.assert_allclose(features(obs)[3], obs[3] / EVIDENCE_SCALE)
@@ -153,21 +164,13 @@ def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy
 def test_stimulus_observation_is_the_latest_sample_and_shapes_the_current(plant):
     """observe_stimulus appends the last filtered sample; the profile then holds the
     current at p · EVIDENCE_SCALE (gain p/|s|·EVIDENCE_SCALE) while s < 0, else 0."""
-    from neuroctl.envs.evidence_stim import EvidenceStim, trial_stimulus
+    from neuroctl.envs.evidence_stim import EvidenceStim
     from neuroctl.policies.gain import EVIDENCE_SCALE
     from neuroctl.train.policy_run import widen_to_evidence
 
     cfg = tp.PolicyTrainConfig(observe_evidence=True, observe_stimulus=True)
     assert cfg.n_obs == 5
-    env, env_params = tp.make_env(plant, cfg)
-    assert env.observation_space().shape == (5,)
-    key = jax.random.key(4)
-    state = env.init_state(key, env_params)
-    np.testing.assert_array_equal(env.observation(state, env_params)[4], 0.0)
-    for _ in range(3):
-        state, _ = env.advance(state, env_params, 1.0)
-    stimulus = trial_stimulus(env, key, env_params)
-    obs = env.observation(state, env_params)
+    env, env_params, state, stimulus, obs = _observed_after(plant, cfg, 4, 3)
     np.testing.assert_allclose(obs[4], stimulus[3 * env.config.substeps - 1], rtol=1e-6)
     ev_env, _ = tp.make_env(plant, tp.PolicyTrainConfig(observe_evidence=True))
     np.testing.assert_array_equal(obs[:4], ev_env.observation(state, env_params))

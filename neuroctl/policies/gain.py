@@ -230,6 +230,7 @@ class OpenLoopGain(GainPolicy):
         _check("n_bins", n_bins, isinstance(n_bins, int) and n_bins > 0, "> 0", "52")
         _check_obs(n_obs)
         self.g_max, self.dtype, self.n_bins = float(g_max), param_dtype, n_bins
+        self.n_obs = n_obs
         self.evidence_switched = n_obs >= 4
         self.current_shaped = n_obs == 5
         self.logits = nnx.Param(
@@ -237,10 +238,9 @@ class OpenLoopGain(GainPolicy):
         )
 
     def __call__(self, carry, obs):
-        # reads t/T (and, evidence-switched, the mean stimulus): extra entries are
-        # fine without the switch, a missing fourth is not
-        n_read = 5 if self.current_shaped else 4 if self.evidence_switched else 3
-        _check_obs_shape(obs, n_read, exact=False)
+        # reads t/T and the stimulus entries it was built for: extra entries are
+        # fine, missing ones are not
+        _check_obs_shape(obs, self.n_obs, exact=False)
         t_frac = jnp.clip(obs[2], 0.0, 1.0)
         k = jnp.minimum((t_frac * self.n_bins).astype(jnp.int32), self.n_bins - 1)
         gain = self.gain(self.logits[...][k][None])
