@@ -1,0 +1,203 @@
+"""Designed (not learned) current profiles for label-0 trials of the evidence plant.
+
+Why the gain policies stop near ~50-60x less power than ``g = 1``: label-1 trials
+cost nothing once a policy reads the evidence stream (the frozen plant answers 1 on
+its own), but a label-0 trial needs a hyperpolarising current over the last
+~150-200 ms. Before the current starts, a label-0 trial of an evidence-switched,
+current-shaped policy receives no input at all, so the network runs the same
+deterministic trajectory in every such trial. What remains is an optimal-control
+problem on one noise-free trial: the current profile ``p(t) ≥ 0`` [1] (the current
+relative to that of a mean-strength sample, as in a current-shaped `OpenLoopGain`)
+that, for a given mean current power, makes the label-0 margin::
+
+    margin = mean_{window} v_readout0 − mean_{window} v_readout1      [mV]
+
+as large as possible. `design_profile` solves it by gradient ascent through the
+whole simulation, with the power held fixed by normalisation (``p ← p · √(P/P(p))``,
+``p = softplus(q)``; Adam on ``q``). Its margin is a bound for that power: a
+perfect, noiseless current source along the input weights does no better from the
+same optimiser (``signed=True`` also lets the current depolarise, which gating a
+negative stream cannot). A real gate on the noisy stream delivers on average only
+`delivery_ratio` of the requested current, with fluctuations; `profile_policy`
+compensates the mean and returns the profile as a current-shaped `OpenLoopGain`.
+
+Units: profile [1]; currents ``I_i = input_scale · w_i · EVIDENCE_SCALE · p`` [nA];
+power = mean over time and cells of ``I²`` [nA²] (the env's ``current_power``).
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from neuroctl.errors import bad_value
+from neuroctl.plants import evidence_task as et
+from neuroctl.policies.gain import EVIDENCE_SCALE, OpenLoopGain
+from neuroctl.typing import Array, ArrayLike
+
+
+class Design(NamedTuple):
+    """Result of `design_profile`.
+
+    Attributes:
+        profile: the designed current profile ``(n_bins,)`` [1].
+        margin: its noise-free label-0 margin [mV] (> 0: answered right).
+        power: its mean current power [nA²] (the requested one).
+        margins: noise-free margin after each iteration [mV].
+    """
+
+    profile: np.ndarray
+    margin: float
+    power: float
+    margins: np.ndarray
+
+
+def _steps_per_bin(plant, n_bins: int) -> int:
+    steps = plant.task.n_steps
+    if not (isinstance(n_bins, int) and n_bins > 0 and steps % n_bins == 0):
+        raise bad_value(
+            "n_bins",
+            n_bins,
+            f"an int > 0 that divides the trial's {steps} solver steps",
+            "e.g. 52 (10-ms bins).",
+        )
+    return steps // n_bins
+
+
+def profile_stimulus(profile: ArrayLike, steps_per_bin: int) -> Array:
+    """The noise-free label-0 stimulus ``(T,)`` [1]: ``−EVIDENCE_SCALE · p`` per bin."""
+    return -EVIDENCE_SCALE * jnp.repeat(jnp.asarray(profile), steps_per_bin)
+
+
+def profile_power(plant, profile: ArrayLike) -> Array:
+    """Mean current power [nA²] of a profile (mean over time and cells of ``I²``)."""
+    per_unit = (plant.task.input_scale * EVIDENCE_SCALE) ** 2  # [nA²] at p = 1, w = 1
+    w2 = jnp.mean(jnp.asarray(plant.input_weights) ** 2)  # [1]
+    return per_unit * w2 * jnp.mean(jnp.asarray(profile) ** 2)
+
+
+def label0_margin(plant, profile: ArrayLike) -> Array:
+    """Noise-free label-0 margin [mV]: readout 0 − readout 1 over the window."""
+    steps = _steps_per_bin(plant, int(jnp.shape(profile)[0]))
+    logits = plant.logits(profile_stimulus(profile, steps))  # [mV]
+    return logits[0] - logits[1]
+
+
+def _normalised(q: Array, plant, power: float, signed: bool) -> Array:
+    p = q if signed else jax.nn.softplus(q)
+    return p * jnp.sqrt(power / profile_power(plant, p))
+
+
+def design_profile(
+    plant,
+    power: float,
+    *,
+    init: ArrayLike,
+    iterations: int = 100,
+    lr: float = 0.2,
+    signed: bool = False,
+    progress: bool = False,
+) -> Design:
+    """The profile with the largest noise-free label-0 margin at mean power `power`.
+
+    Args:
+        plant: an `EvidencePlant` (float64 recommended).
+        power: mean current power to spend on a label-0 trial [nA²], > 0.
+        init: starting profile ``(n_bins,)`` [1], > 0 (only its shape matters).
+        iterations: Adam steps [1] (lr cosine-decayed to lr/4).
+        lr: Adam learning rate on the pre-softplus profile [1].
+        signed: allow negative (depolarising) currents: a bound for a
+            bidirectional source along the input weights.
+        progress: show a tqdm bar.
+    """
+    from tqdm.auto import tqdm
+
+    _check_design(power, iterations, lr)
+    init = np.asarray(init, np.float64)
+    _steps_per_bin(plant, init.shape[0])
+    if not signed and not np.all(init > 0):
+        raise bad_value("init", "a profile", "> 0 in every bin", "add e.g. 1e-4.")
+    q = jnp.asarray(init if signed else np.log(np.expm1(init)))
+
+    def loss(q):
+        return -label0_margin(plant, _normalised(q, plant, power, signed))
+
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    opt = optax.adam(optax.cosine_decay_schedule(lr, iterations, 0.25))
+    opt_state, margins, best = opt.init(q), [], (-math.inf, q)
+    for _ in tqdm(range(iterations), disable=not progress, desc="design", leave=False):
+        value, grad = value_and_grad(q)
+        margins.append(-float(value))
+        if margins[-1] > best[0]:
+            best = (margins[-1], q)
+        updates, opt_state = opt.update(grad, opt_state)
+        q = optax.apply_updates(q, updates)
+    profile = np.asarray(_normalised(best[1], plant, power, signed))
+    return Design(profile, best[0], float(power), np.asarray(margins))
+
+
+def _check_design(power, iterations, lr) -> None:
+    if not (isinstance(power, (int, float)) and math.isfinite(power) and power > 0):
+        raise bad_value("power", power, "a finite number > 0 [nA²]", "e.g. 7e-8.")
+    if not (isinstance(iterations, int) and iterations >= 1):
+        raise bad_value("iterations", iterations, "an int >= 1", "e.g. 100.")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise bad_value("lr", lr, "a finite number > 0", "e.g. 0.2.")
+
+
+def delivery_ratio(
+    task: et.TaskConfig,
+    profile_level: float = 0.4,
+    g_max: float = 2.0,
+    control_ms: float = 1.0,
+    periods: int = 100_000,
+    seed: int = 0,
+) -> float:
+    """Mean current a current-shaped gate delivers per unit requested [1].
+
+    Monte Carlo on the label-0 stream (white noise ``N(−evidence_mean,
+    noise_std²)`` through the task's filter, as the env draws it): the gain of a
+    control period is ``p · EVIDENCE_SCALE / (−s)`` from the last sample ``s`` of
+    the previous period (0 if ``s ≥ 0``), clipped to `g_max`, and held while the
+    stimulus moves on. Positive samples and the clip make it < 1 (~0.88 here).
+
+    Args:
+        task: the plant's task (dt [ms], noise, filter).
+        profile_level: requested current ``p`` [1] (matters only through the clip).
+        g_max: largest gain [1].
+        control_ms: control period [ms].
+        periods: control periods drawn [1].
+        seed: NumPy seed.
+    """
+    import scipy.signal
+
+    sub = int(round(control_ms / task.dt))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(-task.evidence_mean, task.noise_std, (periods + 100) * sub)
+    s = scipy.signal.sosfilt(et.filter_sos(task), x)[100 * sub :]  # skip the onset
+    s = s.reshape(periods, sub)
+    last = s[:-1, -1]
+    neg = last < 0
+    gain = np.where(neg, profile_level * EVIDENCE_SCALE / np.where(neg, -last, 1.0), 0)
+    delivered = -np.minimum(gain, g_max)[:, None] * s[1:]  # [units of a sample]
+    return float(np.mean(delivered) / (profile_level * EVIDENCE_SCALE))
+
+
+def profile_policy(
+    profile: ArrayLike, g_max: float, delivery: float = 1.0, param_dtype=jnp.float64
+) -> OpenLoopGain:
+    """A current-shaped `OpenLoopGain` (``n_obs = 5``) requesting ``profile/delivery``.
+
+    Bins with no current request a negligible 1e-6 (logits stay finite).
+    """
+    if not (isinstance(delivery, (int, float)) and 0 < delivery <= 1):
+        raise bad_value(
+            "delivery", delivery, "a number in (0, 1]", "see delivery_ratio."
+        )
+    p = np.clip(np.asarray(profile, np.float64) / delivery, 1e-6, g_max * (1 - 1e-9))
+    policy = OpenLoopGain(len(p), g_max=g_max, param_dtype=param_dtype, n_obs=5)
+    policy.logits[...] = jnp.asarray(np.log(p / (g_max - p)), param_dtype)
+    return policy
