@@ -18,13 +18,20 @@ largest label-0 margin at a given power (see that module). This script
    env (``--trials`` held-out trials, the Pareto evaluation's), requesting
    ``profile / delivery`` to make up for the mean shortfall of gating the noisy
    stream (`delivery_ratio`);
-3. checks the cheapest profile that is right on every one of those trials on the
-   policy table's ``--check-trials`` trials.
+3. checks the policies right on every one of those trials, cheapest first, on the
+   policy table's ``--check-trials`` trials until one keeps ≥ 99.9 %, and ships
+   it with ``--ship``.
+
+Step 2 runs each design twice: open loop, and as a `FeedbackProfile` that
+corrects the requested current by the observed readout difference against the
+design's noise-free trajectory (``--feedback-gain`` per mV, from 0.8 of the trial
+on): closing the loop on the readouts evens out the noise of the gated stream.
 
 Nothing here is trained on trials: the designs see one noise-free trajectory; the
 pick in step 3 uses the evaluation trials (a mild selection, as for the table).
 Writes ``results/policy_designed_profile.md``, ``.json`` and ``.png``.
-Usage: ``python scripts/policy_designed_profile.py`` (~25 min on 2 CPU cores).
+Usage: ``python scripts/policy_designed_profile.py --ship
+policies/evidence_feedback_profile`` (~30 min on 2 CPU cores).
 """
 
 import json
@@ -43,14 +50,23 @@ import numpy as np  # noqa: E402
 
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
-from neuroctl.policies import design  # noqa: E402
+from neuroctl.policies import design, plant_checksum  # noqa: E402
 from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
-from neuroctl.train.policy_eval import baseline_policy, run_trials  # noqa: E402
+from neuroctl.train.policy_commands import ship_policy  # noqa: E402
+from neuroctl.train.policy_eval import (  # noqa: E402
+    baseline_policy,
+    comparison,
+    run_trials,
+    summarise,
+)
 from neuroctl.train.ship import provenance  # noqa: E402
 
 PLANT = "evidence_integration"
 N_BINS = 52  # 10-ms bins, as the learned profiles [1]
+N_REF = 520  # reference points of the feedback: one per control step [1]
+VARIANTS = ("open_loop", "feedback_profile")
+_NAMES = {"open_loop": "open loop", "feedback_profile": "feedback"}
 OFF = 1e-4  # "no current" in a starting profile (softplus needs > 0) [1]
 
 
@@ -58,7 +74,7 @@ OFF = 1e-4  # "no current" in a starting profile (softplus needs > 0) [1]
 class Args:
     """Designed label-0 current profiles: noise-free bound and noisy evaluation."""
 
-    reductions: tuple[float, ...] = (40.0, 50.0, 60.0, 65.0, 70.0, 80.0, 100.0, 125.0)
+    reductions: tuple[float, ...] = (50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 110.0, 125.0)
     """Target power reductions vs g = 1 [x] (label-0 trials stimulated only)."""
     iterations: int = 100
     """Adam steps of the first design; later ones start from the previous [1]."""
@@ -68,8 +84,15 @@ class Args:
     """Reduction [x] of the flat-start and signed-current checks (0 = skip)."""
     trials: int = 200
     """Held-out trials of the noisy evaluation (the Pareto curve's) [1]."""
+    feedback_gain: float = 3.0
+    """Feedback gain of the closed-loop variant [1/mV] (from 0.8 of the trial)."""
     check_trials: int = 1000
     """Held-out trials of the final check (the policy table's) [1]; 0 = skip."""
+    max_checks: int = 3
+    """Most policies checked on the check trials [1]."""
+    ship: Path | None = None
+    """Ship the checked policy to this folder (e.g. policies/evidence_feedback_profile)
+    if it keeps ≥ 99.9 % on the check trials."""
     results: Path = Path("results")
     """Where the table, JSON and figure go."""
 
@@ -122,7 +145,11 @@ def _design_row(r: float, d: design.Design, start: str, signed=False) -> dict:
 
 
 def _evaluate(env, env_params, policy, keys, base_power: float) -> dict:
-    trials = run_trials(env, env_params, policy, keys)
+    return _label_stats(run_trials(env, env_params, policy, keys), base_power)
+
+
+def _label_stats(trials: dict, base_power: float) -> dict:
+    """Accuracy per label, power and label-0 margins of `run_trials` output."""
     lab = trials["label"].astype(bool)
     margin0 = trials["margin"][~lab]
     power = float(np.mean(trials["current_power"]))
@@ -174,24 +201,29 @@ def main(args: Args) -> None:
     checks = _checks(plant, args, label0_power)
     for row in designs:
         row["delivery"] = design.delivery_ratio(plant.task, _level(row["profile"]))
-        policy = design.profile_policy(row["profile"], g_max, row["delivery"])
-        row["noisy"] = _evaluate(env, env_params, policy, keys, base["current_power"])
-        n = row["noisy"]
-        print(
-            f"noisy {row['reduction']:g}x design: accuracy {n['accuracy']:.3f} at "
-            f"{n['power_reduction']:.1f}x",
-            flush=True,
-        )
-    check = _final_check(env, env_params, designs, args, g_max)
+        row["reference_mV"] = [
+            float(x) for x in design.reference_trajectory(plant, row["profile"], N_REF)
+        ]
+        row["noisy"] = {}
+        for variant, policy in _policies(row, g_max, args).items():
+            n = _evaluate(env, env_params, policy, keys, base["current_power"])
+            row["noisy"][variant] = n
+            print(
+                f"noisy {row['reduction']:g}x design, {variant}: accuracy "
+                f"{n['accuracy']:.3f} at {n['power_reduction']:.1f}x",
+                flush=True,
+            )
+    checks_1000 = _final_checks(plant, env, env_params, designs, args, g_max)
     record = {
         "plant": PLANT,
         "eval_seed": EVAL_SEED,
         "n_bins": N_BINS,
+        "feedback_gain": args.feedback_gain,
         "trials": args.trials,
         "baseline": base,
         "designs": designs,
         "checks": checks,
-        "final_check": check,
+        "final_checks": checks_1000,
         "learned": _learned(args.results),
         "wall_s": round(time.perf_counter() - t0, 1),
         **provenance(),
@@ -204,20 +236,74 @@ def main(args: Args) -> None:
     save_figure(_figure(record), args.results / "policy_designed_profile.png")
 
 
-def _final_check(env, env_params, designs, args: Args, g_max: float) -> dict | None:
-    """Step 3: the cheapest design right on every evaluation trial, on more trials."""
-    ok = [d for d in designs if d["noisy"]["accuracy"] == 1.0]
-    if not args.check_trials or not ok:
-        return None
-    pick = max(ok, key=lambda d: d["noisy"]["power_reduction"])
+def _policies(row: dict, g_max: float, args: Args) -> dict:
+    """The design as a current-shaped open-loop profile and with feedback."""
+    profile, delivery = row["profile"], row["delivery"]
+    return {
+        "open_loop": design.profile_policy(profile, g_max, delivery),
+        "feedback_profile": design.feedback_policy(
+            profile, row["reference_mV"], g_max, delivery, args.feedback_gain
+        ),
+    }
+
+
+def _final_checks(plant, env, env_params, designs, args: Args, g_max) -> list[dict]:
+    """Step 3: the policies right on every evaluation trial, cheapest first, on
+    the check trials until one keeps ≥ 99.9 % (at most `max_checks`)."""
+    ok = sorted(
+        (
+            (d["noisy"][v]["power_reduction"], d, v)
+            for d in designs
+            for v in VARIANTS
+            if d["noisy"][v]["accuracy"] == 1.0
+        ),
+        key=lambda x: -x[0],
+    )
+    if not args.check_trials:
+        return []
     keys = evaluation_keys(args.check_trials)
-    base = _base(env, env_params, keys)
-    policy = design.profile_policy(pick["profile"], g_max, pick["delivery"])
-    out = _evaluate(env, env_params, policy, keys, base["current_power"])
-    out["design_reduction"] = pick["reduction"]
-    out["baseline_power"] = base["current_power"]
-    print(f"check on {args.check_trials} trials: {out}", flush=True)
-    return out
+    base = run_trials(
+        env, env_params, baseline_policy(env_params, jnp.float64), keys, progress=True
+    )
+    checks = []
+    for _, pick, variant in ok[: args.max_checks]:
+        policy = _policies(pick, g_max, args)[variant]
+        trials = run_trials(env, env_params, policy, keys, progress=True)
+        evaluation = comparison(summarise(trials), summarise(base), EVAL_SEED)
+        out = _label_stats(trials, float(np.mean(base["current_power"])))
+        out.update(design_reduction=pick["reduction"], variant=variant)
+        out["baseline_power"] = evaluation["baseline"]["current_power"]
+        out["accuracy_ci95"] = list(evaluation["policy"]["accuracy_ci95"])
+        print(f"check on {args.check_trials} trials: {out}", flush=True)
+        checks.append(out)
+        if out["accuracy"] >= 0.999:
+            if args.ship is not None:
+                _ship(args.ship, plant, policy, variant, pick, evaluation, args)
+                out["shipped_to"] = str(args.ship)
+            break
+    return checks
+
+
+def _ship(folder: Path, plant, policy, variant, pick, evaluation, args) -> None:
+    cfg = tp.PolicyTrainConfig(
+        policy=variant, n_bins=N_BINS, observe_evidence=True, observe_stimulus=True
+    )
+    report = {
+        "designed_by": "scripts/policy_designed_profile.py (not trained)",
+        "design": {
+            "target_reduction": pick["reduction"],
+            "noise_free_margin_mV": pick["margin_mV"],
+            "delivery": pick["delivery"],
+            "feedback_gain_per_mV": args.feedback_gain if variant != "open_loop" else 0,
+            "iterations": args.iterations,
+            "warm_iterations": args.warm_iterations,
+            "reductions": list(args.reductions),
+        },
+        "plant": {"name": PLANT, "checksum": plant_checksum(plant)},
+        "evaluation": evaluation,
+    }
+    ship_policy(folder, policy, cfg, PLANT, plant_checksum(plant), report)
+    print(f"shipped the {variant} design to {folder}", flush=True)
 
 
 def _learned(results: Path) -> list[dict]:
@@ -247,21 +333,30 @@ def _table(rec: dict) -> str:
         "if only label-0 trials are stimulated. Margin = readout 0 − readout 1 over "
         "the response window (> 0: right).",
         "",
-        "| target reduction | noise-free margin [mV] | delivery | noisy env: "
+        "| target reduction | noise-free margin [mV] | delivery | policy | "
         "accuracy | label-0 acc | label-0 margin mean ± sd [mV] | measured "
         "reduction |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for d in rec["designs"]:
-        n = d["noisy"]
-        lines.append(
-            f"| {d['reduction']:g}x | {d['margin_mV']:+.4f} | {d['delivery']:.3f} | "
-            f"{n['accuracy']:.3f} | {n['accuracy_label0']:.3f} | "
-            f"{n['margin_label0_mean_mV']:+.3f} ± {n['margin_label0_sd_mV']:.3f} | "
-            f"{n['power_reduction']:.1f}x |"
-        )
+        for variant in VARIANTS:
+            n = d["noisy"][variant]
+            lines.append(
+                f"| {d['reduction']:g}x | {d['margin_mV']:+.4f} | "
+                f"{d['delivery']:.3f} | {_NAMES[variant]} | {n['accuracy']:.3f} | "
+                f"{n['accuracy_label0']:.3f} | {n['margin_label0_mean_mV']:+.3f} ± "
+                f"{n['margin_label0_sd_mV']:.3f} | {n['power_reduction']:.1f}x |"
+            )
+    lines += [
+        "",
+        "Policies: *open loop* = the profile as a current-shaped `OpenLoopGain` "
+        "requesting profile/delivery; *feedback* = the same plus "
+        f"{rec['feedback_gain']:g}/mV × (noise-free readout difference − observed "
+        "one) from 0.8 of the trial on (a `FeedbackProfile`; the reference is the "
+        "design's noise-free trajectory).",
+    ]
     lines += _checks_md(rec["checks"], rec["designs"])
-    lines += _final_md(rec["final_check"])
+    lines += _final_md(rec["final_checks"])
     lines += [
         "",
         f"git {rec['git_commit']}, neuroctl {rec['neuroctl_version']}, "
@@ -287,19 +382,29 @@ def _checks_md(checks: list[dict], designs: list[dict]) -> list[str]:
     return lines
 
 
-def _final_md(check: dict | None) -> list[str]:
-    if not check:
-        return ["", "No design was right on every evaluation trial: no final check."]
-    return [
+def _final_md(checks: list[dict]) -> list[str]:
+    if not checks:
+        return ["", "No policy was right on every evaluation trial: no final check."]
+    lines = [
         "",
-        f"Checked on {check['trials']} held-out trials (those of "
-        "results/policy_table.md): the cheapest design right on every evaluation "
-        f"trial (target {check['design_reduction']:g}x) is right on "
-        f"{check['correct']}/{check['trials']} (label 0: "
-        f"{check['accuracy_label0']:.4f}) at {check['power_reduction']:.1f}x less "
-        f"power than g = 1 on the same trials ({check['current_power']:.3e} vs "
-        f"{check['baseline_power']:.3e} nA²). Designed, not trained.",
+        f"Checked on {checks[0]['trials']} held-out trials (those of "
+        "results/policy_table.md), the policies right on every evaluation trial, "
+        "cheapest first, until one keeps ≥ 99.9 % (designed, not trained):",
+        "",
     ]
+    for c in checks:
+        lo, hi = c["accuracy_ci95"]
+        shipped = f"; shipped as `{c['shipped_to']}`" if c.get("shipped_to") else ""
+        lines.append(
+            f"- {_NAMES[c['variant']]}, target {c['design_reduction']:g}x: "
+            f"{c['correct']}/{c['trials']} [{lo:.4f}, {hi:.4f}] (label 0: "
+            f"{c['accuracy_label0']:.4f}; label-0 margin "
+            f"{c['margin_label0_mean_mV']:+.3f} ± {c['margin_label0_sd_mV']:.3f} mV) "
+            f"at **{c['power_reduction']:.1f}x** less power than g = 1 on the same "
+            f"trials ({c['current_power']:.3e} vs {c['baseline_power']:.3e} nA²)"
+            f"{shipped}."
+        )
+    return lines
 
 
 def _figure(rec: dict):
@@ -340,12 +445,13 @@ def _check_label(c: dict) -> str:
 
 def _noisy_panel(ax, rec: dict) -> None:
     d = rec["designs"]
-    ax.plot(
-        [x["noisy"]["power_reduction"] for x in d],
-        [x["noisy"]["accuracy"] for x in d],
-        "o-",
-        label="designed (noisy env)",
-    )
+    for variant, marker in zip(VARIANTS, ("o-", "s-"), strict=True):
+        ax.plot(
+            [x["noisy"][variant]["power_reduction"] for x in d],
+            [x["noisy"][variant]["accuracy"] for x in d],
+            marker,
+            label=f"designed, {_NAMES[variant]}",
+        )
     learned = [p for p in rec["learned"] if p["observe_stimulus"]]
     ax.plot(
         [p["power_reduction"] for p in learned],

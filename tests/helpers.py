@@ -1,9 +1,13 @@
 """Small model factories shared by the tests."""
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
 import neuroctl.biophysics as bp
+from neuroctl.plants import load
+from neuroctl.plants.evidence import EvidencePlant
 
 DT = 0.025  # [ms]
 
@@ -31,3 +35,14 @@ def step_current(n_steps: int, amp: float, delay: float, dur: float, dt: float =
     """IClamp as NEURON applies it: on when delay <= t + dt/2 < delay + dur [nA]."""
     t_mid = np.arange(n_steps) * dt + 0.5 * dt
     return jnp.asarray(np.where((t_mid >= delay) & (t_mid < delay + dur), amp, 0.0))
+
+
+def short_plant(trial_ms: float = 30.0) -> EvidencePlant:
+    """The shipped (trained) plant on a short trial: the last 5 ms are the window."""
+    plant = load("evidence_integration")
+    task = dataclasses.replace(
+        plant.task, trial_ms=trial_ms, response_window_ms=(trial_ms - 5.0, trial_ms)
+    )
+    return EvidencePlant(
+        plant.network, plant.params, plant.g, plant.input_weights, task, "short"
+    )

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import short_plant
 
 from neuroctl.errors import ConfigError
 from neuroctl.io.checkpoints import CheckpointError
@@ -20,17 +21,6 @@ from neuroctl.train.policy_commands import ship_policy
 from neuroctl.train.policy_eval import run_trials
 
 OBS = jnp.array([-70.0, -55.0, 0.4])
-
-
-def short_plant(trial_ms: float = 30.0) -> EvidencePlant:
-    """The shipped (trained) plant on a short trial: the last 5 ms are the window."""
-    plant = load("evidence_integration")
-    task = dataclasses.replace(
-        plant.task, trial_ms=trial_ms, response_window_ms=(trial_ms - 5.0, trial_ms)
-    )
-    return EvidencePlant(
-        plant.network, plant.params, plant.g, plant.input_weights, task, "short"
-    )
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
 """Stimulation policies (Flax NNX), written for one observation; vmap outside.
 
-`make_policy(kind)` builds a fresh one (`POLICIES`: mlp, gru, open_loop, fixed);
+`make_policy(kind)` builds a fresh one (`POLICIES`: mlp, gru, open_loop,
+feedback_profile, fixed); `design` designs label-0 current profiles without training;
 `load_policy(folder)` loads a shipped, verified one (checks the plant it was
 trained on).
 """
 
 from neuroctl.policies.gain import (
     POLICIES,
+    FeedbackProfile,
     FixedGain,
     GainPolicy,
     GRUGain,
@@ -18,6 +20,7 @@ from neuroctl.policies.shipped import load_policy, plant_checksum
 
 __all__ = [
     "POLICIES",
+    "FeedbackProfile",
     "FixedGain",
     "GRUGain",
     "GainPolicy",

@@ -19,7 +19,10 @@ perfect, noiseless current source along the input weights does no better from th
 same optimiser (``signed=True`` also lets the current depolarise, which gating a
 negative stream cannot). A real gate on the noisy stream delivers on average only
 `delivery_ratio` of the requested current, with fluctuations; `profile_policy`
-compensates the mean and returns the profile as a current-shaped `OpenLoopGain`.
+compensates the mean and returns the profile as a current-shaped `OpenLoopGain`;
+`feedback_policy` adds feedback on the readouts against the profile's noise-free
+trajectory (`reference_trajectory`): a `FeedbackProfile` that evens out the
+fluctuations instead of covering them with margin.
 
 Units: profile [1]; currents ``I_i = input_scale · w_i · EVIDENCE_SCALE · p`` [nA];
 power = mean over time and cells of ``I²`` [nA²] (the env's ``current_power``).
@@ -35,7 +38,7 @@ import optax
 
 from neuroctl.errors import bad_value
 from neuroctl.plants import evidence_task as et
-from neuroctl.policies.gain import EVIDENCE_SCALE, OpenLoopGain
+from neuroctl.policies.gain import EVIDENCE_SCALE, FeedbackProfile, OpenLoopGain
 from neuroctl.typing import Array, ArrayLike
 
 
@@ -184,6 +187,62 @@ def delivery_ratio(
     gain = np.where(neg, profile_level * EVIDENCE_SCALE / np.where(neg, -last, 1.0), 0)
     delivered = -np.minimum(gain, g_max)[:, None] * s[1:]  # [units of a sample]
     return float(np.mean(delivered) / (profile_level * EVIDENCE_SCALE))
+
+
+def reference_trajectory(plant, profile: ArrayLike, n_ref: int) -> np.ndarray:
+    """Noise-free ``v_readout0 − v_readout1`` [mV] at ``t/T = j/n_ref``, j = 0..n_ref.
+
+    The trajectory a label-0 trial follows under `profile` delivered exactly;
+    entry ``j`` is the difference after ``j·T/n_ref`` of the trial (0 at the start:
+    both readouts start at ``v_init``), what a policy observes at that time.
+    """
+    steps = plant.task.n_steps
+    if not (isinstance(n_ref, int) and n_ref > 0 and steps % n_ref == 0):
+        raise bad_value(
+            "n_ref", n_ref, f"an int > 0 that divides {steps} solver steps", "520."
+        )
+    stim = profile_stimulus(profile, _steps_per_bin(plant, len(profile)))
+    rec = np.asarray(plant.simulate(stim))  # [mV]
+    d = rec[:, 0] - rec[:, 1]
+    stride = steps // n_ref
+    return np.concatenate([[0.0], d[stride - 1 :: stride]])
+
+
+def feedback_policy(
+    profile: ArrayLike,
+    reference: ArrayLike,
+    g_max: float,
+    delivery: float = 1.0,
+    feedback_gain: float = 3.0,
+    feedback_onset: float = 0.8,
+    param_dtype=jnp.float64,
+) -> FeedbackProfile:
+    """`profile_policy` plus feedback: a `FeedbackProfile` (``n_obs = 5``).
+
+    Args:
+        profile: designed profile ``(n_bins,)`` [1].
+        reference: `reference_trajectory` of it ``(n_ref + 1,)`` [mV].
+        g_max: largest gain [1].
+        delivery: `delivery_ratio` (the profile requests ``profile/delivery``).
+        feedback_gain: extra current per mV the readout difference is below the
+            reference [1/mV].
+        feedback_onset: fraction of the trial from which the feedback acts [1].
+        param_dtype: parameter dtype.
+    """
+    reference = np.asarray(reference, np.float64)
+    policy = FeedbackProfile(
+        len(profile),
+        g_max=g_max,
+        param_dtype=param_dtype,
+        n_ref=len(reference) - 1,
+        feedback_onset=feedback_onset,
+    )
+    policy.logits[...] = profile_policy(profile, g_max, delivery, param_dtype).logits[
+        ...
+    ]
+    policy.reference[...] = jnp.asarray(reference, param_dtype)
+    policy.feedback_gain[...] = jnp.full((1,), feedback_gain, param_dtype)
+    return policy
 
 
 def profile_policy(

@@ -26,6 +26,9 @@ policies), threaded through the rollout's `lax.scan` explicitly; start it with
   a given mean drive a constant current costs the least power (Cauchy–Schwarz);
   gating the noisy stream at a constant gain pays ``E[s²]/E[s]²`` (≈ 1.4 on this
   task) times more.
+* `FeedbackProfile`: a current-shaped profile (``n_obs = 5`` only) plus feedback
+  on the observed readout difference against a reference trajectory, late in the
+  trial: closed loop on top of the cheapest open-loop shape.
 * `FixedGain`: one gain for the whole trial; ``trainable=False`` is the ``g = 1``
   baseline, ``trainable=True`` finds the cheapest constant gain.
 
@@ -241,16 +244,86 @@ class OpenLoopGain(GainPolicy):
         # reads t/T and the stimulus entries it was built for: extra entries are
         # fine, missing ones are not
         _check_obs_shape(obs, self.n_obs, exact=False)
+        return carry, self._apply(self._profile(obs), obs)
+
+    def _profile(self, obs) -> Float[Array, " 1"]:
+        """The profile's value in the bin of ``t/T`` (``sigmoid · g_max``) [1]."""
         t_frac = jnp.clip(obs[2], 0.0, 1.0)
         k = jnp.minimum((t_frac * self.n_bins).astype(jnp.int32), self.n_bins - 1)
-        gain = self.gain(self.logits[...][k][None])
+        return self.gain(self.logits[...][k][None])
+
+    def _apply(self, gain, obs) -> Float[Array, " 1"]:
+        """Current shaping and the evidence switch (as built) on a profile value."""
         if self.current_shaped:  # current p · EVIDENCE_SCALE whatever the sample
             neg = obs[4] < 0.0
             ratio = EVIDENCE_SCALE / jnp.where(neg, -obs[4], 1.0)  # no 1/0 in grads
             gain = jnp.where(neg, jnp.minimum(gain * ratio, self.g_max), 0.0)
         if self.evidence_switched:
             gain = jnp.where(obs[3] < 0.0, gain, 0.0)
-        return carry, gain
+        return gain
+
+
+class FeedbackProfile(OpenLoopGain):
+    """A current-shaped profile corrected by the readouts it observes (closed loop).
+
+    From ``t/T ≥ feedback_onset`` on, the requested current is::
+
+        p'(t) = clip(p(t) − k · (d(t) − r(t)), 0, g_max)      [1]
+
+    with ``d = v_readout0 − v_readout1`` as observed [mV], ``r(t)`` a reference
+    trajectory [mV] (``n_ref + 1`` points at ``t/T = j/n_ref``, linearly
+    interpolated) and ``k`` the feedback gain [1/mV]; then current shaping and the
+    evidence switch act as in `OpenLoopGain` with ``n_obs = 5`` (the only size it
+    takes). A readout difference below the reference (the label-0 answer falling
+    behind) asks for more hyperpolarising current, one above it for less: the
+    feedback evens out the noise of the gated stream, which an open-loop profile
+    has to cover with margin (`neuroctl.policies.design` builds one from a
+    noise-free design). ``p``, ``r`` and ``k`` are trainable; fresh, ``r = 0`` and
+    ``k = 0`` (no feedback).
+    """
+
+    def __init__(
+        self,
+        n_bins: int = 52,
+        g_max: float = 2.0,
+        g_init: float = 1.0,
+        *,
+        rngs: nnx.Rngs | None = None,
+        param_dtype=jnp.float32,
+        n_obs: int = 5,
+        n_ref: int = 520,
+        feedback_onset: float = 0.8,
+    ):
+        _check(
+            "n_obs",
+            n_obs,
+            n_obs == 5,
+            "5 (it reads the readouts, the mean stimulus and the latest sample)",
+            "use --observe-evidence --observe-stimulus.",
+        )
+        _check("n_ref", n_ref, isinstance(n_ref, int) and n_ref > 0, "> 0", "520")
+        _check(
+            "feedback_onset",
+            feedback_onset,
+            isinstance(feedback_onset, (int, float)) and 0 <= feedback_onset <= 1,
+            "a fraction of the trial in [0, 1]",
+            "e.g. 0.8.",
+        )
+        super().__init__(
+            n_bins, g_max, g_init, rngs=rngs, param_dtype=param_dtype, n_obs=5
+        )
+        self.feedback_onset = float(feedback_onset)
+        self.reference = nnx.Param(jnp.zeros((n_ref + 1,), param_dtype))  # [mV]
+        self.feedback_gain = nnx.Param(jnp.zeros((1,), param_dtype))  # [1/mV]
+
+    def __call__(self, carry, obs):
+        _check_obs_shape(obs, self.n_obs, exact=False)
+        ref = self.reference[...]
+        grid = jnp.linspace(0.0, 1.0, ref.shape[0], dtype=ref.dtype)  # t/T
+        error = obs[0] - obs[1] - jnp.interp(obs[2], grid, ref)  # [mV]
+        on = obs[2] >= self.feedback_onset
+        p = self._profile(obs) - jnp.where(on, self.feedback_gain[...] * error, 0.0)
+        return carry, self._apply(jnp.clip(p, 0.0, self.g_max), obs)
 
 
 class FixedGain(GainPolicy):
@@ -279,6 +352,7 @@ POLICIES = {
     "mlp": MLPGain,
     "gru": GRUGain,
     "open_loop": OpenLoopGain,
+    "feedback_profile": FeedbackProfile,
     "fixed": FixedGain,
 }
 
@@ -298,8 +372,8 @@ def make_policy(
 
     ``n_obs`` (mlp, gru, open_loop): 3 for the seed's observation, 4 if the env
     also observes the mean stimulus (open_loop: evidence-switched), 5 if it also
-    observes the latest stimulus sample (open_loop: current-shaped); the fixed
-    policy reads nothing.
+    observes the latest stimulus sample (open_loop: current-shaped;
+    feedback_profile takes only 5); the fixed policy reads nothing.
     """
     if kind not in POLICIES:
         raise bad_value(
@@ -311,4 +385,6 @@ def make_policy(
         return POLICIES[kind](hidden, n_obs=n_obs, **common)
     if kind == "open_loop":
         return OpenLoopGain(n_bins, n_obs=n_obs, **common)
+    if kind == "feedback_profile":
+        return FeedbackProfile(n_bins, n_obs=n_obs, **common)
     return FixedGain(trainable=True, **common)

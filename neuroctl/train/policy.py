@@ -126,6 +126,14 @@ class PolicyTrainConfig:
                 "False for the fixed policy (it reads no observation)",
                 "use --policy mlp, gru or open_loop, or drop --observe-evidence.",
             )
+        if self.policy == "feedback_profile" and not self.observe_stimulus:
+            raise bad_value(
+                "policy",
+                self.policy,
+                "a policy whose env observes the readouts, the mean stimulus and "
+                "the latest sample (feedback_profile reads all five entries)",
+                "add --observe-evidence --observe-stimulus.",
+            )
         if self.precision not in ("float32", "float64"):
             raise bad_value(
                 "precision", self.precision, "'float32' or 'float64'", "pick one."

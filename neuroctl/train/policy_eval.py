@@ -114,9 +114,14 @@ def evaluate(
         baseline = summarise(
             run_trials(env, env_params, base_policy, keys, chunk, progress)
         )
+    return comparison(pol, baseline, seed)
+
+
+def comparison(pol: Summary, baseline: Summary, seed: int = EVAL_SEED) -> dict:
+    """The JSON-able policy-vs-baseline dict of `evaluate` from two summaries."""
     return {
         "eval_seed": seed,
-        "trials": n_trials,
+        "trials": pol.trials,
         "policy": pol.as_dict(),
         "baseline": baseline.as_dict(),
         "power_reduction": _ratio(baseline.current_power, pol.current_power),
@@ -140,6 +145,7 @@ def gain_trace(env, env_params, policy: GainPolicy, key):
 __all__ = [
     "Summary",
     "baseline_policy",
+    "comparison",
     "evaluate",
     "gain_trace",
     "run_trials",
