@@ -30,14 +30,22 @@ def plant():
 
 @pytest.mark.parametrize("kind", sorted(POLICIES))
 def test_policies_map_one_observation_to_a_bounded_gain(kind):
-    policy = make_policy(kind, g_max=2.0, g_init=0.5, param_dtype=jnp.float64)
+    # feedback_profile reads all five entries; a mean-strength sample s = −0.005
+    # makes its current-shaped gain equal to its profile value
+    n_obs = 5 if kind == "feedback_profile" else 3
+    stim = jnp.array([-0.004, -0.005])[: n_obs - 3]
+    one = jnp.concatenate([OBS, stim])
+    policy = make_policy(
+        kind, g_max=2.0, g_init=0.5, param_dtype=jnp.float64, n_obs=n_obs
+    )
     carry = policy.initial_carry()
-    carry2, gain = policy(carry, OBS)
+    carry2, gain = policy(carry, one)
     assert gain.shape == (1,) and gain.dtype == jnp.float64
     assert carry2.shape == carry.shape
     np.testing.assert_allclose(gain, 0.5, atol=0.05)  # g_init where it starts
     # vmap at the call site over a batch of observations (and carries)
-    obs = jnp.stack([OBS, OBS + 10.0, jnp.array([0.0, 20.0, 1.0])])
+    last = jnp.concatenate([jnp.array([0.0, 20.0, 1.0]), stim])
+    obs = jnp.stack([one, one + 10.0, last])
     carries = jnp.stack([carry] * 3)
     _, gains = jax.vmap(policy)(carries, obs)
     assert gains.shape == (3, 1)
@@ -321,6 +329,7 @@ def _cli(*args):
         (["--policy", "transformer"], "transformer"),
         (["--plant", "no_such_plant"], "no_such_plant"),
         (["--iterations", "0"], "--iterations"),
+        (["--policy", "feedback_profile"], "--observe-stimulus"),
     ],
 )
 def test_train_policy_cli_rejects_bad_values(args, message, tmp_path):

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -10,8 +11,10 @@ from helpers import short_plant
 from neuroctl.errors import ConfigError
 from neuroctl.plants import evidence_task as et
 from neuroctl.plants import load
-from neuroctl.policies import design
+from neuroctl.policies import design, make_policy
 from neuroctl.policies.gain import EVIDENCE_SCALE
+from neuroctl.train import policy as tp
+from neuroctl.train.policy_eval import run_trials
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +86,133 @@ def test_bad_design_inputs_name_the_field(plant):
         design.design_profile(plant, 1e-8, init=np.ones(6), iterations=0)
     with pytest.raises(ConfigError, match="delivery"):
         design.profile_policy([0.1], g_max=2.0, delivery=1.5)
+
+
+FB_OBS = jnp.array([-70.0, -70.3, 0.9, -0.004, -0.005])  # d = +0.3 mV, late
+
+
+def test_fresh_feedback_profile_is_the_current_shaped_profile():
+    fresh = make_policy("feedback_profile", n_bins=4, g_init=0.5, n_obs=5)
+    profile = make_policy("open_loop", n_bins=4, g_init=0.5, n_obs=5)
+    for obs in (FB_OBS, FB_OBS.at[2].set(0.1), FB_OBS.at[4].set(0.002)):
+        np.testing.assert_array_equal(fresh(None, obs)[1], profile(None, obs)[1])
+    with pytest.raises(ConfigError, match="n_obs"):
+        make_policy("feedback_profile", n_obs=4)
+    with pytest.raises(ConfigError, match="observe-stimulus"):
+        tp.PolicyTrainConfig(policy="feedback_profile", observe_evidence=True)
+
+
+def test_feedback_corrects_the_current_by_the_readout_error_after_the_onset():
+    # profile 0.4 in both bins; reference 0.1 mV → 0.5 mV over t/T = 0..1
+    policy = design.feedback_policy(
+        [0.4, 0.4], np.array([0.1, 0.3, 0.5]), g_max=2.0, feedback_gain=2.0
+    )
+
+    def gain(obs):  # s = −0.005: gain = requested current [1]
+        return float(policy(None, obs)[1][0])
+
+    # t/T 0.9: reference 0.46 mV, observed 0.3 → 0.16 mV behind: 0.4 + 2·0.16
+    np.testing.assert_allclose(gain(FB_OBS), 0.4 + 2.0 * 0.16, rtol=1e-9)
+    assert gain(FB_OBS.at[2].set(0.5)) == pytest.approx(0.4)  # before the onset
+    ahead = FB_OBS.at[1].set(-71.0)  # d = 1 mV, far ahead: no current, not < 0
+    assert gain(ahead) == 0.0
+    assert gain(FB_OBS.at[3].set(0.004)) == 0.0  # label-1 evidence: off
+    parts, params = tp.split(policy)
+    grads = jax.grad(lambda p: tp.merge(parts, p)(None, FB_OBS)[1][0])(params)
+    assert float(grads["feedback_gain"][0]) == pytest.approx(0.16)
+    assert np.all(np.isfinite(grads["reference"])) and np.any(grads["reference"])
+
+
+def test_reference_is_the_noise_free_readout_difference(plant):
+    profile = np.array([0.0, 0.2, 0.5, 1.0, 0.3, 0.1])
+    ref = design.reference_trajectory(plant, profile, n_ref=30)  # every 1 ms
+    rec = plant.simulate(design.profile_stimulus(profile, 200))
+    assert ref.shape == (31,) and ref[0] == 0.0
+    np.testing.assert_allclose(ref[1:], rec[39::40, 0] - rec[39::40, 1], rtol=1e-12)
+    with pytest.raises(ConfigError, match="n_ref"):
+        design.reference_trajectory(plant, profile, n_ref=7)
+
+
+def test_feedback_policy_with_zero_gain_runs_as_the_open_loop_design(plant):
+    cfg = tp.PolicyTrainConfig(
+        policy="feedback_profile",
+        n_bins=6,
+        observe_evidence=True,
+        observe_stimulus=True,
+    )
+    env, env_params = tp.make_env(plant, cfg)
+    profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
+    ref = design.reference_trajectory(plant, profile, n_ref=30)
+    keys = jax.random.split(jax.random.key(3), 4)
+    open_loop = run_trials(env, env_params, design.profile_policy(profile, 2.0), keys)
+    zero = design.feedback_policy(profile, ref, 2.0, feedback_gain=0.0)
+    closed = run_trials(env, env_params, zero, keys)
+    np.testing.assert_array_equal(closed["current_power"], open_loop["current_power"])
+    fb = run_trials(env, env_params, design.feedback_policy(profile, ref, 2.0), keys)
+    assert np.all(np.isfinite(fb["margin"])) and not np.any(fb["diverged"])
+
+
+def test_feedback_gradient_matches_finite_differences(plant):
+    cfg = tp.PolicyTrainConfig(
+        policy="feedback_profile",
+        n_bins=6,
+        lambda_current=1e4,
+        observe_evidence=True,
+        observe_stimulus=True,
+    )
+    env, env_params = tp.make_env(plant, cfg)
+    profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
+    ref = design.reference_trajectory(plant, 0.7 * profile, n_ref=30)
+    parts, params = tp.split(design.feedback_policy(profile, ref, 2.0))
+    key = jax.random.key(11)  # a label-0 trial: the profile and feedback act
+    assert int(tp.episode(env, env_params, parts, params, key).label) == 0
+
+    def loss(x):
+        p = dict(params, feedback_gain=x[:1], reference=params["reference"] + x[1])
+        return tp.episode_loss(tp.episode(env, env_params, parts, p, key), cfg)
+
+    x = jnp.array([3.0, 0.05])  # [1/mV], shift of the reference [mV]
+    grad = jax.jit(jax.grad(loss))(x)
+    assert np.all(grad != 0)
+    h, f = 1e-4, jax.jit(loss)  # smaller h: rounding dominates (loss ~0.7)
+    for i in range(2):
+        e = jnp.zeros(2).at[i].set(h)
+        fd = (f(x + e) - f(x - e)) / (2 * h)
+        np.testing.assert_allclose(float(grad[i]), float(fd), rtol=1e-5)
+
+
+def test_training_starts_from_a_shipped_designed_policy(plant, tmp_path):
+    from neuroctl.policies import plant_checksum
+    from neuroctl.train.policy_commands import _lineage, ship_policy
+    from neuroctl.train.policy_run import PolicyRunConfig, train_policy
+
+    cfg = tp.PolicyTrainConfig(
+        policy="feedback_profile",
+        n_bins=6,
+        lr=1e-12,
+        batch=2,
+        observe_evidence=True,
+        observe_stimulus=True,
+    )
+    profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
+    ref = np.linspace(0.0, 0.5, 521)  # [mV]; the shipped kind has 520 + 1 points
+    designed = design.feedback_policy(profile, ref, 2.0)
+    card = {"designed_by": "a test", "evaluation": {"power_reduction": 9.0}}
+    checksum = plant_checksum(plant)
+    folder = ship_policy(tmp_path / "p", designed, cfg, "short", checksum, card)
+    run = PolicyRunConfig(
+        tmp_path / "r", iterations=1, progress=False, init_from=folder
+    )
+    parts, state = train_policy(run, cfg, plant, "short", checksum)
+    start = tp.split(designed)[1]
+    for name in ("logits", "reference", "feedback_gain"):  # lr 1e-12: unchanged
+        np.testing.assert_allclose(state.params[name], start[name], atol=1e-9)
+    stages = _lineage(tmp_path / "r")
+    assert stages[0]["shipped_policy"] == str(folder)
+    assert stages[0]["designed_by"] == "a test"
+    assert stages[0]["card_power_reduction"] == 9.0
+    assert stages[1]["run"] == str(tmp_path / "r")
+    other = dataclasses.replace(cfg, n_bins=4)
+    run2 = dataclasses.replace(run, out=tmp_path / "r2")
+    with pytest.raises(ConfigError, match="architecture"):
+        train_policy(run2, other, plant, "short", checksum)

@@ -113,7 +113,8 @@ def spec_to_toml(spec: PolicySpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _read_spec(folder: Path) -> PolicySpec:
+def read_spec(folder: Path) -> PolicySpec:
+    """The `PolicySpec` of a shipped policy folder (its spec.toml), validated."""
     path = folder / "spec.toml"
     if not path.is_file() or path.is_symlink():
         raise ConfigError(
@@ -146,7 +147,7 @@ def load_policy(folder: str | Path, plant=None):
     folder = Path(folder)
     if not folder.exists() and not folder.is_absolute() and len(folder.parts) == 1:
         folder = POLICIES_ROOT / folder
-    spec = _read_spec(folder)
+    spec = read_spec(folder)
     if plant is None:
         plant = load(spec.plant)
     got = plant_checksum(plant)
@@ -187,5 +188,6 @@ __all__ = [
     "load_policy",
     "plant_checksum",
     "policy_params",
+    "read_spec",
     "spec_to_toml",
 ]

@@ -96,8 +96,10 @@ class TrainPolicyArgs:
     evaluation; default ``<out>/example_trial.png`` (results/ holds only what
     scripts/ regenerate)."""
     init_from: Path | None = None
-    """Start from the newest params of this run directory (same architecture and
-    plant; fresh Adam state), e.g. to continue a λ sweep from a cheaper point."""
+    """Start from the newest params of this run directory, or from a shipped
+    policy folder (spec.toml; same architecture and plant; fresh Adam state),
+    e.g. to continue a λ sweep from a cheaper point or fine-tune a designed
+    policy."""
     ship: Path | None = None
     """If set, freeze the trained policy into this folder (spec, checkpoint, card)."""
     progress: bool = True
@@ -443,6 +445,9 @@ def _lineage(run: Path) -> list[dict]:
     while current is not None and current.resolve() not in seen:
         seen.add(current.resolve())
         config = current / "config.json"
+        if (current / "spec.toml").is_file():  # started from a shipped policy
+            stages.append(_shipped_stage(current))
+            break
         if not config.is_file():
             stages.append({"run": str(current), "missing": True})
             break
@@ -460,6 +465,21 @@ def _lineage(run: Path) -> list[dict]:
         parent = record.get("init_from")
         current = Path(parent) if parent else None
     return stages[::-1]
+
+
+def _shipped_stage(folder: Path) -> dict:
+    """A lineage stage for a shipped policy folder.
+
+    Holds its card's own lineage (if trained) or how it was made
+    (``designed_by``), and the card's power reduction.
+    """
+    card_path = folder / "metrics.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    keep = ("designed_by", "design", "lineage", "train", "git_commit")
+    stage = {"shipped_policy": str(folder), **{k: card[k] for k in keep if k in card}}
+    if "evaluation" in card:
+        stage["card_power_reduction"] = card["evaluation"].get("power_reduction")
+    return stage
 
 
 COMMANDS = {

@@ -55,11 +55,15 @@ def run_record(
     return record
 
 
-def _initial_params(run: PolicyRunConfig, cfg: tp.PolicyTrainConfig, checksum: str):
+def _initial_params(
+    run: PolicyRunConfig, cfg: tp.PolicyTrainConfig, checksum: str, plant
+):
     """Params of `run.init_from` (same architecture and plant), else None."""
     if run.init_from is None:
         return None
     src = Path(run.init_from)
+    if (src / "spec.toml").is_file():  # a shipped policy folder
+        return _shipped_params(src, cfg, checksum, plant)
     saved = json.loads((src / "config.json").read_text())
     if saved["plant"]["checksum"] != checksum:
         raise ConfigError(
@@ -82,6 +86,32 @@ def _initial_params(run: PolicyRunConfig, cfg: tp.PolicyTrainConfig, checksum: s
     if new_inputs and cfg.policy != "open_loop":  # (a profile has no input layer)
         params = widen_to_evidence(params, cfg.policy, new_inputs)
     return params
+
+
+def _shipped_params(src: Path, cfg: tp.PolicyTrainConfig, checksum: str, plant):
+    """Params of a shipped policy folder (verified).
+
+    Its spec must match `cfg`'s architecture and observation exactly, and its
+    plant the run's (checksum).
+    """
+    from neuroctl.policies.shipped import load_policy, read_spec
+
+    spec = read_spec(src)
+    if spec.plant_checksum != checksum:
+        raise ConfigError(
+            f"init_from: {src} was trained on another plant; start from a policy "
+            "shipped for this plant."
+        )
+    src_cfg = spec.train_config()
+    keys = ("policy", "hidden", "n_bins", "g_max", "precision", "n_obs")
+    if any(getattr(src_cfg, k) != getattr(cfg, k) for k in keys):
+        raise ConfigError(
+            f"init_from: {src} has another architecture "
+            f"({ {k: getattr(src_cfg, k) for k in keys} }); use "
+            f"{ {k: getattr(cfg, k) for k in keys} }."
+        )
+    policy = load_policy(src, plant=plant)[0]  # verified checkpoint
+    return tp.split(policy)[1]
 
 
 def widen_to_evidence(params: dict, policy: str, new_inputs: int = 1) -> dict:
@@ -144,7 +174,7 @@ def train_policy(
         (run.out / "config.json").write_text(json.dumps(record, indent=1))
         (run.out / "log.jsonl").unlink(missing_ok=True)
         state, wall = fresh, 0.0
-        start = _initial_params(run, cfg, plant_checksum)
+        start = _initial_params(run, cfg, plant_checksum, plant)
         if start is not None:
             opt_state = tp.optimizer(cfg).init(start)
             state = tp.TrainState(fresh.step, start, opt_state)
