@@ -216,3 +216,18 @@ def test_training_starts_from_a_shipped_designed_policy(plant, tmp_path):
     run2 = dataclasses.replace(run, out=tmp_path / "r2")
     with pytest.raises(ConfigError, match="architecture"):
         train_policy(run2, other, plant, "short", checksum)
+
+
+def test_a_feedback_onset_the_spec_cannot_record_is_not_shipped(plant, tmp_path):
+    from neuroctl.train.policy_commands import ship_policy
+
+    cfg = tp.PolicyTrainConfig(
+        policy="feedback_profile",
+        n_bins=2,
+        observe_evidence=True,
+        observe_stimulus=True,
+    )
+    late = design.feedback_policy([0.4, 0.4], np.zeros(521), 2.0, feedback_onset=0.9)
+    with pytest.raises(ConfigError, match="feedback_onset"):
+        ship_policy(tmp_path / "p", late, cfg, "short", "abc", {})
+    assert not (tmp_path / "p").exists()

@@ -292,6 +292,7 @@ def ship_policy(
     )
     from neuroctl.train.policy import split
 
+    _check_shippable(policy)
     spec = PolicySpec(
         name=Path(folder).name,
         policy=cfg.policy,
@@ -318,6 +319,22 @@ def ship_policy(
     (folder / "spec.toml").write_text(spec_to_toml(spec))
     (folder / "metrics.json").write_text(json.dumps(_provenance(report), indent=1))
     return folder
+
+
+def _check_shippable(policy) -> None:
+    """Refuse what spec.toml + checkpoint cannot rebuild.
+
+    A `FeedbackProfile`'s onset is a constant, not a param: it must be the default.
+    """
+    from neuroctl.policies import FeedbackProfile
+
+    default = FeedbackProfile.__init__.__kwdefaults__["feedback_onset"]
+    if isinstance(policy, FeedbackProfile) and policy.feedback_onset != default:
+        raise ConfigError(
+            f"feedback_onset: got {policy.feedback_onset}; only the default "
+            f"{default} can be shipped (spec.toml does not record it); rebuild "
+            "the policy with the default onset."
+        )
 
 
 def evaluate_policy(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> dict:
