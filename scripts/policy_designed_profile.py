@@ -29,7 +29,9 @@ on): closing the loop on the readouts evens out the noise of the gated stream.
 
 Nothing here is trained on trials: the designs see one noise-free trajectory; the
 pick in step 3 uses the evaluation trials (a mild selection, as for the table).
-Writes ``results/policy_designed_profile.md``, ``.json`` and ``.png``.
+Writes ``results/policy_designed_profile.md``, ``.json`` and ``.png``, and
+``results/policy_designed_example_trial.png`` (the policy that passed step 3 on two
+held-out trials).
 Usage: ``python scripts/policy_designed_profile.py --ship
 policies/evidence_feedback_profile`` (~30 min on 2 CPU cores).
 """
@@ -50,6 +52,7 @@ import numpy as np  # noqa: E402
 
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
+from neuroctl.plotting.policy import example_trial_figure  # noqa: E402
 from neuroctl.policies import design, plant_checksum  # noqa: E402
 from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
@@ -213,7 +216,7 @@ def main(args: Args) -> None:
                 f"{n['accuracy']:.3f} at {n['power_reduction']:.1f}x",
                 flush=True,
             )
-    checks_1000 = _final_checks(plant, env, env_params, designs, args, g_max)
+    checks_1000, passed = _final_checks(plant, env, env_params, designs, args, g_max)
     record = {
         "plant": PLANT,
         "eval_seed": EVAL_SEED,
@@ -234,6 +237,13 @@ def main(args: Args) -> None:
     )
     (args.results / "policy_designed_profile.md").write_text(_table(record))
     save_figure(_figure(record), args.results / "policy_designed_profile.png")
+    if passed is not None:  # what the passing policy does on two held-out trials
+        c = checks_1000[-1]
+        label = f"{_NAMES[c['variant']]}, designed for {c['design_reduction']:g}x"
+        save_figure(
+            example_trial_figure(env, env_params, passed, label),
+            args.results / "policy_designed_example_trial.png",
+        )
 
 
 def _policies(row: dict, g_max: float, args: Args) -> dict:
@@ -247,9 +257,12 @@ def _policies(row: dict, g_max: float, args: Args) -> dict:
     }
 
 
-def _final_checks(plant, env, env_params, designs, args: Args, g_max) -> list[dict]:
+def _final_checks(plant, env, env_params, designs, args: Args, g_max):
     """Step 3: the policies right on every evaluation trial, cheapest first, on
-    the check trials until one keeps ≥ 99.9 % (at most `max_checks`)."""
+    the check trials until one keeps ≥ 99.9 % (at most `max_checks`).
+
+    Returns the check records and the policy that passed (or None).
+    """
     ok = sorted(
         (
             (d["noisy"][v]["power_reduction"], d, v)
@@ -260,7 +273,7 @@ def _final_checks(plant, env, env_params, designs, args: Args, g_max) -> list[di
         key=lambda x: -x[0],
     )
     if not args.check_trials:
-        return []
+        return [], None
     keys = evaluation_keys(args.check_trials)
     base = run_trials(
         env, env_params, baseline_policy(env_params, jnp.float64), keys, progress=True
@@ -280,8 +293,8 @@ def _final_checks(plant, env, env_params, designs, args: Args, g_max) -> list[di
             if args.ship is not None:
                 _ship(args.ship, plant, policy, variant, pick, evaluation, args)
                 out["shipped_to"] = str(args.ship)
-            break
-    return checks
+            return checks, policy
+    return checks, None
 
 
 def _ship(folder: Path, plant, policy, variant, pick, evaluation, args) -> None:
