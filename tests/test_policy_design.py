@@ -82,6 +82,8 @@ def test_bad_design_inputs_name_the_field(plant):
         design.design_profile(plant, -1.0, init=np.ones(6))
     with pytest.raises(ConfigError, match="init"):
         design.design_profile(plant, 1e-8, init=np.zeros(6))
+    with pytest.raises(ConfigError, match="init"):
+        design.design_profile(plant, 1e-8, init=np.zeros(6), signed=True)
     with pytest.raises(ConfigError, match="iterations"):
         design.design_profile(plant, 1e-8, init=np.ones(6), iterations=0)
     with pytest.raises(ConfigError, match="delivery"):

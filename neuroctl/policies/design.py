@@ -109,7 +109,8 @@ def design_profile(
     Args:
         plant: an `EvidencePlant` (float64 recommended).
         power: mean current power to spend on a label-0 trial [nA²], > 0.
-        init: starting profile ``(n_bins,)`` [1], > 0 (only its shape matters).
+        init: starting profile ``(n_bins,)`` [1] (only its shape matters): > 0,
+            or with `signed` finite and not all 0.
         iterations: Adam steps [1] (lr cosine-decayed to lr/4).
         lr: Adam learning rate on the pre-softplus profile [1].
         signed: allow negative (depolarising) currents: a bound for a
@@ -123,6 +124,8 @@ def design_profile(
     _steps_per_bin(plant, init.shape[0])
     if not signed and not np.all(init > 0):
         raise bad_value("init", "a profile", "> 0 in every bin", "add e.g. 1e-4.")
+    if not (np.all(np.isfinite(init)) and np.any(init != 0)):
+        raise bad_value("init", "a profile", "finite and not all 0", "e.g. 0.2.")
     q = jnp.asarray(init if signed else np.log(np.expm1(init)))
 
     def loss(q):
