@@ -38,7 +38,12 @@ import optax
 
 from neuroctl.errors import bad_value
 from neuroctl.plants import evidence_task as et
-from neuroctl.policies.gain import EVIDENCE_SCALE, FeedbackProfile, OpenLoopGain
+from neuroctl.policies.gain import (
+    EVIDENCE_SCALE,
+    FEEDBACK_ONSET,
+    FeedbackProfile,
+    OpenLoopGain,
+)
 from neuroctl.typing import Array, ArrayLike
 
 
@@ -218,7 +223,7 @@ def feedback_policy(
     g_max: float,
     delivery: float = 1.0,
     feedback_gain: float = 3.0,
-    feedback_onset: float = 0.8,
+    feedback_onset: float = FEEDBACK_ONSET,
     param_dtype=jnp.float64,
 ) -> FeedbackProfile:
     """`profile_policy` plus feedback: a `FeedbackProfile` (``n_obs = 5``).
@@ -241,9 +246,7 @@ def feedback_policy(
         n_ref=len(reference) - 1,
         feedback_onset=feedback_onset,
     )
-    policy.logits[...] = profile_policy(profile, g_max, delivery, param_dtype).logits[
-        ...
-    ]
+    policy.logits[...] = _request_logits(profile, g_max, delivery, param_dtype)
     policy.reference[...] = jnp.asarray(reference, param_dtype)
     policy.feedback_gain[...] = jnp.full((1,), feedback_gain, param_dtype)
     return policy
@@ -256,11 +259,16 @@ def profile_policy(
 
     Bins with no current request a negligible 1e-6 (logits stay finite).
     """
+    policy = OpenLoopGain(len(profile), g_max=g_max, param_dtype=param_dtype, n_obs=5)
+    policy.logits[...] = _request_logits(profile, g_max, delivery, param_dtype)
+    return policy
+
+
+def _request_logits(profile, g_max: float, delivery: float, param_dtype) -> Array:
+    """Profile logits requesting ``profile/delivery`` (≥ 1e-6, < g_max) [1]."""
     if not (isinstance(delivery, (int, float)) and 0 < delivery <= 1):
         raise bad_value(
             "delivery", delivery, "a number in (0, 1]", "see delivery_ratio."
         )
     p = np.clip(np.asarray(profile, np.float64) / delivery, 1e-6, g_max * (1 - 1e-9))
-    policy = OpenLoopGain(len(p), g_max=g_max, param_dtype=param_dtype, n_obs=5)
-    policy.logits[...] = jnp.asarray(np.log(p / (g_max - p)), param_dtype)
-    return policy
+    return jnp.asarray(np.log(p / (g_max - p)), param_dtype)

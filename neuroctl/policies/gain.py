@@ -53,6 +53,9 @@ V_SCALE = 20.0  # voltage scaling of the observations [mV]
 EVIDENCE_SCALE = 0.005  # scaling of the stimulus observations (task |μ|) [1]
 # [v_readout0 [mV], v_readout1 [mV], t/T [1], (mean stimulus [1], (sample [1]))]
 OBS_SIZES = (3, 4, 5)
+# FeedbackProfile's onset [t/T]: a constant spec.toml does not record, so shipped
+# feedback policies use this one
+FEEDBACK_ONSET = 0.8
 
 
 class Frozen(nnx.Variable):
@@ -292,7 +295,7 @@ class FeedbackProfile(OpenLoopGain):
         param_dtype=jnp.float32,
         n_obs: int = 5,
         n_ref: int = 520,
-        feedback_onset: float = 0.8,
+        feedback_onset: float = FEEDBACK_ONSET,
     ):
         _check(
             "n_obs",

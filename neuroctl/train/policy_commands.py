@@ -327,13 +327,13 @@ def _check_shippable(policy) -> None:
     A `FeedbackProfile`'s onset is a constant, not a param: it must be the default.
     """
     from neuroctl.policies import FeedbackProfile
+    from neuroctl.policies.gain import FEEDBACK_ONSET
 
-    default = FeedbackProfile.__init__.__kwdefaults__["feedback_onset"]
-    if isinstance(policy, FeedbackProfile) and policy.feedback_onset != default:
+    if isinstance(policy, FeedbackProfile) and policy.feedback_onset != FEEDBACK_ONSET:
         raise ConfigError(
             f"feedback_onset: got {policy.feedback_onset}; only the default "
-            f"{default} can be shipped (spec.toml does not record it); rebuild "
-            "the policy with the default onset."
+            f"{FEEDBACK_ONSET} can be shipped (spec.toml does not record it); "
+            "rebuild the policy with the default onset."
         )
 
 

@@ -65,22 +65,8 @@ def _initial_params(
     if (src / "spec.toml").is_file():  # a shipped policy folder
         return _shipped_params(src, cfg, checksum, plant)
     saved = json.loads((src / "config.json").read_text())
-    if saved["plant"]["checksum"] != checksum:
-        raise ConfigError(
-            f"init_from: {src} was trained on another plant; start from a run on "
-            "this plant."
-        )
     src_cfg = tp.PolicyTrainConfig(**saved["train"])
-    arch = ("policy", "hidden", "n_bins", "g_max", "precision")
-    if any(getattr(src_cfg, k) != getattr(cfg, k) for k in arch) or (
-        src_cfg.n_obs > cfg.n_obs
-    ):
-        keys = arch + ("observe_evidence", "observe_stimulus")
-        raise ConfigError(
-            f"init_from: {src} has another architecture "
-            f"({ {k: getattr(src_cfg, k) for k in keys} }); use a run with "
-            f"{ {k: getattr(cfg, k) for k in keys} }."
-        )
+    _check_source(src, src_cfg, saved["plant"]["checksum"], cfg, checksum, False)
     params = restore(src, src_cfg)[1].params
     new_inputs = cfg.n_obs - src_cfg.n_obs
     if new_inputs and cfg.policy != "open_loop":  # (a profile has no input layer)
@@ -97,21 +83,37 @@ def _shipped_params(src: Path, cfg: tp.PolicyTrainConfig, checksum: str, plant):
     from neuroctl.policies.shipped import load_policy, read_spec
 
     spec = read_spec(src)
-    if spec.plant_checksum != checksum:
-        raise ConfigError(
-            f"init_from: {src} was trained on another plant; start from a policy "
-            "shipped for this plant."
-        )
-    src_cfg = spec.train_config()
-    keys = ("policy", "hidden", "n_bins", "g_max", "precision", "n_obs")
-    if any(getattr(src_cfg, k) != getattr(cfg, k) for k in keys):
-        raise ConfigError(
-            f"init_from: {src} has another architecture "
-            f"({ {k: getattr(src_cfg, k) for k in keys} }); use "
-            f"{ {k: getattr(cfg, k) for k in keys} }."
-        )
+    _check_source(src, spec.train_config(), spec.plant_checksum, cfg, checksum, True)
     policy = load_policy(src, plant=plant)[0]  # verified checkpoint
     return tp.split(policy)[1]
+
+
+def _check_source(
+    src: Path,
+    src_cfg: tp.PolicyTrainConfig,
+    src_checksum: str,
+    cfg: tp.PolicyTrainConfig,
+    checksum: str,
+    exact_obs: bool,
+) -> None:
+    """Refuse an `init_from` source of another plant or architecture.
+
+    Its observation may be narrower (then widened) unless `exact_obs`.
+    """
+    if src_checksum != checksum:
+        raise ConfigError(
+            f"init_from: {src} was trained on another plant; start from a run or "
+            "a shipped policy on this plant."
+        )
+    arch = ("policy", "hidden", "n_bins", "g_max", "precision")
+    obs_ok = src_cfg.n_obs == cfg.n_obs if exact_obs else src_cfg.n_obs <= cfg.n_obs
+    if any(getattr(src_cfg, k) != getattr(cfg, k) for k in arch) or not obs_ok:
+        keys = arch + ("observe_evidence", "observe_stimulus")
+        raise ConfigError(
+            f"init_from: {src} has another architecture "
+            f"({ {k: getattr(src_cfg, k) for k in keys} }); use one with "
+            f"{ {k: getattr(cfg, k) for k in keys} }."
+        )
 
 
 def widen_to_evidence(params: dict, policy: str, new_inputs: int = 1) -> dict:
