@@ -30,9 +30,9 @@ def plant():
 
 @pytest.mark.parametrize("kind", sorted(POLICIES))
 def test_policies_map_one_observation_to_a_bounded_gain(kind):
-    # feedback_profile reads all five entries; a mean-strength sample s = −0.005
+    # feedback/tracking_profile read all five entries; a mean-strength sample s = −0.005
     # makes its current-shaped gain equal to its profile value
-    n_obs = 5 if kind == "feedback_profile" else 3
+    n_obs = 5 if kind in ("feedback_profile", "tracking_profile") else 3
     stim = jnp.array([-0.004, -0.005])[: n_obs - 3]
     one = jnp.concatenate([OBS, stim])
     policy = make_policy(
@@ -330,6 +330,7 @@ def _cli(*args):
         (["--plant", "no_such_plant"], "no_such_plant"),
         (["--iterations", "0"], "--iterations"),
         (["--policy", "feedback_profile"], "--observe-stimulus"),
+        (["--policy", "tracking_profile"], "--observe-stimulus"),
     ],
 )
 def test_train_policy_cli_rejects_bad_values(args, message, tmp_path):

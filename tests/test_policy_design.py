@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from helpers import short_plant
 
+from neuroctl.envs.core import episode_keys
+from neuroctl.envs.evidence_stim import trial_stimulus
 from neuroctl.errors import ConfigError
 from neuroctl.plants import evidence_task as et
 from neuroctl.plants import load
@@ -233,3 +235,118 @@ def test_a_feedback_onset_the_spec_cannot_record_is_not_shipped(plant, tmp_path)
     with pytest.raises(ConfigError, match="feedback_onset"):
         ship_policy(tmp_path / "p", late, cfg, "short", "abc", {})
     assert not (tmp_path / "p").exists()
+
+
+def _steps(policy, observations):
+    """Gains of `policy` over a sequence of observations (carry threaded) [1]."""
+    carry, gains = policy.initial_carry(), []
+    for obs in observations:
+        carry, g = policy(carry, obs)
+        gains.append(float(g[0]))
+    return np.array(gains), carry
+
+
+def test_fresh_tracking_profile_is_the_feedback_profile():
+    fresh = make_policy("tracking_profile", n_bins=4, g_init=0.5, n_obs=5)
+    feedback = make_policy("feedback_profile", n_bins=4, g_init=0.5, n_obs=5)
+    rng = np.random.default_rng(0)
+    seq = [
+        FB_OBS.at[2].set(t).at[4].set(s)
+        for t, s in zip(
+            np.linspace(0, 1, 12), rng.normal(-0.005, 0.004, 12), strict=True
+        )
+    ]
+    gains, carry = _steps(fresh, seq)
+    np.testing.assert_array_equal(gains, _steps(feedback, seq)[0])
+    assert carry.shape == (3,) and np.any(gains > 0) and np.any(gains == 0)
+    with pytest.raises(ConfigError, match="n_obs"):
+        make_policy("tracking_profile", n_obs=4)
+    with pytest.raises(ConfigError, match="observe-stimulus"):
+        tp.PolicyTrainConfig(policy="tracking_profile", observe_evidence=True)
+    with pytest.raises(ConfigError, match="tracking_rate"):
+        design.tracking_policy([0.4], np.zeros(3), 2.0, tracking_rate=1.5)
+
+
+def test_tracking_makes_up_the_current_it_failed_to_deliver():
+    policy = design.tracking_policy(
+        [0.4, 0.4], np.zeros(3), 2.0, feedback_gain=0.0, tracking_rate=0.5
+    )
+    # owed 0.5 before the last period; it ran at g 1 on samples −0.002 → −0.004,
+    # delivering 1 · 0.003 / 0.005 = 0.6: owed −0.1, so the request is
+    # 0.4 − 0.5 · 0.1 = 0.35 on the predicted sample −0.004 + 0.5 · (−0.002)
+    carry = jnp.array([0.5, 1.0, -0.002])
+    obs = FB_OBS.at[4].set(-0.004)
+    new, gain = policy(carry, obs)
+    np.testing.assert_allclose(gain, [0.35], rtol=1e-12)
+    np.testing.assert_allclose(new, [0.3, 0.35, -0.004], rtol=1e-12)
+    # a positive sample delivers nothing and the books keep the debt
+    new, gain = policy(jnp.array([0.0, 0.0, 0.001]), obs.at[4].set(0.002))
+    assert float(gain[0]) == 0.0 and float(new[0]) == pytest.approx(0.4)
+    # label-1 evidence: off, and nothing is owed
+    new, gain = policy(carry, obs.at[3].set(0.004))
+    assert float(gain[0]) == 0.0 and float(new[0]) == 0.0
+
+
+def test_tracking_delivers_the_profiles_charge_in_the_env(plant):
+    cfg = tp.PolicyTrainConfig(
+        policy="tracking_profile",
+        n_bins=6,
+        observe_evidence=True,
+        observe_stimulus=True,
+    )
+    env, env_params = tp.make_env(plant, cfg)
+    profile = np.array([0.0, 0.4, 0.4, 0.4, 0.4, 0.4])
+    stim = design.profile_stimulus(profile, plant.task.n_steps // 6)
+    currents = et.stimulus_currents(stim, plant.input_weights, plant.task)  # [nA]
+    exact = float(jnp.sum(jnp.abs(currents)) * plant.task.dt)  # [pC]
+    keys = jax.random.split(jax.random.key(5), 16)
+    ref = np.zeros(31)
+    runs = {
+        name: run_trials(
+            env,
+            env_params,
+            design.tracking_policy(profile, ref, 2.0, 0.0, rate, pred),
+            keys,
+        )
+        for name, rate, pred in (("plain", 0.0, 0.0), ("tracked", 1 / 3, 0.5))
+    }
+    # trials whose evidence switch is on from the profile's start (5 ms) to the end
+    steps = np.arange(1, plant.task.n_steps + 1)
+
+    def running_mean(k):
+        return np.cumsum(trial_stimulus(env, episode_keys(k)[0], env_params)) / steps
+
+    on = np.array([np.all(running_mean(k)[200:] < 0) for k in keys])
+    assert 4 <= on.sum() < 16
+    err = {k: np.abs(r["charge"][on] / exact - 1) for k, r in runs.items()}
+    assert np.mean(err["tracked"]) < 0.5 * np.mean(err["plain"]), err
+    assert np.max(err["tracked"]) < 0.1, err
+
+
+def test_tracking_gradient_matches_finite_differences(plant):
+    cfg = tp.PolicyTrainConfig(
+        policy="tracking_profile",
+        n_bins=6,
+        lambda_current=1e4,
+        observe_evidence=True,
+        observe_stimulus=True,
+    )
+    env, env_params = tp.make_env(plant, cfg)
+    profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
+    ref = design.reference_trajectory(plant, 0.7 * profile, n_ref=30)
+    parts, params = tp.split(design.tracking_policy(profile, ref, 2.0))
+    key = jax.random.key(11)  # a label-0 trial
+    assert int(tp.episode(env, env_params, parts, params, key).label) == 0
+
+    def loss(x):
+        p = dict(params, tracking_rate=x[:1], prediction=x[1:])
+        return tp.episode_loss(tp.episode(env, env_params, parts, p, key), cfg)
+
+    x = jnp.array([0.3, 0.5])  # [1/period], [1]
+    grad = jax.jit(jax.grad(loss))(x)
+    assert np.all(grad != 0)
+    h, f = 1e-4, jax.jit(loss)
+    for i in range(2):
+        e = jnp.zeros(2).at[i].set(h)
+        fd = (f(x + e) - f(x - e)) / (2 * h)
+        np.testing.assert_allclose(float(grad[i]), float(fd), rtol=1e-5)

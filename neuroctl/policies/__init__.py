@@ -1,7 +1,8 @@
 """Stimulation policies (Flax NNX), written for one observation; vmap outside.
 
 `make_policy(kind)` builds a fresh one (`POLICIES`: mlp, gru, open_loop,
-feedback_profile, fixed); `design` designs label-0 current profiles without training;
+feedback_profile, tracking_profile, fixed); `design` designs label-0 current
+profiles without training;
 `load_policy(folder)` loads a shipped, verified one (checks the plant it was
 trained on).
 """
@@ -14,6 +15,7 @@ from neuroctl.policies.gain import (
     GRUGain,
     MLPGain,
     OpenLoopGain,
+    TrackingProfile,
     make_policy,
 )
 from neuroctl.policies.shipped import load_policy, plant_checksum
@@ -26,6 +28,7 @@ __all__ = [
     "GainPolicy",
     "MLPGain",
     "OpenLoopGain",
+    "TrackingProfile",
     "load_policy",
     "make_policy",
     "plant_checksum",

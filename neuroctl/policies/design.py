@@ -22,7 +22,9 @@ negative stream cannot). A real gate on the noisy stream delivers on average onl
 compensates the mean and returns the profile as a current-shaped `OpenLoopGain`;
 `feedback_policy` adds feedback on the readouts against the profile's noise-free
 trajectory (`reference_trajectory`): a `FeedbackProfile` that evens out the
-fluctuations instead of covering them with margin.
+fluctuations instead of covering them with margin; `tracking_policy` also keeps
+books on the current delivered and makes up each shortfall within milliseconds
+(a `TrackingProfile`), before the readouts could show it.
 
 Units: profile [1]; currents ``I_i = input_scale · w_i · EVIDENCE_SCALE · p`` [nA];
 power = mean over time and cells of ``I²`` [nA²] (the env's ``current_power``).
@@ -43,6 +45,7 @@ from neuroctl.policies.gain import (
     FEEDBACK_ONSET,
     FeedbackProfile,
     OpenLoopGain,
+    TrackingProfile,
 )
 from neuroctl.typing import Array, ArrayLike
 
@@ -249,6 +252,52 @@ def feedback_policy(
     policy.logits[...] = _request_logits(profile, g_max, delivery, param_dtype)
     policy.reference[...] = jnp.asarray(reference, param_dtype)
     policy.feedback_gain[...] = jnp.full((1,), feedback_gain, param_dtype)
+    return policy
+
+
+def tracking_policy(
+    profile: ArrayLike,
+    reference: ArrayLike,
+    g_max: float,
+    feedback_gain: float = 3.0,
+    tracking_rate: float = 1.0 / 6.0,
+    prediction: float = 0.5,
+    feedback_onset: float = FEEDBACK_ONSET,
+    param_dtype=jnp.float64,
+) -> TrackingProfile:
+    """`feedback_policy` that keeps books on its current: a `TrackingProfile`.
+
+    It requests the profile itself (no `delivery_ratio` mark-up: the shortfall is
+    made up as it happens).
+
+    Args:
+        profile: designed profile ``(n_bins,)`` [1].
+        reference: `reference_trajectory` of it ``(n_ref + 1,)`` [mV].
+        g_max: largest gain [1].
+        feedback_gain: extra current per mV the readout difference is below the
+            reference [1/mV].
+        tracking_rate: fraction of the current owed requested per control period
+            [1/period] (1/6 at 1-ms periods: made up over ~6 ms).
+        prediction: linear extrapolation of the sample into the period [1].
+        feedback_onset: fraction of the trial from which the feedback acts [1].
+        param_dtype: parameter dtype.
+    """
+    for name, value in (("tracking_rate", tracking_rate), ("prediction", prediction)):
+        if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            raise bad_value(name, value, "a number in [0, 1]", "e.g. 1/6 and 0.5.")
+    reference = np.asarray(reference, np.float64)
+    policy = TrackingProfile(
+        len(profile),
+        g_max=g_max,
+        param_dtype=param_dtype,
+        n_ref=len(reference) - 1,
+        feedback_onset=feedback_onset,
+    )
+    policy.logits[...] = _request_logits(profile, g_max, 1.0, param_dtype)
+    policy.reference[...] = jnp.asarray(reference, param_dtype)
+    policy.feedback_gain[...] = jnp.full((1,), feedback_gain, param_dtype)
+    policy.tracking_rate[...] = jnp.full((1,), tracking_rate, param_dtype)
+    policy.prediction[...] = jnp.full((1,), prediction, param_dtype)
     return policy
 
 

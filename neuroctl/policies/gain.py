@@ -29,6 +29,9 @@ policies), threaded through the rollout's `lax.scan` explicitly; start it with
 * `FeedbackProfile`: a current-shaped profile (``n_obs = 5`` only) plus feedback
   on the observed readout difference against a reference trajectory, late in the
   trial: closed loop on top of the cheapest open-loop shape.
+* `TrackingProfile`: a `FeedbackProfile` that also tracks the current it
+  delivered (from the next sample) and makes up the shortfall at once, with a
+  predicted sample in the gain (its carry holds the books).
 * `FixedGain`: one gain for the whole trial; ``trainable=False`` is the ``g = 1``
   baseline, ``trainable=True`` finds the cheapest constant gain.
 
@@ -321,12 +324,85 @@ class FeedbackProfile(OpenLoopGain):
 
     def __call__(self, carry, obs):
         _check_obs_shape(obs, self.n_obs, exact=False)
+        return carry, self._apply(jnp.clip(self._target(obs), 0.0, self.g_max), obs)
+
+    def _target(self, obs) -> Float[Array, " 1"]:
+        """The profile minus the readout feedback (unclipped) [1]."""
         ref = self.reference[...]
         grid = jnp.linspace(0.0, 1.0, ref.shape[0], dtype=ref.dtype)  # t/T
         error = obs[0] - obs[1] - jnp.interp(obs[2], grid, ref)  # [mV]
         on = obs[2] >= self.feedback_onset
-        p = self._profile(obs) - jnp.where(on, self.feedback_gain[...] * error, 0.0)
-        return carry, self._apply(jnp.clip(p, 0.0, self.g_max), obs)
+        return self._profile(obs) - jnp.where(on, self.feedback_gain[...] * error, 0.0)
+
+
+class TrackingProfile(FeedbackProfile):
+    """A `FeedbackProfile` that keeps books on the current it delivered (closed loop).
+
+    A gate on the noisy stream cannot deliver while the sample is positive (~6 %
+    of the time on a label-0 trial), is clipped at ``g_max`` where the sample is
+    small, and holds its gain while the sample moves on: the delivered current
+    falls short of the request in bursts that the readouts show only tens of ms
+    later, too late near the response window. This policy sees the shortfall one
+    control period later, from the new sample, and makes it up:
+
+    * target ``p'(t)`` as in `FeedbackProfile` (profile minus readout feedback);
+    * delivered last period ``q = g_prev · (−(s_prev + s)/2) / EVIDENCE_SCALE`` [1]
+      (trapezoid over the period, in units of a mean-strength sample's current);
+    * deficit ``D ← D − q``, then the request ``max(p' + tracking_rate · D, 0)``
+      and ``D ← D + p'`` [1 · control periods];
+    * the gain divides the request by a predicted sample ``s + prediction ·
+      (s − s_prev)`` (linear extrapolation into the period) instead of ``s``.
+
+    The deficit is 0 while the evidence switch is off (mean stimulus ≥ 0), so
+    label-1 trials get nothing. The carry is ``[D, g_prev, s_prev]``. The
+    trainable params are those of `FeedbackProfile` plus ``tracking_rate``
+    [1/control period] and ``prediction`` [1]; fresh, both are 0 and the policy is
+    exactly a `FeedbackProfile`. Written for ``n_obs = 5`` only.
+    """
+
+    def __init__(
+        self,
+        n_bins: int = 52,
+        g_max: float = 2.0,
+        g_init: float = 1.0,
+        *,
+        rngs: nnx.Rngs | None = None,
+        param_dtype=jnp.float32,
+        n_obs: int = 5,
+        n_ref: int = 520,
+        feedback_onset: float = FEEDBACK_ONSET,
+    ):
+        super().__init__(
+            n_bins,
+            g_max,
+            g_init,
+            rngs=rngs,
+            param_dtype=param_dtype,
+            n_obs=n_obs,
+            n_ref=n_ref,
+            feedback_onset=feedback_onset,
+        )
+        self.tracking_rate = nnx.Param(jnp.zeros((1,), param_dtype))  # [1/period]
+        self.prediction = nnx.Param(jnp.zeros((1,), param_dtype))  # [1]
+
+    def initial_carry(self) -> Float[Array, " 3"]:
+        """``[deficit [1·periods], previous gain [1], previous sample [1]]``."""
+        return jnp.zeros((3,), self.dtype)
+
+    def __call__(self, carry, obs):
+        _check_obs_shape(obs, self.n_obs, exact=False)
+        deficit, g_prev, s_prev = carry[0], carry[1], carry[2]
+        s, on = obs[4], obs[3] < 0.0
+        delivered = g_prev * (-(s_prev + s) / 2.0) / EVIDENCE_SCALE  # [1]
+        target = jnp.clip(self._target(obs)[0], 0.0, self.g_max)
+        deficit = jnp.where(on, deficit - delivered, 0.0)
+        request = jnp.maximum(target + self.tracking_rate[0] * deficit, 0.0)
+        s_pred = s + self.prediction[0] * (s - s_prev)
+        neg = on & (s_pred < 0.0)
+        ratio = EVIDENCE_SCALE / jnp.where(neg, -s_pred, 1.0)  # no 1/0 in grads
+        gain = jnp.where(neg, jnp.minimum(request * ratio, self.g_max), 0.0)
+        deficit = deficit + jnp.where(on, target, 0.0)
+        return jnp.stack([deficit, gain, s]).astype(self.dtype), gain[None]
 
 
 class FixedGain(GainPolicy):
@@ -356,6 +432,7 @@ POLICIES = {
     "gru": GRUGain,
     "open_loop": OpenLoopGain,
     "feedback_profile": FeedbackProfile,
+    "tracking_profile": TrackingProfile,
     "fixed": FixedGain,
 }
 
@@ -376,7 +453,8 @@ def make_policy(
     ``n_obs`` (mlp, gru, open_loop): 3 for the seed's observation, 4 if the env
     also observes the mean stimulus (open_loop: evidence-switched), 5 if it also
     observes the latest stimulus sample (open_loop: current-shaped;
-    feedback_profile takes only 5); the fixed policy reads nothing.
+    feedback_profile and tracking_profile take only 5); the fixed policy reads
+    nothing.
     """
     if kind not in POLICIES:
         raise bad_value(
@@ -388,6 +466,6 @@ def make_policy(
         return POLICIES[kind](hidden, n_obs=n_obs, **common)
     if kind == "open_loop":
         return OpenLoopGain(n_bins, n_obs=n_obs, **common)
-    if kind == "feedback_profile":
-        return FeedbackProfile(n_bins, n_obs=n_obs, **common)
+    if kind in ("feedback_profile", "tracking_profile"):
+        return POLICIES[kind](n_bins, n_obs=n_obs, **common)
     return FixedGain(trainable=True, **common)

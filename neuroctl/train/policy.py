@@ -47,6 +47,9 @@ from neuroctl.policies.gain import POLICIES, GainPolicy, make_policy
 from neuroctl.train.plant import EVAL_SEED
 from neuroctl.typing import Array
 
+# policy kinds that read all five observation entries
+FIVE_ENTRY_POLICIES = ("feedback_profile", "tracking_profile")
+
 PyTree = Any
 
 
@@ -126,12 +129,12 @@ class PolicyTrainConfig:
                 "False for the fixed policy (it reads no observation)",
                 "use --policy mlp, gru or open_loop, or drop --observe-evidence.",
             )
-        if self.policy == "feedback_profile" and not self.observe_stimulus:
+        if self.policy in FIVE_ENTRY_POLICIES and not self.observe_stimulus:
             raise bad_value(
                 "policy",
                 self.policy,
                 "a policy whose env observes the readouts, the mean stimulus and "
-                "the latest sample (feedback_profile reads all five entries)",
+                f"the latest sample ({self.policy} reads all five entries)",
                 "add --observe-evidence --observe-stimulus.",
             )
         if self.precision not in ("float32", "float64"):

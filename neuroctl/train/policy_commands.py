@@ -33,14 +33,17 @@ class TrainPolicyArgs:
     """Environment: gain on the evidence input of the frozen EI RNN."""
     plant: str = "evidence_integration"
     """Shipped plant under envs/ to control."""
-    policy: Literal["mlp", "gru", "open_loop", "feedback_profile", "fixed"] = "mlp"
+    policy: Literal[
+        "mlp", "gru", "open_loop", "feedback_profile", "tracking_profile", "fixed"
+    ] = "mlp"
     """Policy kind: closed-loop MLP / GRU, open-loop time profile, a current-shaped
-    profile with feedback on the readouts (feedback_profile: needs
-    --observe-evidence --observe-stimulus), trained constant."""
+    profile with feedback on the readouts (feedback_profile), the same keeping books
+    on the current it delivered (tracking_profile; both need --observe-evidence
+    --observe-stimulus), trained constant."""
     hidden: int = 16
     """Hidden units of mlp/gru [1]."""
     n_bins: int = 52
-    """Time bins of open_loop / feedback_profile over the trial [1]."""
+    """Time bins of open_loop / feedback_profile / tracking_profile [1]."""
     g_max: float = 2.0
     """Largest gain [1] (g = sigmoid(logit)·g_max)."""
     g_init: float = 1.0
