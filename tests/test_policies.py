@@ -395,6 +395,7 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
         "evidence_switched_profile",
         "evidence_current_profile",
         "evidence_feedback_profile",
+        "evidence_tracking_profile",
     ],
 )
 def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
