@@ -156,9 +156,28 @@ def test_feedback_policy_with_zero_gain_runs_as_the_open_loop_design(plant):
     assert np.all(np.isfinite(fb["margin"])) and not np.any(fb["diverged"])
 
 
-def test_feedback_gradient_matches_finite_differences(plant):
+# per kind: the designed policy and the two params checked, perturbed by x
+_FD_CASES = {
+    "feedback_profile": (
+        design.feedback_policy,
+        jnp.array([3.0, 0.05]),  # [1/mV], shift of the reference [mV]
+        lambda params, x: dict(
+            params, feedback_gain=x[:1], reference=params["reference"] + x[1]
+        ),
+    ),
+    "tracking_profile": (
+        design.tracking_policy,
+        jnp.array([0.3, 0.5]),  # [1/period], [1]
+        lambda params, x: dict(params, tracking_rate=x[:1], prediction=x[1:]),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_FD_CASES))
+def test_feedback_gradient_matches_finite_differences(plant, kind):
+    build, x, perturb = _FD_CASES[kind]
     cfg = tp.PolicyTrainConfig(
-        policy="feedback_profile",
+        policy=kind,
         n_bins=6,
         lambda_current=1e4,
         observe_evidence=True,
@@ -167,15 +186,14 @@ def test_feedback_gradient_matches_finite_differences(plant):
     env, env_params = tp.make_env(plant, cfg)
     profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
     ref = design.reference_trajectory(plant, 0.7 * profile, n_ref=30)
-    parts, params = tp.split(design.feedback_policy(profile, ref, 2.0))
+    parts, params = tp.split(build(profile, ref, 2.0))
     key = jax.random.key(11)  # a label-0 trial: the profile and feedback act
     assert int(tp.episode(env, env_params, parts, params, key).label) == 0
 
     def loss(x):
-        p = dict(params, feedback_gain=x[:1], reference=params["reference"] + x[1])
+        p = perturb(params, x)
         return tp.episode_loss(tp.episode(env, env_params, parts, p, key), cfg)
 
-    x = jnp.array([3.0, 0.05])  # [1/mV], shift of the reference [mV]
     grad = jax.jit(jax.grad(loss))(x)
     assert np.all(grad != 0)
     h, f = 1e-4, jax.jit(loss)  # smaller h: rounding dominates (loss ~0.7)
@@ -321,32 +339,3 @@ def test_tracking_delivers_the_profiles_charge_in_the_env(plant):
     err = {k: np.abs(r["charge"][on] / exact - 1) for k, r in runs.items()}
     assert np.mean(err["tracked"]) < 0.5 * np.mean(err["plain"]), err
     assert np.max(err["tracked"]) < 0.1, err
-
-
-def test_tracking_gradient_matches_finite_differences(plant):
-    cfg = tp.PolicyTrainConfig(
-        policy="tracking_profile",
-        n_bins=6,
-        lambda_current=1e4,
-        observe_evidence=True,
-        observe_stimulus=True,
-    )
-    env, env_params = tp.make_env(plant, cfg)
-    profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
-    ref = design.reference_trajectory(plant, 0.7 * profile, n_ref=30)
-    parts, params = tp.split(design.tracking_policy(profile, ref, 2.0))
-    key = jax.random.key(11)  # a label-0 trial
-    assert int(tp.episode(env, env_params, parts, params, key).label) == 0
-
-    def loss(x):
-        p = dict(params, tracking_rate=x[:1], prediction=x[1:])
-        return tp.episode_loss(tp.episode(env, env_params, parts, p, key), cfg)
-
-    x = jnp.array([0.3, 0.5])  # [1/period], [1]
-    grad = jax.jit(jax.grad(loss))(x)
-    assert np.all(grad != 0)
-    h, f = 1e-4, jax.jit(loss)
-    for i in range(2):
-        e = jnp.zeros(2).at[i].set(h)
-        fd = (f(x + e) - f(x - e)) / (2 * h)
-        np.testing.assert_allclose(float(grad[i]), float(fd), rtol=1e-5)

@@ -241,13 +241,32 @@ def feedback_policy(
         feedback_onset: fraction of the trial from which the feedback acts [1].
         param_dtype: parameter dtype.
     """
+    return _with_feedback(
+        FeedbackProfile,
+        profile,
+        reference,
+        g_max,
+        delivery,
+        feedback_gain,
+        feedback_onset,
+        param_dtype,
+    )
+
+
+def _with_feedback(
+    cls, profile, reference, g_max, delivery, feedback_gain, onset, param_dtype
+):
+    """A `cls` (a `FeedbackProfile`) requesting ``profile/delivery`` [1].
+
+    With `reference` [mV] and `feedback_gain` [1/mV] from `onset` [t/T].
+    """
     reference = np.asarray(reference, np.float64)
-    policy = FeedbackProfile(
+    policy = cls(
         len(profile),
         g_max=g_max,
         param_dtype=param_dtype,
         n_ref=len(reference) - 1,
-        feedback_onset=feedback_onset,
+        feedback_onset=onset,
     )
     policy.logits[...] = _request_logits(profile, g_max, delivery, param_dtype)
     policy.reference[...] = jnp.asarray(reference, param_dtype)
@@ -285,17 +304,16 @@ def tracking_policy(
     for name, value in (("tracking_rate", tracking_rate), ("prediction", prediction)):
         if not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise bad_value(name, value, "a number in [0, 1]", "e.g. 1/6 and 0.5.")
-    reference = np.asarray(reference, np.float64)
-    policy = TrackingProfile(
-        len(profile),
-        g_max=g_max,
-        param_dtype=param_dtype,
-        n_ref=len(reference) - 1,
-        feedback_onset=feedback_onset,
+    policy = _with_feedback(
+        TrackingProfile,
+        profile,
+        reference,
+        g_max,
+        1.0,
+        feedback_gain,
+        feedback_onset,
+        param_dtype,
     )
-    policy.logits[...] = _request_logits(profile, g_max, 1.0, param_dtype)
-    policy.reference[...] = jnp.asarray(reference, param_dtype)
-    policy.feedback_gain[...] = jnp.full((1,), feedback_gain, param_dtype)
     policy.tracking_rate[...] = jnp.full((1,), tracking_rate, param_dtype)
     policy.prediction[...] = jnp.full((1,), prediction, param_dtype)
     return policy

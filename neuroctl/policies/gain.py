@@ -360,28 +360,9 @@ class TrackingProfile(FeedbackProfile):
     exactly a `FeedbackProfile`. Written for ``n_obs = 5`` only.
     """
 
-    def __init__(
-        self,
-        n_bins: int = 52,
-        g_max: float = 2.0,
-        g_init: float = 1.0,
-        *,
-        rngs: nnx.Rngs | None = None,
-        param_dtype=jnp.float32,
-        n_obs: int = 5,
-        n_ref: int = 520,
-        feedback_onset: float = FEEDBACK_ONSET,
-    ):
-        super().__init__(
-            n_bins,
-            g_max,
-            g_init,
-            rngs=rngs,
-            param_dtype=param_dtype,
-            n_obs=n_obs,
-            n_ref=n_ref,
-            feedback_onset=feedback_onset,
-        )
+    def __init__(self, *args, **kwargs):  # the arguments of `FeedbackProfile`
+        super().__init__(*args, **kwargs)
+        param_dtype = self.dtype
         self.tracking_rate = nnx.Param(jnp.zeros((1,), param_dtype))  # [1/period]
         self.prediction = nnx.Param(jnp.zeros((1,), param_dtype))  # [1]
 
