@@ -290,6 +290,37 @@ class AbstractEnv(eqx.Module):
     def metrics(self, state, next_state, params) -> PyTree:
         """Env-specific metrics for ``info.task`` (a small module of scalars)."""
 
+    def observation_fields(self) -> tuple[tuple[str, str], ...]:
+        """``(name, unit)`` of each observation entry (plots, policies' inputs).
+
+        The default names them by position; envs override it.
+        """
+        n = self.observation_space().shape[0]
+        return tuple((f"obs[{i}]", "") for i in range(n))
+
+    def action_unit(self) -> str:
+        """The unit of the action (axis labels, reports); envs override it."""
+        return "1"
+
+    def episode_outcome(self, task: PyTree, alive: Array) -> dict[str, Array]:
+        """Per-episode task outcome from the stacked ``info.task`` of its steps.
+
+        Args:
+            task: `metrics` of every control step (leaves with a leading ``T``).
+            alive: steps up to and including the first ``done``, ``(T,)``.
+
+        Returns:
+            Named scalars; the default is each metric's mean over the alive
+            steps. An entry ``"correct"`` (1 per right decision) is reported as an
+            accuracy with a Wilson interval by `neuroctl.train.evaluate`.
+        """
+        if task is None:
+            return {}
+        w = alive / jnp.maximum(jnp.sum(alive), 1)
+        return {
+            f.name: jnp.sum(w * getattr(task, f.name)) for f in dataclasses.fields(task)
+        }
+
     # ------------------------------------------------------------- the protocol
 
     @property

@@ -222,9 +222,24 @@ class EvidenceStimElectrodes(AbstractEnv):
         dtype: str | None = None,
         outcome: Outcome = "cross_entropy",
         v_max: float = 1000.0,
+        observe_evidence: bool = False,
+        observe_stimulus: bool = False,
     ) -> "EvidenceStimElectrodes":
-        """The env for `plant` (dtype default: the plant's); one trial per episode."""
-        evidence = EvidenceStim.from_plant(plant, control_ms, dtype, outcome, v_max)
+        """The env for `plant` (dtype default: the plant's); one trial per episode.
+
+        ``observe_evidence`` / ``observe_stimulus`` add the mean filtered stimulus
+        so far and the latest sample [1] to the observation, as in `EvidenceStim`
+        (a stimulator that can read the input stream it restores).
+        """
+        evidence = EvidenceStim.from_plant(
+            plant,
+            control_ms,
+            dtype,
+            outcome,
+            v_max,
+            observe_evidence=observe_evidence,
+            observe_stimulus=observe_stimulus,
+        )
         layout = ElectrodeLayout() if layout is None else layout
         return cls(evidence.config, evidence, layout, pulse)
 
@@ -293,7 +308,7 @@ class EvidenceStimElectrodes(AbstractEnv):
         return Box(-i_max, i_max, (self.n_electrodes,))
 
     def observation_space(self, params=None) -> Box:
-        """``[v_readout0 [mV], v_readout1 [mV], t/T [1]]``, as `EvidenceStim`."""
+        """``[v_readout0 [mV], v_readout1 [mV], t/T [1]]`` (+ stimulus entries)."""
         return self.evidence.observation_space()
 
     def init_state(self, key: Array, params) -> EvidenceStimState:
@@ -315,6 +330,17 @@ class EvidenceStimElectrodes(AbstractEnv):
 
     def observation(self, state: EvidenceStimState, params) -> Array:
         return self.evidence.observation(state, params)
+
+    def action_unit(self) -> str:
+        return "nA"
+
+    def observation_fields(self) -> tuple[tuple[str, str], ...]:
+        return self.evidence.observation_fields()
+
+    def episode_outcome(
+        self, task: EvidenceStimMetrics, alive: Array
+    ) -> dict[str, Array]:
+        return self.evidence.episode_outcome(task, alive)
 
     def reward(self, state, action, next_state, energy: Energy, params) -> Array:
         cost = params.energy_cost * energy.current_power  # [1/nA²]·[nA²]

@@ -379,6 +379,20 @@ class EvidenceStim(AbstractEnv):
             obs.append(state.stimulus_now.astype(state.sim.v.dtype)[None])
         return jnp.concatenate(obs)
 
+    def observation_fields(self) -> tuple[tuple[str, str], ...]:
+        fields = [("v_readout0", "mV"), ("v_readout1", "mV"), ("t/T", "1")]
+        if self.observe_evidence:
+            fields.append(("mean_stimulus", "1"))
+        if self.observe_stimulus:
+            fields.append(("stimulus", "1"))
+        return tuple(fields)
+
+    def episode_outcome(
+        self, task: EvidenceStimMetrics, alive: Array
+    ) -> dict[str, Array]:
+        """The trial's decision: ``correct`` (1/0) and its cross-entropy [nats]."""
+        return decision_outcome(task, alive)
+
     def reward(self, state, action, next_state, energy: Energy, params) -> Array:
         cost = params.energy_cost * energy.current_power  # [1/nA²]·[nA²]
         outcome = self.task_outcome(next_state)
@@ -404,6 +418,14 @@ class EvidenceStim(AbstractEnv):
             correct=jnp.where(decided, correct, 0.0),
             cross_entropy=jnp.where(decided, ce, 0.0),
         )
+
+
+def decision_outcome(task: EvidenceStimMetrics, alive: Array) -> dict[str, Array]:
+    """``correct`` [1] and ``cross_entropy`` [nats] of a trial (set at its end)."""
+    return {
+        "correct": jnp.sum(jnp.where(alive, task.correct, 0.0)),
+        "cross_entropy": jnp.sum(jnp.where(alive, task.cross_entropy, 0.0)),
+    }
 
 
 def sos_step(sos: Array, z: Array, x: Array) -> tuple[Array, Array]:

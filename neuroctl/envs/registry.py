@@ -94,7 +94,7 @@ def _spike_rate(cell: str) -> Callable[..., AbstractEnv]:
 
 _EVIDENCE_OPTIONS = ("control_ms", "dtype", "outcome", "v_max")
 _TRIAL_OPTIONS = ("trial_ms", "response_window_ms")
-_OBSERVE_OPTIONS = ("observe_evidence", "observe_stimulus")  # EvidenceStim only
+_OBSERVE_OPTIONS = ("observe_evidence", "observe_stimulus")
 _ELECTRODE_OPTIONS = ("n_electrodes", "sheet_um", "length_constant_um", "seed")
 
 
@@ -141,7 +141,8 @@ def _evidence_electrodes(
 ) -> AbstractEnv:
     """`EvidenceStimElectrodes` on a shipped plant or ``"untrained"``.
 
-    Options: those of `_evidence_stim`, the `ElectrodeLayout` fields
+    Options: those of `_evidence_stim` (observe flags included), the
+    `ElectrodeLayout` fields
     (`n_electrodes`, `sheet_um` [µm], `length_constant_um` [µm], `seed`) and
     `pulse_width_ms` [ms] (a `BiphasicPulse` per control step; None holds the action).
     """
@@ -151,7 +152,9 @@ def _evidence_electrodes(
         EvidenceStimElectrodes,
     )
 
-    p = _evidence_plant("EvidenceStimElectrodes", plant, kwargs, _ELECTRODE_OPTIONS)
+    p = _evidence_plant(
+        "EvidenceStimElectrodes", plant, kwargs, _ELECTRODE_OPTIONS + _OBSERVE_OPTIONS
+    )
     layout = ElectrodeLayout(
         **{k: kwargs.pop(k) for k in _ELECTRODE_OPTIONS if k in kwargs}
     )

@@ -7,6 +7,7 @@ rollout equals a Gymnasium episode with the same key and actions. Rollouts use
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -16,6 +17,8 @@ from jaxtyping import Array, Bool, Float
 from neuroctl.envs.core import AbstractEnv, StepInfo, episode_keys, step_key
 
 Policy = Callable[[Array, Array], Array]  # (obs, key) -> action
+# (carry, obs) -> (carry, action): a policy with memory (neuroctl.policies)
+CarryPolicy = Callable[[Any, Array], tuple[Any, Array]]
 
 
 class Trajectory(eqx.Module):
@@ -67,6 +70,51 @@ def rollout(
         body, (obs, state), steps
     )
     return _trajectory(obs, actions, rewards, dones, infos, final_obs)
+
+
+def closed_loop(
+    env: AbstractEnv,
+    policy: CarryPolicy,
+    carry: Any,
+    key: Array,
+    params=None,
+    remat: bool = True,
+    truncation: int = 0,
+) -> Trajectory:
+    """One episode of a policy with memory, ``policy(carry, obs) -> (carry, action)``.
+
+    What BPTT differentiates: with `remat` every control step is rematerialised
+    (`jax.checkpoint`), so the backward pass stores one env state per control step
+    and recomputes the solver steps inside it; ``truncation > 0`` cuts the gradient
+    through the env state and the carry every `truncation` control steps.
+    """
+    k_reset, k_steps, _ = episode_keys(key)
+    obs, state = env.reset(k_reset, params)
+
+    def body(loop, t):
+        obs, state, carry = loop
+        if truncation:
+            state, carry = _cut_gradient((t % truncation) == 0, (state, carry))
+        carry, action = policy(carry, obs)
+        out = env.step_env(step_key(k_steps, t), state, action, params)
+        return (out[0], out[1], carry), (obs, action, *out[2:])
+
+    body = jax.checkpoint(body) if remat else body
+    (final_obs, _, _), (obs, actions, rewards, dones, infos) = jax.lax.scan(
+        body, (obs, state, carry), jnp.arange(env.n_steps)
+    )
+    return _trajectory(obs, actions, rewards, dones, infos, final_obs)
+
+
+def _cut_gradient(cut: Array, tree: Any) -> Any:
+    """`tree` with `stop_gradient` on its float leaves where `cut`."""
+
+    def leaf(x):
+        if not eqx.is_inexact_array(x):
+            return x
+        return jnp.where(cut, jax.lax.stop_gradient(x), x)
+
+    return jax.tree.map(leaf, tree)
 
 
 def rollout_actions(env: AbstractEnv, key: Array, actions: Array, params=None):

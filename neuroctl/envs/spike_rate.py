@@ -254,6 +254,19 @@ class SpikeRate(AbstractEnv):
         error = next_state.rate - self.target(state, params)  # [Hz]
         return -params.error_cost * error**2 - params.charge_cost * energy.charge
 
+    def action_unit(self) -> str:
+        return "nA"
+
+    def observation_fields(self) -> tuple[tuple[str, str], ...]:
+        return (("v_soma", "mV"), ("rate", "Hz"), ("target_rate", "Hz"), ("t/T", "1"))
+
+    def episode_outcome(self, task: SpikeRateMetrics, alive: Array) -> dict[str, Array]:
+        """Root-mean-square rate error over the episode [Hz] and the mean rate [Hz]."""
+        n = jnp.maximum(jnp.sum(alive), 1)
+        mse = jnp.sum(jnp.where(alive, task.rate_error**2, 0.0)) / n  # [Hz²]
+        mean_rate = jnp.sum(jnp.where(alive, task.rate, 0.0)) / n  # [Hz]
+        return {"rate_rmse_hz": jnp.sqrt(mse), "mean_rate_hz": mean_rate}
+
     def terminal(self, state: SpikeRateState, params) -> Array:
         return state.t >= self.n_steps
 

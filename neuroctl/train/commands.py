@@ -45,6 +45,7 @@ class TrainPlantArgs:
 
 
 def train_plant(args: Annotated[TrainPlantArgs, tyro.conf.arg(name="")]) -> Path:
+    """Train the evidence-integration plant by BPTT (resumable)."""
     import jax
 
     jax.config.update("jax_enable_x64", args.precision == "float64")
@@ -95,6 +96,7 @@ class EvaluatePlantArgs:
 
 
 def evaluate_plant(args: Annotated[EvaluatePlantArgs, tyro.conf.arg(name="")]) -> float:
+    """Accuracy of a shipped plant on held-out trials (reproduces its card)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -134,6 +136,7 @@ class FreezePlantArgs:
 
 
 def freeze_plant(args: Annotated[FreezePlantArgs, tyro.conf.arg(name="")]) -> Path:
+    """Freeze a train-plant checkpoint into a verified plant folder."""
     import jax
 
     jax.config.update("jax_enable_x64", True)

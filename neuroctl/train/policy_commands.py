@@ -152,6 +152,7 @@ def _load_plant(name: str):
 
 
 def train_policy(args: Annotated[TrainPolicyArgs, tyro.conf.arg(name="")]) -> dict:
+    """Train an evidence-gain policy on the shipped plant (the README's main job)."""
     import jax
 
     _check_args(args)
@@ -341,6 +342,7 @@ def _check_shippable(policy) -> None:
 
 
 def evaluate_policy(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> dict:
+    """Evaluate a shipped policy or a train-policy run against g = 1 (held-out)."""
     import jax
 
     if args.trials < 1:
@@ -414,6 +416,7 @@ class ShipPolicyArgs:
 
 
 def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
+    """Freeze a train-policy run into a verified, shippable policy folder."""
     import jax
 
     if args.trials < 1:

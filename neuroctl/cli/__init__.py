@@ -28,6 +28,7 @@ class Demo:
 
 
 def demo(cfg: Annotated[Demo, tyro.conf.arg(name="")]) -> Path:
+    """Simulate a ball-and-stick cell and the shipped plant; write a figure (~20 s)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)  # the shipped plant runs in float64
@@ -65,6 +66,7 @@ def demo(cfg: Annotated[Demo, tyro.conf.arg(name="")]) -> Path:
 
 
 def main() -> None:
+    from neuroctl.cli.train import COMMANDS as train_commands
     from neuroctl.errors import ConfigError
     from neuroctl.io.checkpoints import CheckpointError
     from neuroctl.train.commands import COMMANDS as plant_commands
@@ -72,7 +74,8 @@ def main() -> None:
 
     try:
         tyro.extras.subcommand_cli_from_dict(
-            {**policy_commands, "demo": demo, **plant_commands}, prog="neuroctl"
+            {**train_commands, **policy_commands, "demo": demo, **plant_commands},
+            prog="neuroctl",
         )
     except (ConfigError, CheckpointError) as err:  # bad input: a message, no trace
         raise SystemExit(f"neuroctl: error: {err}") from None

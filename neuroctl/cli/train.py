@@ -1,0 +1,281 @@
+"""``neuroctl train``: BPTT on any registered env, then a held-out comparison.
+
+Thin: parses options, calls `neuroctl.train.runs.train_run`, evaluates its
+best-validated parameters with `neuroctl.train.evaluate` (against the best constant
+action of a sweep, on the same held-out episodes), prints the comparison and writes
+``<out>/metrics.json`` and ``<out>/example_episode.png``.
+"""
+
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import tyro
+
+from neuroctl.errors import bad_value
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """Train a stimulation policy by BPTT on any registered env (resumable).
+
+    The loss is −(the env's episode return): the env's own reward (task outcome
+    and energy terms), the number RL maximises through its Gymnasium face.
+    """
+
+    env: str = "SpikeRate-v0"
+    """Registered env (neuroctl.envs.names(): SpikeRate-v0, SpikeRateBallStick-v0,
+    EvidenceStim-v0, EvidenceStimElectrodes-v0; 'neuroctl/' prefix optional)."""
+    env_option: tuple[str, ...] = ()
+    """Options of the env's factory as key=value (e.g. episode_ms=100
+    pulse_width_ms=0.1 n_electrodes=4); values parse as TOML, else as text."""
+    param: tuple[str, ...] = ()
+    """Scalar env params to override as key=value (e.g. evidence_gain=0.3
+    energy_cost=10), in the param's unit."""
+    policy: Literal["mlp", "gru", "open_loop", "constant"] = "mlp"
+    """Policy: closed-loop MLP / GRU, open-loop time profile, one constant action."""
+    hidden: int = 32
+    """Hidden units of mlp/gru [1]."""
+    n_bins: int = 20
+    """Time bins of open_loop [1]."""
+    init_fraction: float | None = None
+    """Fresh policy's action: low + f·(high − low) of the action space [1];
+    default: the best constant of the sweep (f clipped to [0.02, 0.98])."""
+    precision: Literal["float32", "float64"] = "float32"
+    """Env and policy dtype (the evidence plant was trained in float64)."""
+    seed: int = 0
+    """Policy initialisation and training episodes [1]."""
+    iterations: int = 100
+    """Total iterations to reach [1]."""
+    batch: int = 8
+    """Episodes per gradient step [1]."""
+    lr: float = 0.01
+    """Adam learning rate [1]."""
+    decay_steps: int = 0
+    """Cosine decay of lr to 0.1·lr over this many iterations [1]; 0 = constant."""
+    clip_norm: float = 1.0
+    """Global gradient-norm clip [1]."""
+    truncation: int = 0
+    """Truncated BPTT window [control steps]; 0 = through whole episodes."""
+    out: Path | None = None
+    """Run directory (default: runs/<env>-<policy>)."""
+    resume: bool = False
+    """Continue the run in --out (or re-evaluate it once finished)."""
+    save_every: int = 10
+    """Checkpoint period [iterations]."""
+    eval_episodes: int = 100
+    """Held-out episodes for the final comparison [1]."""
+    sweep_points: int = 9
+    """Constant actions low + f·(high − low), f = 0 … 1, tried for the baseline."""
+    sweep_episodes: int = 32
+    """Validation episodes per sweep point (the pick; not the held-out ones) [1]."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def parse_pairs(option: str, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("a=1", "b=x")`` → ``{"a": 1, "b": "x"}``: TOML values, else text.
+
+    TOML arrays become tuples, as config dataclasses want them.
+    """
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise bad_value(option, pair, "key=value", f"e.g. {option} episode_ms=100.")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        out[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def _check(args: TrainArgs) -> None:
+    bounds = {
+        "iterations": 0,
+        "batch": 1,
+        "hidden": 1,
+        "n_bins": 1,
+        "save_every": 1,
+        "eval_episodes": 1,
+        "sweep_points": 2,
+        "sweep_episodes": 1,
+    }
+    for name, low in bounds.items():
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise bad_value(
+                f"--{name.replace('_', '-')}", value, f"an integer >= {low}", "fix it."
+            )
+
+
+def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
+    """`RunSpec` and `RunOptions` of the command line.
+
+    `init_fraction` is used where ``args.init_fraction`` is None.
+    """
+    from neuroctl.train import bptt
+    from neuroctl.train.runs import RunOptions, RunSpec
+
+    _check(args)
+    name = args.env.removeprefix("neuroctl/")
+    spec = RunSpec(
+        env=name,
+        env_options=parse_pairs("--env-option", args.env_option),
+        env_params=parse_pairs("--param", args.param),
+        policy=args.policy,
+        hidden=args.hidden,
+        n_bins=args.n_bins,
+        init_fraction=(
+            init_fraction if args.init_fraction is None else args.init_fraction
+        ),
+        precision=args.precision,
+        train=bptt.BPTTConfig(
+            seed=args.seed,
+            batch=args.batch,
+            lr=args.lr,
+            decay_steps=args.decay_steps,
+            clip_norm=args.clip_norm,
+            truncation=args.truncation,
+        ),
+    )
+    out = args.out or Path("runs") / f"{name}-{args.policy}"
+    opts = RunOptions(
+        out,
+        args.iterations,
+        args.save_every,
+        resume=args.resume,
+        progress=args.progress,
+    )
+    return spec, opts
+
+
+def train(args: Annotated[TrainArgs, tyro.conf.arg(name="")]) -> dict:
+    """Train a policy by BPTT on any registered env and compare it with constants."""
+    from neuroctl.train.runs import build_env, train_run
+
+    spec, opts = spec_and_options(args)
+    sweep = constant_sweep(*build_env(spec), args, opts.out)
+    best = max(sweep, key=lambda s: s["return"])
+    spec, opts = spec_and_options(args, min(max(best["fraction"], 0.02), 0.98))
+    t0 = time.perf_counter()
+    run = train_run(spec, opts)
+    train_s = time.perf_counter() - t0
+    env, env_params, parts, params = run.env, run.env_params, run.parts, run.best_params
+    report = compare(env, env_params, parts, params, np.asarray(best["action"]), args)
+    report.update(
+        sweep=sweep,
+        spec=spec.as_record(),
+        iterations=int(run.state.step),
+        best_iteration=run.best_iteration,
+        best_validation_return=run.best_return,
+        train_s=round(train_s, 1),
+    )
+    _write_report(opts.out, report)
+    _figure(env, env_params, parts, params, report, opts.out, spec.env)
+    print(format_report(report))
+    return report
+
+
+def constant_sweep(env, env_params, args: TrainArgs, out: Path) -> list[dict]:
+    """The constant-action sweep on validation episodes (cached in out/sweep.json)."""
+    from neuroctl.io.runs import read_json, write_json_atomic
+    from neuroctl.train import evaluate as ev
+
+    settings = {
+        "env": args.env.removeprefix("neuroctl/"),
+        "env_option": list(args.env_option),
+        "param": list(args.param),
+        "precision": args.precision,
+        "sweep_points": args.sweep_points,
+        "sweep_episodes": args.sweep_episodes,
+    }
+    cached = read_json(out / "sweep.json")
+    if cached is not None and cached.get("settings") == settings:
+        return cached["sweep"]
+    fractions = [float(f) for f in np.linspace(0.0, 1.0, args.sweep_points)]
+    _, sweep = ev.best_constant(
+        env, env_params, fractions, args.sweep_episodes, args.progress
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "sweep.json", {"settings": settings, "sweep": sweep})
+    return sweep
+
+
+def compare(env, env_params, parts, params, best, args: TrainArgs) -> dict:
+    """Trained policy and the best constant `best` on the same held-out episodes."""
+    from neuroctl.train import evaluate as ev
+
+    keys = ev.evaluation_keys(args.eval_episodes)
+    pol = ev.run_policy(env, env_params, parts, params, keys, progress=args.progress)
+    const = ev.run_constant(
+        env, env_params, best, keys, progress=args.progress, desc="best constant"
+    )
+    return {
+        "eval_episodes": args.eval_episodes,
+        "policy": ev.summarise(pol),
+        "best_constant": {"action": best.tolist(), **ev.summarise(const)},
+    }
+
+
+def _write_report(out: Path, report: dict) -> None:
+    from neuroctl.io.runs import write_json_atomic
+    from neuroctl.train.ship import provenance
+
+    report["provenance"] = provenance()
+    write_json_atomic(out / "metrics.json", report)
+
+
+def _figure(env, env_params, parts, params, report, out: Path, name: str) -> None:
+    from neuroctl.io import save_figure
+    from neuroctl.plotting.episode import episode_figure
+    from neuroctl.train.evaluate import episode_traces, evaluation_keys
+
+    key = evaluation_keys(1)[0]
+    best = np.asarray(report["best_constant"]["action"])
+    runs = {
+        "trained policy": episode_traces(env, env_params, key, parts, params),
+        "best constant": episode_traces(env, env_params, key, action=best),
+    }
+    t_ms = np.arange(env.n_steps) * env.config.control_ms  # start of each period
+    fields = env.observation_fields()
+    keep = [j for j, (field, _) in enumerate(fields) if field != "t/T"]
+    runs = {k: (a, o[:, keep]) for k, (a, o) in runs.items()}
+    fig = episode_figure(
+        t_ms,
+        runs,
+        tuple(fields[j] for j in keep),
+        env.action_unit(),
+        f"{name}: one held-out episode (actions from each period's start)",
+    )
+    save_figure(fig, out / "example_episode.png")
+
+
+def format_report(report: dict) -> str:
+    """The comparison as a few aligned lines."""
+    lines = [
+        f"held-out episodes: {report['eval_episodes']}; policy parameters of "
+        f"iteration {report['best_iteration']} (best validation return "
+        f"{report['best_validation_return']:+.5g})"
+    ]
+    for label, key in (
+        ("trained policy", "policy"),
+        ("best constant", "best_constant"),
+    ):
+        s = report[key]
+        extra = ""
+        if "accuracy" in s:
+            lo, hi = s["accuracy_ci95"]
+            extra = f"  accuracy {s['correct']}/{s['episodes']} [{lo:.3f}, {hi:.3f}]"
+        lines.append(
+            f"{label:>15}: return {s['return']:+.5g} ± {s['return_sem']:.2g}  "
+            f"power {s['current_power']:.4g} nA²  charge {s['charge']:.4g} pC{extra}"
+        )
+    return "\n".join(lines)
+
+
+COMMANDS = {"train": train}

@@ -1,0 +1,198 @@
+"""Held-out evaluation for any env × policy, and the best constant action by a sweep.
+
+Episodes come from ``split(key(EVAL_SEED), n)`` (`evaluation_keys`), disjoint from
+every training key; everything compared runs on the same episodes. Per episode:
+
+* ``return`` — Σ reward up to the first ``done`` [1] (the objective; higher is
+  better);
+* ``current_power`` — mean over control steps of the step's mean ``I²`` [nA²];
+* ``charge`` — injected charge Σ |I|·dt [pC];
+* ``action_sq`` — mean over control steps of the mean squared action
+  [action units²];
+* ``diverged`` — the simulation diverged [bool];
+* the env's task outcome (`AbstractEnv.episode_outcome`, e.g. ``correct``,
+  ``rate_rmse_hz``).
+
+`summarise` averages them; an outcome named ``correct`` is also reported as an
+accuracy with its 95 % Wilson interval.
+"""
+
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuroctl.envs.core import AbstractEnv
+from neuroctl.envs.rollout import Trajectory, closed_loop, episode_return
+from neuroctl.policies.base import Parts, merge
+from neuroctl.train.bptt import EVAL_SEED, VALIDATION_SEED
+from neuroctl.typing import Array
+
+
+def evaluation_keys(n: int, seed: int = EVAL_SEED) -> Array:
+    """Keys of the held-out episodes: ``split(key(seed), n)``."""
+    return jax.random.split(jax.random.key(seed), n)
+
+
+def episode_stats(env: AbstractEnv, traj: Trajectory) -> dict[str, Array]:
+    """The per-episode numbers listed in the module docstring."""
+    alive = traj.alive
+    n = jnp.maximum(jnp.sum(alive), 1)
+    info = traj.infos
+    action_sq = jnp.mean(info.action.reshape(alive.shape[0], -1) ** 2, axis=-1)
+    return {
+        "return": episode_return(traj),
+        "current_power": jnp.sum(jnp.where(alive, info.current_power, 0.0)) / n,
+        "charge": jnp.sum(jnp.where(alive, info.charge, 0.0)),
+        "action_sq": jnp.sum(jnp.where(alive, action_sq, 0.0)) / n,
+        "diverged": jnp.any(info.diverged),
+        **env.episode_outcome(info.task, alive),
+    }
+
+
+@eqx.filter_jit
+def _policy_chunk(env, env_params, parts: Parts, params, keys):
+    def one(key):
+        policy = merge(parts, params)
+        traj = closed_loop(
+            env,
+            lambda c, o: merge(parts, params)(c, o),
+            policy.initial_carry(),
+            key,
+            env_params,
+            remat=False,
+        )
+        return episode_stats(env, traj)
+
+    return jax.vmap(one)(keys)
+
+
+@eqx.filter_jit
+def _constant_chunk(env, env_params, action, keys):
+    def one(key):
+        traj = closed_loop(
+            env, lambda c, o: (c, action), jnp.zeros(0), key, env_params, remat=False
+        )
+        return episode_stats(env, traj)
+
+    return jax.vmap(one)(keys)
+
+
+def _chunked(fn, keys: Array, chunk: int, progress: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    out = []
+    starts = range(0, len(keys), chunk)
+    for lo in tqdm(starts, disable=not progress, unit="chunk", desc=desc):
+        out.append(jax.device_get(fn(keys[lo : lo + chunk])))
+    return {k: np.concatenate([np.asarray(o[k]) for o in out]) for k in out[0]}
+
+
+def run_policy(
+    env, env_params, parts: Parts, params, keys, chunk=64, progress=False, desc=None
+):
+    """Per-episode stats (NumPy arrays) of a split policy on `keys`."""
+    params_ = env.prepare_params(env_params)
+    return _chunked(
+        lambda k: _policy_chunk(env, params_, parts, params, k),
+        keys,
+        chunk,
+        progress,
+        desc or "policy",
+    )
+
+
+def run_constant(
+    env, env_params, action, keys, chunk=64, progress=False, desc=None
+) -> dict:
+    """Per-episode stats of the constant `action` [action units] on `keys`."""
+    params_ = env.prepare_params(env_params)
+    a = jnp.asarray(action, env.config.jnp_dtype)
+    return _chunked(
+        lambda k: _constant_chunk(env, params_, a, k),
+        keys,
+        chunk,
+        progress,
+        desc or "constant",
+    )
+
+
+def summarise(stats: dict) -> dict:
+    """Means over episodes (and the accuracy with its Wilson interval) as a dict."""
+    n = len(stats["return"])
+    out = {"episodes": n}
+    for k, v in stats.items():
+        v = np.asarray(v, np.float64)
+        out[k] = float(np.sum(v)) if k == "diverged" else float(np.mean(v))
+    out["return_sem"] = float(np.std(stats["return"]) / math.sqrt(max(n - 1, 1)))
+    if "correct" in stats:
+        correct = int(round(float(np.sum(stats["correct"]))))
+        out["correct"] = correct
+        out["accuracy"] = correct / n
+        out["accuracy_ci95"] = wilson_interval(correct, n)
+    return out
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial proportion."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = correct / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def constant_actions(env: AbstractEnv, env_params, fractions: Sequence[float]):
+    """Actions ``low + f·(high − low)`` for each fraction `f` [action units]."""
+    space = env.action_space(env.prepare_params(env_params))
+    low, high = np.asarray(space.low, float), np.asarray(space.high, float)
+    return [low + f * (high - low) for f in fractions]
+
+
+def best_constant(
+    env, env_params, fractions: Sequence[float], n_episodes: int, progress=False
+) -> tuple[np.ndarray, list[dict]]:
+    """The constant action with the highest mean return on validation episodes.
+
+    Sweeps ``low + f·(high − low)`` over `fractions` (the box's diagonal; for a
+    symmetric box ``f = 0.5`` is no stimulation) on `n_episodes` episodes from
+    ``key(VALIDATION_SEED)`` (neither training nor held-out ones).
+
+    Returns:
+        The best action and the sweep (fraction, action, summary) per point.
+    """
+    keys = evaluation_keys(n_episodes, VALIDATION_SEED)
+    sweep = []
+    actions = constant_actions(env, env_params, fractions)
+    for f, a in zip(fractions, actions, strict=True):
+        stats = run_constant(env, env_params, a, keys, progress=progress, desc=f"f={f}")
+        sweep.append({"fraction": f, "action": a.tolist(), **summarise(stats)})
+    best = max(sweep, key=lambda s: s["return"])
+    return np.asarray(best["action"]), sweep
+
+
+def episode_traces(
+    env, env_params, key, parts: Parts | None = None, params=None, action=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Applied actions ``(T, n_act)`` and observations ``(T, n_obs)`` of one episode.
+
+    Of the split policy ``(parts, params)``, or of the constant `action`. The
+    observations are those each action was chosen from.
+    """
+    params_ = env.prepare_params(env_params)
+    if parts is not None:
+        policy = merge(parts, params)
+        fn, carry = (lambda c, o: merge(parts, params)(c, o)), policy.initial_carry()
+    else:
+        a = jnp.asarray(action, env.config.jnp_dtype)
+        fn, carry = (lambda c, o: (c, a)), jnp.zeros(0)
+    traj = eqx.filter_jit(
+        lambda k: closed_loop(env, fn, carry, k, params_, remat=False)
+    )(key)
+    acts = np.asarray(traj.infos.action).reshape(env.n_steps, -1)
+    return acts, np.asarray(traj.obs)

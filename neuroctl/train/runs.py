@@ -1,0 +1,285 @@
+"""A BPTT run on any registered env, at the edge: build, train, resume, reload.
+
+`RunSpec` names everything that fixes a run's maths: the env (registered name,
+`make` options, overrides of scalar env params), the policy (kind and size), the
+precision and the `BPTTConfig`. `train_run` trains it in a run directory
+(`neuroctl.io.runs.RunDir`: config.json, Orbax checkpoints, JSONL log, progress
+bar) and resumes bit-identically; `load_run` rebuilds env and trained policy.
+"""
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from neuroctl.envs.core import AbstractEnv
+from neuroctl.envs.registry import make
+from neuroctl.errors import ConfigError, bad_value
+from neuroctl.io.runs import RunDir, read_log, read_record
+from neuroctl.policies.base import Parts, split
+from neuroctl.policies.networks import POLICY_KINDS, PolicyIO, build_policy
+from neuroctl.train import bptt
+
+Precision = Literal["float32", "float64"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that fixes a run's maths (JSON-able through `as_record`)."""
+
+    env: str  # a registered env name, e.g. "SpikeRate-v0" (or "neuroctl/<name>")
+    env_options: dict[str, Any] = field(default_factory=dict)  # `make` keywords
+    env_params: dict[str, float] = field(default_factory=dict)  # scalar overrides
+    policy: str = "mlp"  # one of POLICY_KINDS
+    hidden: int = 32  # hidden units of mlp/gru [1]
+    n_bins: int = 20  # bins of open_loop [1]
+    init_fraction: float = 0.5  # fresh action: low + f·(high − low) [1]
+    precision: Precision = "float32"  # env and policy dtype
+    train: bptt.BPTTConfig = bptt.BPTTConfig()
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICY_KINDS:
+            raise bad_value(
+                "policy", self.policy, f"one of {POLICY_KINDS}", "pick one."
+            )
+        if self.precision not in ("float32", "float64"):
+            raise bad_value(
+                "precision", self.precision, "'float32' or 'float64'", "pick one."
+            )
+        if "dtype" in self.env_options:
+            raise bad_value(
+                "env_options.dtype",
+                self.env_options["dtype"],
+                "no dtype option (the run's precision sets it)",
+                "use --precision.",
+            )
+
+    def as_record(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> "RunSpec":
+        fields = dict(record)
+        fields["train"] = bptt.BPTTConfig(**fields["train"])
+        fields["env_options"] = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in fields["env_options"].items()
+        }
+        return cls(**fields)
+
+
+def set_precision(precision: Precision) -> None:
+    """Turn on JAX's float64 where the run needs it (before any array is made)."""
+    if precision == "float64" and not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+
+
+def build_env(spec: RunSpec) -> tuple[AbstractEnv, Any]:
+    """The env of `spec` and its params (defaults with the overrides applied)."""
+    set_precision(spec.precision)
+    env = make(spec.env, dtype=spec.precision, **spec.env_options)
+    return env, env.prepare_params(override_params(env.default_params, spec.env_params))
+
+
+def override_params(params, overrides: dict[str, float]):
+    """`params` with scalar fields replaced (``{"evidence_gain": 0.3}``)."""
+    valid = sorted(
+        f.name
+        for f in dataclasses.fields(params)
+        if np.ndim(getattr(params, f.name)) == 0 and getattr(params, f.name) is not None
+    )
+    for name, value in overrides.items():
+        if name not in valid:
+            raise bad_value(
+                f"env param {name!r}",
+                value,
+                f"one of the env's scalar params {valid}",
+                "check the name (see the env's Params class).",
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad_value(f"env param {name!r}", value, "a number", "pass a number.")
+        params = eqx.tree_at(lambda p, n=name: getattr(p, n), params, float(value))
+    return params
+
+
+def new_policy(spec: RunSpec, io: PolicyIO, env: AbstractEnv):
+    """The fresh policy of `spec` for an env with interface `io`."""
+    return build_policy(
+        spec.policy,
+        io,
+        seed=spec.train.seed,
+        hidden=spec.hidden,
+        n_bins=spec.n_bins,
+        init_fraction=spec.init_fraction,
+        dtype=env.config.jnp_dtype,
+    )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how often a run writes (no influence on the maths)."""
+
+    out: Path  # run directory
+    iterations: int  # total iterations to reach [1]
+    save_every: int = 10  # checkpoint period [iterations]
+    keep: int = 2  # checkpoints kept [1]
+    resume: bool = False  # continue from the newest checkpoint in `out`
+    progress: bool = True  # show a tqdm bar
+    validate_every: int = 10  # validation period [iterations]
+    validate_episodes: int = 16  # fixed validation episodes [1]
+
+
+class Trained(NamedTuple):
+    """What `train_run` returns.
+
+    Attributes:
+        env, env_params: the run's env and its params.
+        parts: the policy's graph (`neuroctl.policies.base.split`).
+        state: the final `bptt.TrainState`.
+        best_params: the parameters with the best validation return.
+        best_iteration: the iteration they come from [1].
+        best_return: their mean validation return [1].
+    """
+
+    env: AbstractEnv
+    env_params: Any
+    parts: Parts
+    state: bptt.TrainState
+    best_params: dict
+    best_iteration: int
+    best_return: float
+
+
+def train_run(spec: RunSpec, opts: RunOptions) -> Trained:
+    """Train (or resume) `spec` in `opts.out`, keeping the best-validated params."""
+    env, env_params = build_env(spec)
+    compare = {"spec": spec.as_record()}
+    with RunDir(opts.out, compare, opts.resume, opts.keep, compare) as run:
+        io = _run_io(run, env, env_params, spec)
+        parts, params = split(new_policy(spec, io, env))
+        state, notes = run.restore(bptt.init_state(params, spec.train))
+        for note in notes:
+            print(f"neuroctl: {note}; using an older checkpoint")
+        step_fn = bptt.make_train_step(env, env_params, parts, spec.train)
+        keys = bptt.validation_keys(opts.validate_episodes)
+        validate = bptt.make_validation(env, env_params, parts, keys)
+        best = _Best(run, validate, state)
+        if best.step is None:  # a fresh run: the starting point is a candidate
+            best.check(state)
+        state = _fit(run, step_fn, state, opts, best)
+    return Trained(env, env_params, parts, state, *best.result())
+
+
+class _Best:
+    """The best-validated params of a run so far (resumes from its run dir)."""
+
+    def __init__(self, run: RunDir, validate, state: bptt.TrainState):
+        self.run, self.validate = run, validate
+        self.params, self.step = run.restore_best(state.params)
+        logged = [r for r in read_log(run.out / "log.jsonl") if "val_return" in r]
+        self.value = max((r["val_return"] for r in logged), default=-math.inf)
+        if self.step is None:
+            self.params = state.params
+
+    def check(self, state: bptt.TrainState) -> float:
+        """Validate `state`'s params; keep them if they are the best so far."""
+        value = float(self.validate(state.params))
+        if value > self.value or self.step is None:
+            self.value, self.params, self.step = value, state.params, int(state.step)
+            self.run.save_best(self.step, state.params)
+        return value
+
+    def result(self) -> tuple[dict, int, float]:
+        return self.params, int(self.step), float(self.value)
+
+
+def _run_io(run: RunDir, env, env_params, spec: RunSpec) -> PolicyIO:
+    """The saved `PolicyIO` of a resumed run, else measured and recorded."""
+    if "io" in run.record:
+        return PolicyIO(**{k: _tuple(v) for k, v in run.record["io"].items()})
+    io = policy_io_for(env, env_params, spec)
+    run.record = dict(run.record, io=dataclasses.asdict(io))
+    run.write_json("config.json", run.record)
+    return io
+
+
+def policy_io_for(env, env_params, spec: RunSpec) -> PolicyIO:
+    return bptt.policy_io(env, env_params, spec.init_fraction)
+
+
+def _tuple(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _fit(run: RunDir, step_fn, state, opts: RunOptions, best: _Best):
+    from tqdm.auto import tqdm
+
+    start = int(state.step)
+    bar = tqdm(
+        total=opts.iterations,
+        initial=start,
+        disable=not opts.progress,
+        unit="it",
+        desc="train",
+        dynamic_ncols=True,
+    )
+    try:
+        while int(state.step) < opts.iterations:
+            t0 = time.perf_counter()
+            state, metrics = step_fn(state)
+            values = {k: float(v) for k, v in jax.device_get(metrics._asdict()).items()}
+            i = int(state.step)
+            if i % opts.validate_every == 0 or i == opts.iterations:
+                values["val_return"] = best.check(state)
+            run.log(i, values, time.perf_counter() - t0)
+            bar.set_postfix(
+                ret=f"{values['episode_return']:.4g}", best=f"{best.value:.4g}"
+            )
+            bar.update(1)
+            if i % opts.save_every == 0:
+                run.save(i, state)
+        if run.latest_step() != int(state.step):
+            run.save(int(state.step), state, force=True)
+    finally:
+        bar.close()
+    return state
+
+
+def load_run(out: Path, best: bool = True):
+    """``(spec, env, env_params, parts, params)`` of a run.
+
+    The params are its best-validated ones (with ``best=False``, or if none were
+    saved, its newest checkpoint's).
+    """
+    record = read_record(out)
+    try:
+        spec = RunSpec.from_record(record["spec"])
+        io = PolicyIO(**{k: _tuple(v) for k, v in record["io"].items()})
+    except (KeyError, TypeError) as err:
+        raise ConfigError(
+            f"run: {out}/config.json lacks {err}; pass a run directory written by "
+            "`neuroctl train`."
+        ) from None
+    env, env_params = build_env(spec)
+    parts, params = split(new_policy(spec, io, env))
+    with RunDir(out, {"spec": record["spec"]}, resume=True, write=False) as run:
+        state, _ = run.restore(bptt.init_state(params, spec.train))
+        best_params, step = run.restore_best(state.params)
+    return spec, env, env_params, parts, best_params if best else state.params
+
+
+__all__ = [
+    "Parts",
+    "RunOptions",
+    "RunSpec",
+    "build_env",
+    "load_run",
+    "override_params",
+    "train_run",
+]

@@ -1,0 +1,123 @@
+"""`neuroctl train`: any registered env, a report, resumable, clear errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neuroctl.cli.train import TrainArgs, parse_pairs, train
+from neuroctl.errors import ConfigError
+
+TINY = {
+    "iterations": 2,
+    "batch": 2,
+    "eval_episodes": 4,
+    "sweep_points": 3,
+    "sweep_episodes": 2,
+    "progress": False,
+}
+SHORT_TRIAL = ("plant=untrained", "trial_ms=10.0", "response_window_ms=[8.0, 10.0]")
+OPTIONS = {
+    "SpikeRate-v0": ("episode_ms=10.0",),
+    "SpikeRateBallStick-v0": ("episode_ms=10.0",),
+    "EvidenceStim-v0": SHORT_TRIAL,
+    "EvidenceStimElectrodes-v0": (*SHORT_TRIAL, "pulse_width_ms=0.1"),
+}
+
+
+@pytest.mark.parametrize("env", sorted(OPTIONS))
+def test_train_runs_on_every_registered_env(env, tmp_path):
+    report = train(TrainArgs(env=env, env_option=OPTIONS[env], out=tmp_path, **TINY))
+    assert report["iterations"] == 2
+    for key in ("policy", "best_constant"):
+        assert np.isfinite(report[key]["return"])
+    if env.startswith("Evidence"):
+        assert 0 <= report["policy"]["accuracy"] <= 1
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["spec"]["env"] == env
+    assert (tmp_path / "example_episode.png").stat().st_size > 10_000
+    best = max(saved["sweep"], key=lambda s: s["return"])
+    assert saved["best_constant"]["action"] == best["action"]
+
+
+def _cli(*args, tmp_path):
+    return subprocess.run(
+        [sys.executable, "-m", "neuroctl.cli", "train", *args, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+
+
+def test_cli_trains_resumes_and_reports(tmp_path):
+    args = ["--env", "neuroctl/SpikeRate-v0", "--env-option", "episode_ms=10"]
+    args += ["--iterations", "2", "--batch", "2", "--eval-episodes", "4"]
+    args += ["--sweep-points", "3", "--sweep-episodes", "2", "--out", "run"]
+    first = _cli(*args, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "trained policy: return" in first.stdout
+    again = _cli(*args, tmp_path=tmp_path)  # finished run without --resume
+    assert again.returncode != 0 and "--resume" in again.stderr
+    assert "Traceback" not in again.stderr
+    more = _cli(
+        *args[:-4], "--iterations", "3", "--out", "run", "--resume", tmp_path=tmp_path
+    )
+    assert more.returncode == 0, more.stderr
+    assert (
+        json.loads((tmp_path / "run" / "metrics.json").read_text())["iterations"] == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "nope=1"], "env param 'nope'"),
+        (["--env-option", "colour=blue"], "unknown options ['colour']"),
+        (["--env", "Nope-v0"], "registered envs are"),
+        (["--iterations", "-1"], "--iterations"),
+        (["--env-option", "episode_ms"], "key=value"),
+    ],
+)
+def test_bad_options_are_one_clear_line(args, message, tmp_path):
+    res = _cli("--env-option", "episode_ms=10", *args, "--out", "r", tmp_path=tmp_path)
+    assert res.returncode != 0
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_pairs_parse_as_toml_values_else_text():
+    got = parse_pairs("--x", ("a=1", "b=0.5", "c=true", "d=[1, 2]", "e=sign"))
+    assert got == {"a": 1, "b": 0.5, "c": True, "d": (1, 2), "e": "sign"}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_pairs("--x", ("=3",))
+
+
+def test_every_subcommand_has_a_summary():
+    res = subprocess.run(
+        [sys.executable, "-m", "neuroctl.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert res.returncode == 0
+    names = ["train", "train-policy", "evaluate", "ship-policy", "demo"]
+    names += ["train-plant", "evaluate-plant", "freeze-plant"]
+    for name in names:
+        line = next(x for x in res.stdout.splitlines() if f"• {name} " in x)
+        assert len(line.split(f"• {name}")[1].strip(" │")) > 10, line
+
+
+def test_the_readme_training_snippet_runs(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text.split("## Train a policy on any env")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "runs" / "readme-example" / "log.jsonl").exists()
