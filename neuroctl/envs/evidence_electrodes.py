@@ -28,6 +28,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from neuroctl.envs.actuators import BiphasicPulse, held_currents
 from neuroctl.envs.core import (
     AbstractEnv,
     AbstractEnvParams,
@@ -94,70 +95,6 @@ def electrode_weights(layout: ElectrodeLayout, n_cells: int) -> np.ndarray:
     electrodes = layout.electrode_positions()  # [µm]
     d2 = np.sum((cells[:, None, :] - electrodes[None, :, :]) ** 2, axis=-1)  # [µm²]
     return np.exp(-d2 / (2.0 * layout.length_constant_um**2))  # [1]
-
-
-@dataclass(frozen=True)
-class BiphasicPulse:
-    """Charge-balanced biphasic pulse per control period (an action transform).
-
-    Amplitude ``a`` [nA] of an electrode → ``+a`` for `pulse_width_ms`, then ``−a``
-    for `pulse_width_ms`, then 0 for the rest of the control period: zero net charge
-    per control step. Currents are signed as they enter the cells (positive
-    depolarises), so the leading phase is the stimulating (cathodic) one and the
-    trailing phase the charge-recovering (anodic) one; ``a < 0`` flips both.
-    """
-
-    pulse_width_ms: float = 0.1  # width of each phase [ms]
-
-    def __post_init__(self) -> None:
-        w = self.pulse_width_ms
-        if not (isinstance(w, (int, float)) and math.isfinite(w) and w > 0):
-            raise bad_value(
-                "pulse_width_ms", w, "a finite number > 0 [ms]", "e.g. 0.1."
-            )
-
-    def phase_steps(self, config: ControlConfig) -> int:
-        """Solver steps per phase [1]; checks the pulse fits the control period."""
-        ratio = self.pulse_width_ms / config.dt
-        steps = round(ratio)
-        if steps < 1 or abs(ratio - steps) > 1e-6 * ratio:
-            raise bad_value(
-                "pulse_width_ms",
-                self.pulse_width_ms,
-                f"a whole multiple of dt={config.dt} [ms]",
-                "round it to whole solver steps.",
-            )
-        if 2 * steps > config.substeps:
-            raise bad_value(
-                "pulse_width_ms",
-                self.pulse_width_ms,
-                f"at most control_ms / 2 = {config.control_ms / 2} [ms] (two phases)",
-                "shorten the pulse or lengthen control_ms.",
-            )
-        return steps
-
-    def waveform(self, config: ControlConfig) -> np.ndarray:
-        """Unit waveform ``(substeps,)`` [1]: +1, then −1, then 0."""
-        n = self.phase_steps(config)
-        shape = np.zeros(config.substeps)
-        shape[:n], shape[n : 2 * n] = 1.0, -1.0
-        return shape
-
-    def __call__(self, amplitude: ArrayLike, config: ControlConfig) -> Array:
-        """Electrode currents ``(substeps, K)`` [nA] for amplitudes ``(K,)`` [nA]."""
-        return biphasic_currents(amplitude, self.waveform(config))
-
-
-def biphasic_currents(amplitude: ArrayLike, waveform: ArrayLike) -> Array:
-    """``waveform[t] · amplitude[k]``: currents ``(substeps, K)`` [nA]."""
-    amplitude = jnp.asarray(amplitude)
-    return jnp.asarray(waveform, amplitude.dtype)[:, None] * amplitude[None, :]
-
-
-def held_currents(amplitude: ArrayLike, config: ControlConfig) -> Array:
-    """The action held over the control period: currents ``(substeps, K)`` [nA]."""
-    amplitude = jnp.asarray(amplitude)
-    return jnp.broadcast_to(amplitude, (config.substeps, amplitude.shape[0]))
 
 
 class EvidenceStimElectrodesParams(AbstractEnvParams):

@@ -273,3 +273,44 @@ class SpikeRate(AbstractEnv):
     def metrics(self, state, next_state, params) -> SpikeRateMetrics:
         error = next_state.rate - self.target(state, params)
         return SpikeRateMetrics(rate=next_state.rate, rate_error=error)
+
+
+def spike_rate_control(
+    config: ControlConfig | None = None, cell: CellKind = "single"
+) -> "ControlEnv":  # noqa: F821 — imported below to keep the module light
+    """`SpikeRate` as a composed `ControlEnv` (same plant, action, reward, obs).
+
+    The soma current is a `SiteCurrents` actuator on ``[0, 0.5]`` nA, the rate
+    profile a `RateTracking` task, the charge an `EnergyCost(charge=0.1)`; episodes
+    start at −65 ± 2 mV. Step for step it equals `SpikeRate` to float rounding
+    (tests/envs/test_control.py).
+    """
+    from neuroctl.envs.actuators import SiteCurrents
+    from neuroctl.envs.control import ControlEnv
+    from neuroctl.envs.objectives import EnergyCost
+    from neuroctl.envs.tasks import RateTracking
+    from neuroctl.plants.base import Plant
+
+    legacy = SpikeRate(config, cell)
+    defaults = legacy.default_params
+    plant = Plant.from_network(
+        legacy.network, inputs=("soma",), readouts=("v_soma",), name=f"hh_{cell}"
+    )
+    task = RateTracking(
+        readout=0,
+        target_rate=defaults.target_rate,
+        error_cost=defaults.error_cost,
+        rate_tau=defaults.rate_tau,
+        spike_threshold=defaults.spike_threshold,
+        spike_slope=defaults.spike_slope,
+    )
+    return ControlEnv.build(
+        plant,
+        SiteCurrents.on(plant, ["soma"], low=0.0, high=defaults.i_max),
+        task,
+        EnergyCost(charge=defaults.charge_cost),
+        observe=("v_soma", "rate", "target_rate", "t/T"),
+        config=legacy.config,
+        v_init_jitter=float(defaults.v_init_jitter),
+        name=f"SpikeRate ({cell})",
+    )

@@ -1,0 +1,171 @@
+"""Tasks: the job a plant is stimulated for, seen through its readouts.
+
+A task keeps its own state (a rate estimate, accumulators), updated every solver
+step from the plant's readout voltages [mV]; it pays a reward per control step, may
+expose named fields to the observation, and summarises an episode. Array fields are
+leaves (targets, costs: vmap or differentiate over them); the rest is static.
+
+* `NoTask`: nothing to do (the objective is the energy cost alone).
+* `RateTracking`: make one readout fire at a target rate profile (SpikeRate's task).
+"""
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuroctl.envs.core import check_value
+from neuroctl.typing import Array, ArrayLike
+
+PyTree = Any
+
+
+class AbstractTask(eqx.Module):
+    """What a plant is stimulated for (see the module docstring)."""
+
+    @abc.abstractmethod
+    def init(self, dtype) -> PyTree:
+        """The task state at the start of an episode."""
+
+    @abc.abstractmethod
+    def substep(self, state: PyTree, v_old: Array, v_new: Array, dt: float) -> PyTree:
+        """Update after one solver step of `dt` [ms]; readouts before/after [mV]."""
+
+    @abc.abstractmethod
+    def reward(self, state: PyTree, next_state: PyTree, t: Array) -> Array:
+        """The task's reward for control step `t` (`state` → `next_state`) [1]."""
+
+    @abc.abstractmethod
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        """``(name, unit)`` of the fields the task can show the observation."""
+
+    @abc.abstractmethod
+    def observe(self, state: PyTree, t: Array) -> dict[str, Array]:
+        """Values of `fields` at the start of control step `t`."""
+
+    @abc.abstractmethod
+    def bounds(self, dt: float) -> dict[str, tuple[ArrayLike, ArrayLike]]:
+        """``name -> (low, high)`` of each field, finite (solver step `dt` [ms])."""
+
+    @abc.abstractmethod
+    def metrics(self, state: PyTree, next_state: PyTree, t: Array) -> PyTree:
+        """Per-step metrics (a small module of scalars) for ``info.task``."""
+
+    @abc.abstractmethod
+    def outcome(self, metrics: PyTree, alive: Array) -> dict[str, Array]:
+        """Per-episode summary from the stacked `metrics` of its alive steps."""
+
+
+class NoTask(AbstractTask):
+    """No task: no state, no reward, no fields."""
+
+    def init(self, dtype) -> PyTree:
+        return ()
+
+    def substep(self, state, v_old, v_new, dt):
+        return state
+
+    def reward(self, state, next_state, t) -> Array:
+        return jnp.zeros(())
+
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def observe(self, state, t) -> dict[str, Array]:
+        return {}
+
+    def bounds(self, dt: float) -> dict:
+        return {}
+
+    def metrics(self, state, next_state, t):
+        return None
+
+    def outcome(self, metrics, alive) -> dict[str, Array]:
+        return {}
+
+
+class RateMetrics(eqx.Module):
+    """``info.task`` of `RateTracking`: rate [Hz] and its error [Hz] after the step."""
+
+    rate: Array
+    rate_error: Array
+
+
+class RateTracking(AbstractTask):
+    """One readout must fire at ``target_rate[t]``; reward −error_cost·(r − target)².
+
+    Firing-rate estimate (differentiable): with ``x(v) = sigmoid((v − θ)/s)`` at the
+    readout, every solver step adds ``max(x(v_new) − x(v_old), 0)`` spikes (≈ 1 per
+    full spike) to an exponential filter of time constant ``τ``::
+
+        r ← r · exp(−dt/τ) + (1000/τ) · max(Δx, 0)        [Hz; dt, τ in ms]
+
+    Attributes:
+        readout: index of the readout that must fire (static).
+        target_rate: target per control step, ``(n_steps,)`` [Hz].
+        error_cost: weight of the squared rate error [1/Hz²].
+        rate_tau: time constant τ of the estimate [ms].
+        spike_threshold: midpoint θ of the spike sigmoid [mV].
+        spike_slope: width s of the spike sigmoid [mV].
+    """
+
+    readout: int = eqx.field(static=True)
+    target_rate: ArrayLike
+    error_cost: ArrayLike = 1e-4  # [1/Hz²]
+    rate_tau: ArrayLike = 30.0  # [ms]
+    spike_threshold: ArrayLike = -20.0  # [mV]
+    spike_slope: ArrayLike = 2.0  # [mV]
+
+    def __check_init__(self) -> None:
+        check_value("target_rate", self.target_rate, lambda x: np.all(x >= 0), ">= 0")
+        check_value("error_cost", self.error_cost, lambda x: np.all(x >= 0), ">= 0")
+        for name in ("rate_tau", "spike_slope"):
+            check_value(name, getattr(self, name), lambda x: np.all(x > 0), "> 0")
+
+    def init(self, dtype) -> Array:
+        return jnp.zeros((), dtype)  # rate [Hz]
+
+    def substep(self, rate, v_old, v_new, dt):
+        def level(v):  # soft "in a spike" indicator [1]
+            return jax.nn.sigmoid((v - self.spike_threshold) / self.spike_slope)
+
+        spikes = jax.nn.relu(level(v_new[self.readout]) - level(v_old[self.readout]))
+        decay = jnp.exp(-dt / self.rate_tau)  # [1]
+        return rate * decay + (1000.0 / self.rate_tau) * spikes  # [Hz]
+
+    def target(self, t: Array) -> Array:
+        """Target rate [Hz] of control step `t` (the last one after the end)."""
+        n = jnp.shape(self.target_rate)[0]
+        return self.target_rate[jnp.minimum(t, n - 1)]
+
+    def reward(self, rate, next_rate, t) -> Array:
+        return -self.error_cost * (next_rate - self.target(t)) ** 2
+
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return (("rate", "Hz"), ("target_rate", "Hz"))
+
+    def observe(self, rate, t) -> dict[str, Array]:
+        return {"rate": rate, "target_rate": self.target(t)}
+
+    def bounds(self, dt: float) -> dict:
+        """Rate: ≤ ``1.001·(1000/τ)/(1 − e^{−dt/τ})``; target: its maximum [Hz].
+
+        (The rate bound is one spike per solver step, plus 0.1 %.)
+        """
+        tau = jnp.asarray(self.rate_tau)
+        rate_max = 1.001 * (1000.0 / tau) / -jnp.expm1(-dt / tau)  # [Hz]
+        target_max = jnp.max(jnp.asarray(self.target_rate))  # [Hz]
+        return {"rate": (0.0, rate_max), "target_rate": (0.0, target_max)}
+
+    def metrics(self, rate, next_rate, t) -> RateMetrics:
+        return RateMetrics(rate=next_rate, rate_error=next_rate - self.target(t))
+
+    def outcome(self, metrics: RateMetrics, alive: Array) -> dict[str, Array]:
+        """RMS rate error [Hz] and mean rate [Hz] over the episode."""
+        n = jnp.maximum(jnp.sum(alive), 1)
+        mse = jnp.sum(jnp.where(alive, metrics.rate_error**2, 0.0)) / n  # [Hz²]
+        mean_rate = jnp.sum(jnp.where(alive, metrics.rate, 0.0)) / n  # [Hz]
+        return {"rate_rmse_hz": jnp.sqrt(mse), "mean_rate_hz": mean_rate}

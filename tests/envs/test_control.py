@@ -1,0 +1,124 @@
+"""`ControlEnv`: composed envs equal the hand-written ones; a user's network in a few
+lines trains with the one trainer."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import neuroctl.biophysics as bp
+from neuroctl.envs import ControlConfig, GymEnv, SpikeRate
+from neuroctl.envs.actuators import BiphasicPulse, Electrodes, SiteCurrents
+from neuroctl.envs.control import ControlEnv
+from neuroctl.envs.objectives import EnergyCost
+from neuroctl.envs.rollout import rollout_actions
+from neuroctl.envs.spike_rate import spike_rate_control
+from neuroctl.envs.tasks import NoTask, RateTracking
+from neuroctl.errors import ConfigError
+from neuroctl.plants.base import Plant
+
+
+@pytest.mark.parametrize("cell", ["single", "ball_and_stick"])
+def test_composed_spike_rate_equals_the_hand_written_env(cell):
+    config = ControlConfig(episode_ms=30.0, dtype="float64")
+    old, new = SpikeRate(config, cell), spike_rate_control(config, cell)
+    actions = 0.25 + 0.2 * jnp.sin(jnp.arange(old.n_steps, dtype=jnp.float64))[:, None]
+    key = jax.random.key(5)
+    a, b = rollout_actions(old, key, actions), rollout_actions(new, key, actions)
+    np.testing.assert_allclose(b.obs, a.obs, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(b.rewards, a.rewards, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(b.infos.task.rate, a.infos.task.rate, rtol=1e-12)
+    np.testing.assert_allclose(b.infos.charge, a.infos.charge, rtol=1e-12)
+    assert new.observation_fields() == old.observation_fields()
+    np.testing.assert_allclose(
+        new.observation_space().high, old.observation_space().high, rtol=1e-12
+    )
+
+
+def _two_cells():
+    cell = (
+        bp.Cell(bp.Morphology.ball_and_stick())
+        .insert(bp.HH(), 0)
+        .insert(bp.Leak(g=0.1, e=-65.0), 1)  # [mS/cm²], [mV]
+    )
+    syn = bp.GradedSynapse(g=0.02, e_syn=0.0)  # [µS], [mV]
+    return bp.Network.build(
+        [cell, cell],
+        [bp.Connection(syn, bp.Site(0), bp.Site(1))],
+        stimuli=[bp.Site(0), bp.Site(1)],
+        recordings=[bp.Site(0), bp.Site(1)],
+    )
+
+
+def test_a_users_network_is_an_env_in_a_few_lines(tmp_path):
+    # --- the docs example: a two-cell network, drive cell 0 so that cell 1 fires
+    plant = Plant.from_network(
+        _two_cells(), inputs=("soma0", "soma1"), readouts=("soma0", "soma1")
+    )
+    target = jnp.where(jnp.arange(50) < 20, 0.0, 50.0)  # [Hz] per control step
+    env = ControlEnv.build(
+        plant,
+        SiteCurrents.on(plant, ["soma0"], low=0.0, high=1.0),  # [nA]
+        RateTracking(readout=plant.readout("soma1"), target_rate=target),
+        EnergyCost(charge=0.05),  # [1/pC]
+        observe=("soma1", "rate", "target_rate", "t/T"),
+        config=ControlConfig(episode_ms=50.0, dtype="float64"),
+    )
+    # ---
+    gym = GymEnv(env)
+    obs, _ = gym.reset(seed=0)
+    assert obs.shape == (4,) and gym.action_space.shape == (1,)
+    from neuroctl.policies.base import split
+    from neuroctl.policies.networks import build_policy
+    from neuroctl.train import bptt
+    from neuroctl.train import evaluate as ev
+
+    params = env.prepare_params(None)
+    io = bptt.policy_io(env, params, 0.15)
+    policy = build_policy(
+        "open_loop", io, n_bins=5, init_fraction=0.15, dtype=jnp.float64
+    )
+    parts, pol = split(policy)
+    cfg = bptt.BPTTConfig(batch=2, lr=0.1)
+    step, state = (
+        bptt.make_train_step(env, params, parts, cfg),
+        bptt.init_state(pol, cfg),
+    )
+    keys = ev.evaluation_keys(4)
+    before = ev.summarise(ev.run_policy(env, params, parts, state.params, keys))
+    for _ in range(10):
+        state, _ = step(state)
+    after = ev.summarise(ev.run_policy(env, params, parts, state.params, keys))
+    # measured: −2.08 → −1.66 (the best constant, 0.1 nA: −2.55)
+    assert after["return"] > before["return"] + 0.2, (before, after)
+
+
+def test_electrodes_and_pulses_compose_with_any_plant():
+    plant = Plant.from_network(_two_cells())
+    weights = jnp.array([[1.0, 0.2, 0.0], [0.1, 1.0, 0.5]])  # (inputs, K) [1]
+    env = ControlEnv.build(
+        plant,
+        Electrodes(weights, i_max=0.5, pulse=BiphasicPulse(0.1)),
+        NoTask(),
+        EnergyCost(current_power=1.0),
+        config=ControlConfig(episode_ms=5.0, dtype="float64"),
+    )
+    assert env.action_space().shape == (3,)
+    traj = rollout_actions(env, jax.random.key(0), jnp.full((5, 3), 0.3))
+    assert np.all(np.abs(np.asarray(traj.infos.charge)) > 0)
+    # charge-balanced pulses, so no net charge; power 0.3² over 2 of 40 substeps
+    np.testing.assert_allclose(traj.infos.current_power, 0.09 * 2 * 4 / 40, rtol=1e-12)
+    np.testing.assert_allclose(traj.rewards, -traj.infos.current_power, rtol=1e-12)
+    assert env.observation_fields() == (("v0", "mV"), ("v1", "mV"), ("t/T", "1"))
+
+
+def test_bad_compositions_name_the_field():
+    plant = Plant.from_network(_two_cells())
+    with pytest.raises(ConfigError, match="observe"):
+        ControlEnv.build(
+            plant, SiteCurrents.on(plant, ["input0"]), NoTask(), observe=("nope",)
+        )
+    with pytest.raises(ConfigError, match="input"):
+        SiteCurrents.on(plant, ["soma9"])
+    with pytest.raises(ConfigError, match="readouts"):
+        Plant.from_network(_two_cells(), readouts=("a",))
