@@ -20,7 +20,7 @@ Units: v [mV], dt [ms], stimulus [nA] per stimulus site, conductances as in
 """
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import equinox as eqx
 import jax
@@ -32,6 +32,9 @@ from neuroctl.biophysics.network import Network, Params
 from neuroctl.biophysics.rates import relax
 from neuroctl.errors import ConfigError, bad_value
 from neuroctl.typing import Array, ArrayLike
+
+if TYPE_CHECKING:
+    from neuroctl.biophysics.extracellular import PointElectrodes
 
 Scheme = Literal["be", "cn"]
 
@@ -138,6 +141,7 @@ def step(
     stimulus: ArrayLike,
     dt: float,
     scheme: Scheme = "be",
+    v_ext: ArrayLike | None = None,
 ) -> State:
     """Advance the network by one step of `dt` [ms].
 
@@ -149,8 +153,16 @@ def step(
             ``(net.n_stimuli,)``.
         dt: time step [ms].
         scheme: ``"be"`` (backward Euler) or ``"cn"`` (Crank–Nicolson).
+        v_ext: extracellular potential [mV] at every node during this step, shape
+            ``(net.n_nodes,)`` (e.g. `extracellular.PointElectrodes.potential`), or
+            None. Axial currents follow the intracellular potential ``v + v_ext``
+            (NEURON's ``extracellular`` with a transparent layer), which adds the
+            activating function ``Σ_j g_ij (v_ext,j − v_ext,i)`` [nA] to node i.
+            For Crank–Nicolson it is the mid-step value; `v` stays the membrane
+            potential, so a uniform `v_ext` changes nothing.
     """
     _check_step_args(net, stimulus, dt, scheme)
+    _check_v_ext(net, v_ext)
     v = state.v
     g_mem, drive, g_ca, drive_ca = _membrane(net, params, state)
     a = _const(net.area * units.MS_PER_CM2_UM2_TO_US, v)  # [µS per mS/cm²]
@@ -158,6 +170,8 @@ def step(
     g_syn, i_syn = _synaptic(net, params, state, v)
     i_ext = _inject(net, jnp.asarray(stimulus, v.dtype), v)
     rhs = i_node + i_syn + i_ext - (g_node + g_syn) * v + _axial_current(net, v)
+    if v_ext is not None:  # activating function [nA]
+        rhs = rhs + _axial_current(net, jnp.asarray(v_ext, v.dtype))
     h = dt if scheme == "be" else 0.5 * dt  # [ms]
     cap = _const(net.capacitance * net.area, v) * (
         units.UF_PER_CM2_UM2_TO_US_MS / h
@@ -343,6 +357,16 @@ def _check_step_args(net: Network, stimulus, dt, scheme) -> None:
     _check_dt(dt)
 
 
+def _check_v_ext(net: Network, v_ext) -> None:
+    if v_ext is not None and jnp.shape(v_ext) != (net.n_nodes,):
+        raise bad_value(
+            "v_ext",
+            f"array of shape {jnp.shape(v_ext)}",
+            f"shape ({net.n_nodes},): one extracellular potential [mV] per node",
+            "build it with `PointElectrodes.build(net, ...).potential(currents)`.",
+        )
+
+
 def _check_dt(dt) -> None:
     try:
         value = float(dt)
@@ -361,6 +385,8 @@ def simulate(
     scheme: Scheme = "be",
     checkpoint_lengths: Sequence[int] | None = None,
     record: Callable[[State], Array] | None = None,
+    electrodes: "PointElectrodes | None" = None,
+    electrode_currents: ArrayLike | None = None,
 ) -> tuple[State, Array]:
     """Run `step` over a stimulus with `lax.scan`, optionally checkpointed.
 
@@ -377,6 +403,11 @@ def simulate(
         scheme: ``"be"`` (backward Euler) or ``"cn"`` (Crank–Nicolson).
         record: what to record after each step (default: voltages [mV] at the
             recording sites).
+        electrodes: extracellular point electrodes
+            (`neuroctl.biophysics.extracellular.PointElectrodes`), or None.
+        electrode_currents: their currents [µA], shape ``(T, n_electrodes)``, one
+            row per step (the value during the step); required with `electrodes`.
+            Differentiable: an action or a design variable.
 
     Returns:
         The final state and the recordings, shape ``(T, ...)``.
@@ -397,11 +428,33 @@ def simulate(
         def record(s: State) -> Array:
             return s.v[rec_nodes]
 
-    def body(s: State, i_t: Array) -> tuple[State, Array]:
-        s = step(net, params, s, i_t, dt, scheme)
+    if electrodes is None:
+
+        def body(s: State, i_t: Array) -> tuple[State, Array]:
+            s = step(net, params, s, i_t, dt, scheme)
+            return s, record(s)
+
+        return scan_checkpointed(body, state, stimulus, checkpoint_lengths)
+    currents = _electrode_currents(electrodes, electrode_currents, stimulus, state)
+
+    def body_ext(s: State, x: tuple[Array, Array]) -> tuple[State, Array]:
+        s = step(net, params, s, x[0], dt, scheme, electrodes.potential(x[1]))
         return s, record(s)
 
-    return scan_checkpointed(body, state, stimulus, checkpoint_lengths)
+    return scan_checkpointed(body_ext, state, (stimulus, currents), checkpoint_lengths)
+
+
+def _electrode_currents(electrodes, currents, stimulus: Array, state: State) -> Array:
+    n_e = electrodes.n_electrodes
+    shape = None if currents is None else jnp.shape(currents)
+    if shape != (stimulus.shape[0], n_e):
+        raise bad_value(
+            "electrode_currents",
+            f"shape {shape}",
+            f"shape ({stimulus.shape[0]}, {n_e}): steps × electrodes [µA]",
+            "pass one current per electrode and step with `electrodes`.",
+        )
+    return jnp.asarray(currents, state.v.dtype)
 
 
 def scan_checkpointed(body, carry, xs, lengths: Sequence[int] | None):
