@@ -54,6 +54,7 @@ def _mechanism(name: str, p: dict):
     return bp.Leak(g=p["g"] * units.S_PER_CM2, e=p["e"])
 
 
+@cache
 def build(name: str) -> bp.Network:
     """The case's single cell as a network (stimuli and recordings as in NEURON)."""
     c = case(name)
@@ -118,30 +119,87 @@ def lfp_electrodes(name: str, net: bp.Network) -> LFPElectrodes:
     )
 
 
-def run(name: str, scheme: str = "be", refine: int = 1, lfp: bool = False):
-    """Voltages [mV] (steps, recordings) at dt/refine; with `lfp`, also φ [µV].
+def run(name: str, scheme: str = "be", lfp: bool = False):
+    """Voltages [mV] (steps, recordings) at the manifest's dt; with `lfp`, also φ [µV].
 
-    Electrode currents are held over each refined step (piecewise constant).
+    One compiled simulator per model structure: cases that differ only in their
+    electrode currents share it.
     """
-    c, m = case(name), manifest()
-    dt = m["dt_ms"] / refine
+    m = manifest()
     net = build(name)
-    p = net.default_params
-    s0 = bp.init_state(net, p, m["v_init_mV"], jnp.float64)
-    currents = np.repeat(reference(name)["electrode_currents_uA"], refine, axis=0)
-    stim = jnp.asarray(stimulus(name, dt))
-    el = electrodes(name, net) if c["electrodes_um"] else None
-    cur = jnp.asarray(currents) if el is not None else None
-    if lfp:
-        rec = lfp_electrodes(name, net)
-        sim = jax.jit(
-            lambda s: simulate_with_lfp(net, p, s, stim, dt, rec, scheme, el, cur)[1]
-        )
-        v, phi = sim(s0)
-        return np.asarray(v), np.asarray(phi)
-    sim = jax.jit(
-        lambda s: bp.simulate(
-            net, p, s, stim, dt, scheme, electrodes=el, electrode_currents=cur
-        )[1]
+    s0 = bp.init_state(net, net.default_params, m["v_init_mV"], jnp.float64)
+    stim = jnp.asarray(stimulus(name, m["dt_ms"]))
+    cur = jnp.asarray(reference(name)["electrode_currents_uA"])
+    out = _simulator(_structure(name), scheme, lfp)(s0, stim, cur)
+    return tuple(np.asarray(x) for x in out) if lfp else np.asarray(out)
+
+
+def _structure(name: str) -> str:
+    c = case(name)
+    keys = ("sections", "electrodes_um", "iclamps", "recordings", "lfp_um")
+    return json.dumps({k: c[k] for k in keys}, sort_keys=True)
+
+
+def _first_case(structure: str) -> str:
+    return next(
+        c["name"] for c in manifest()["cases"] if _structure(c["name"]) == structure
     )
-    return np.asarray(sim(s0))
+
+
+@cache
+def _simulator(structure: str, scheme: str, lfp: bool):
+    name = next(
+        c["name"] for c in manifest()["cases"] if _structure(c["name"]) == structure
+    )
+    net, dt = build(name), manifest()["dt_ms"]
+    p = net.default_params
+    el = electrodes(name, net) if case(name)["electrodes_um"] else None
+    rec = lfp_electrodes(name, net) if lfp else None
+
+    def sim(s0, stim, cur):
+        cur = cur if el is not None else None
+        if lfp:
+            return simulate_with_lfp(net, p, s0, stim, dt, rec, scheme, el, cur)[1]
+        return bp.simulate(
+            net, p, s0, stim, dt, scheme, electrodes=el, electrode_currents=cur
+        )[1]
+
+    return jax.jit(sim)
+
+
+def refined(name: str, scheme: str):
+    """``f(refine) -> v`` [mV] (steps, recordings) on the manifest's dt grid.
+
+    Each manifest step is split into `refine` substeps of dt/refine with the same
+    electrode currents. `refine` is traced (a `fori_loop` inside a `scan`), so all
+    refinements, and all cases of one structure, share one compilation. For cases
+    without IClamps.
+    """
+    net = build(name)
+    s0 = bp.init_state(net, net.default_params, manifest()["v_init_mV"], jnp.float64)
+    cur = jnp.asarray(reference(name)["electrode_currents_uA"])
+    f = _refined(_structure(name), scheme)
+    return lambda refine: f(s0, cur, refine)
+
+
+@cache
+def _refined(structure: str, scheme: str):
+    name = _first_case(structure)
+    net, dt = build(name), manifest()["dt_ms"]
+    p = net.default_params
+    el = electrodes(name, net)
+    none = jnp.zeros(0)
+
+    def f(s0, cur, refine):
+        h = dt / refine
+
+        def coarse(s, i):
+            v_ext = el.potential(i)
+            s = jax.lax.fori_loop(
+                0, refine, lambda _, x: bp.step(net, p, x, none, h, scheme, v_ext), s
+            )
+            return s, s.v[net.recording_nodes]
+
+        return jax.lax.scan(coarse, s0, cur)[1]
+
+    return jax.jit(f)

@@ -15,6 +15,11 @@ One step of length ``dt`` [ms] follows NEURON's staggered scheme:
 3. Gates advance by exponential Euler at the *new* voltage (and new calcium), and
    graded synapses at the new presynaptic voltage — NEURON's ``nonvint``.
 
+An optional extracellular potential ``v_ext`` [mV] per node (from point electrodes:
+`neuroctl.biophysics.extracellular`) adds the activating function
+``Σ_j g_ij (v_ext,j − v_ext,i)`` to the right-hand side (NEURON's ``extracellular``
+with a transparent layer); without it, the step is unchanged.
+
 Units: v [mV], dt [ms], stimulus [nA] per stimulus site, conductances as in
 `neuroctl.units`. Everything is pure: `jit`, `vmap` and `grad` compose.
 """
