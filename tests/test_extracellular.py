@@ -140,23 +140,42 @@ def test_uniform_extracellular_potential_changes_nothing(scheme):
     np.testing.assert_array_equal(with_ve, without)
 
 
-def test_zero_electrode_current_is_bit_identical_to_no_electrodes():
+def test_zero_electrode_current_is_bit_identical_to_no_electrodes_under_vmap():
     net = _cable(ncomp=7, hh=True)
+    p = net.default_params
     el = PointElectrodes.build(net, [[300.0, 50.0, 0.0]])
-    zero = _run(net, el, np.zeros((120, 1)))
-    s0 = bp.init_state(net, net.default_params, -65.0, jnp.float64)
-    _, plain = bp.simulate(net, net.default_params, s0, jnp.zeros((120, 0)), DT)
-    np.testing.assert_array_equal(zero, plain)
+    s0 = bp.init_state(net, p, -65.0, jnp.float64)
+    stim = jnp.zeros((120, 0))
+    currents = jnp.zeros((3, 120, 1)).at[1, 10:20].set(-20.0).at[2, 10:20].set(20.0)
+
+    def run(i):
+        return bp.simulate(net, p, s0, stim, DT, electrodes=el, electrode_currents=i)
+
+    batched = jax.jit(jax.vmap(lambda i: run(i)[1]))(currents)
+    _, plain = bp.simulate(net, p, s0, stim, DT)
+    np.testing.assert_array_equal(batched[0], plain)
+    assert np.abs(batched[1] - plain).max() > 1.0  # [mV]: the field acts
+    assert np.abs(batched[2] - batched[1]).max() > 1.0  # cathode ≠ anode
 
 
-@pytest.mark.parametrize("sign", [-1.0, 1.0])
-def test_cathode_depolarises_beneath_it_anode_hyperpolarises(sign):
+def test_cathode_depolarises_beneath_it_anode_hyperpolarises():
     net = _cable()
+    p = net.default_params
     el = PointElectrodes.build(net, [[500.0, 50.0, 0.0]])  # above compartment 10
-    v = _run(net, el, np.full((8, 1), sign * 5.0))[-1] + 65.0  # [mV] from rest
-    middle, flank = v[10], v[5]  # flank: the virtual electrode of opposite sign
-    assert -sign * middle > 1.0 and sign * flank > 0.0
-    assert np.argmax(-sign * v) == 10
+    s0 = bp.init_state(net, p, -65.0, jnp.float64)
+    stim = jnp.zeros((8, 0))
+
+    @jax.jit
+    def last(i):
+        return bp.simulate(net, p, s0, stim, DT, electrodes=el, electrode_currents=i)[
+            1
+        ][-1]
+
+    for sign in (-1.0, 1.0):  # cathode, anode
+        v = np.asarray(last(jnp.full((8, 1), sign * 5.0))) + 65.0  # [mV] from rest
+        middle, flank = v[10], v[5]  # flank: the virtual electrode of opposite sign
+        assert -sign * middle > 1.0 and sign * flank > 0.0
+        assert np.argmax(-sign * v) == 10
 
 
 def test_uniform_field_polarises_sealed_ends_as_cable_theory_says():
@@ -266,6 +285,10 @@ def test_bad_extracellular_inputs_say_how_to_fix():
     stim = jnp.zeros((4, 0))
     with pytest.raises(ConfigError, match=r"electrode_currents: .*steps × electrodes"):
         bp.simulate(net, net.default_params, s0, stim, DT, electrodes=el)
+    with pytest.raises(ConfigError, match=r"electrodes: got None"):
+        bp.simulate(net, net.default_params, s0, stim, DT, electrode_currents=stim)
+    with pytest.raises(ConfigError, match=r"i_membrane: .*one current \[nA\] per node"):
+        LFPElectrodes.build(net, [[0.0, 5.0, 0.0]]).potential(jnp.zeros(2))
     with pytest.raises(ConfigError, match=r"v_ext: .*one extracellular potential"):
         bp.step(net, net.default_params, s0, jnp.zeros(0), DT, v_ext=jnp.zeros(2))
     with pytest.raises(ConfigError, match=r"sigma: got -0.3"):

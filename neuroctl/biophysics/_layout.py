@@ -203,12 +203,19 @@ def _check_cells(cells) -> list[Cell]:
             raise bad_value(
                 f"cells[{i}]", c, "a Cell", "wrap morphologies as `Cell(morphology)`."
             )
-        p = c.position
-        if not (len(p) == 3 and np.all(np.isfinite(np.asarray(p, float)))):
-            raise bad_value(
-                f"cells[{i}].position", p, "3 finite numbers [µm]", "pass (x, y, z)."
-            )
+        _check_position(i, c.position)
     return cells
+
+
+def _check_position(i: int, p) -> None:
+    try:
+        ok = np.shape(p) == (3,) and bool(np.all(np.isfinite(np.asarray(p, float))))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise bad_value(
+            f"cells[{i}].position", p, "3 finite numbers [µm]", "pass (x, y, z)."
+        )
 
 
 def _mechanisms_at(cell: Cell, branch: int) -> dict:

@@ -31,8 +31,9 @@ singular); the default, 1 µm, is below any compartment's radius worth modelling
 Clamping ``r²`` keeps value and gradient finite.
 """
 
+from collections.abc import Sequence
+
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -133,6 +134,13 @@ class LFPElectrodes(eqx.Module):
     def potential(self, i_membrane: ArrayLike) -> Array:
         """φ [µV] at each electrode for transmembrane currents [nA] per node."""
         i_membrane = jnp.asarray(i_membrane)
+        if i_membrane.shape != (self.transfer.shape[1],):
+            raise bad_value(
+                "i_membrane",
+                f"shape {i_membrane.shape}",
+                f"shape ({self.transfer.shape[1]},): one current [nA] per node",
+                "pass `membrane_currents(...)` of the network the electrodes use.",
+            )
         return self.transfer.astype(i_membrane.dtype) @ i_membrane
 
 
@@ -184,11 +192,14 @@ def simulate_with_lfp(
     electrodes: PointElectrodes | None = None,
     electrode_currents: ArrayLike | None = None,
     include_electrodes: bool = False,
+    checkpoint_lengths: Sequence[int] | None = None,
 ) -> tuple[solver.State, tuple[Array, Array]]:
     """`solver.simulate` that also records the LFP at `recording`'s electrodes.
 
     Args are those of `solver.simulate`; `recording` gives the recording points and
-    `include_electrodes` is passed to `membrane_currents`.
+    `include_electrodes` is passed to `membrane_currents`. For a custom recording
+    inside your own scan, call `solver.step` and `membrane_currents` as the body
+    here does.
 
     Returns:
         The final state and ``(v, lfp)``: voltages [mV] at the recording sites,
@@ -212,7 +223,9 @@ def simulate_with_lfp(
         )
         return new, (new.v[net.recording_nodes], recording.potential(i_m))
 
-    return jax.lax.scan(body, state, (stimulus, currents))
+    return solver.scan_checkpointed(
+        body, state, (stimulus, currents), checkpoint_lengths
+    )
 
 
 def _points(name: str, x: ArrayLike) -> Array:

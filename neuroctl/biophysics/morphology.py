@@ -91,7 +91,9 @@ class Morphology:
             "capacitance": capacitance,
         }
         per = {k: _per_branch(k, v, n) for k, v in cols.items()}
-        per["direction"] = _per_branch_points("directions", directions, n, (1, 0, 0))
+        per["direction"] = _per_branch_points(
+            "directions", directions, n, (1.0, 0.0, 0.0)
+        )
         per["start"] = _per_branch_points("starts", starts, n, None)
         branches = tuple(
             Branch(parent=int(p), **{k: per[k][i] for k in per})

@@ -433,23 +433,35 @@ def simulate(
         def record(s: State) -> Array:
             return s.v[rec_nodes]
 
-    if electrodes is None:
+    if electrodes is not None or electrode_currents is not None:
+        currents = _electrode_currents(electrodes, electrode_currents, stimulus, state)
+        stimulus = (stimulus, currents)
+    advance = _stepper(net, params, dt, scheme, electrodes)
 
-        def body(s: State, i_t: Array) -> tuple[State, Array]:
-            s = step(net, params, s, i_t, dt, scheme)
-            return s, record(s)
-
-        return scan_checkpointed(body, state, stimulus, checkpoint_lengths)
-    currents = _electrode_currents(electrodes, electrode_currents, stimulus, state)
-
-    def body_ext(s: State, x: tuple[Array, Array]) -> tuple[State, Array]:
-        s = step(net, params, s, x[0], dt, scheme, electrodes.potential(x[1]))
+    def body(s: State, x) -> tuple[State, Array]:
+        s = advance(s, x)
         return s, record(s)
 
-    return scan_checkpointed(body_ext, state, (stimulus, currents), checkpoint_lengths)
+    return scan_checkpointed(body, state, stimulus, checkpoint_lengths)
+
+
+def _stepper(net: Network, params: Params, dt, scheme: Scheme, electrodes):
+    """`step` from one scan input: a stimulus row, or (stimulus, electrode currents)."""
+    if electrodes is None:
+        return lambda s, x: step(net, params, s, x, dt, scheme)
+    return lambda s, x: step(
+        net, params, s, x[0], dt, scheme, electrodes.potential(x[1])
+    )
 
 
 def _electrode_currents(electrodes, currents, stimulus: Array, state: State) -> Array:
+    if electrodes is None:
+        raise bad_value(
+            "electrodes",
+            None,
+            "a PointElectrodes when electrode_currents are given",
+            "pass electrodes=PointElectrodes.build(net, positions).",
+        )
     n_e = electrodes.n_electrodes
     shape = None if currents is None else jnp.shape(currents)
     if shape != (stimulus.shape[0], n_e):
