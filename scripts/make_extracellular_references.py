@@ -21,10 +21,11 @@ How the extracellular potential is applied (measured, NEURON 9.0.2):
   * ``Vector.play(seg._ref_e_extracellular, tvec)`` with ``tvec = n*dt`` (discrete
     events): the value at t_n is in effect during the step t_n -> t_(n+1). The
     npz ``electrode_currents_uA[n]`` is the current during step n, and the played
-    value at t_n is V_e of it (value at t_N: 0). Shifting the played series by one
-    step changes v by ~9 mV (checked while writing this script); the tests match
-    to ~1e-11 mV with this alignment. ``finitialize`` sets vext to 0, so every
-    series here is zero during step 0.
+    value at t_n is V_e of it (value at t_N: 0); self-check here: the vext that
+    NEURON records at t_(n+1) equals V_e of step n. With this alignment the tests
+    match to ~1e-11 mV; shifted by one step, the axon case differs by ~9 mV
+    (measured once). ``finitialize`` sets vext to 0, so every series here is zero
+    during step 0.
   * ``cvode.use_fast_imem(1)``: ``seg._ref_i_membrane_`` [nA], recorded at t_(n+1)
     for step n; it excludes IClamp (electrode) currents, so its sum over segments
     equals the injected current. The LFP stored here is
@@ -258,11 +259,16 @@ def run(case, method):
     CV.use_fast_imem(1)
     h.dt, h.secondorder = DT, (0 if method == "be" else 2)
     vrec = [h.Vector().record(model.seg(r)._ref_v) for r in case["recordings"]]
+    if played:  # alignment self-check: vext recorded at t_(n+1) is V_e of step n
+        xrec = h.Vector().record(model.segs[0]._ref_vext[0])
     irec = [h.Vector().record(seg._ref_i_membrane_) for seg in model.segs]
     srec = [h.Vector().record(s._ref_i) for s in model.stims]
     h.finitialize(V_INIT)
     for _ in range(n):
         h.fadvance()
+    if played:
+        err = np.abs(np.array(xrec)[1:] - ve[:-1, 0]).max()
+        assert err < 1e-9 * max(1.0, np.abs(ve).max()), err
     out = {
         "v": np.column_stack([np.array(x) for x in vrec]),
         "imem": np.column_stack([np.array(x) for x in irec]),
