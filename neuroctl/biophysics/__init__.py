@@ -5,6 +5,13 @@ from neuroctl.biophysics.calcium import nernst as nernst
 from neuroctl.biophysics.channels import HH as HH
 from neuroctl.biophysics.channels import AbstractChannel as AbstractChannel
 from neuroctl.biophysics.channels import Leak as Leak
+from neuroctl.biophysics.extracellular import LFPElectrodes as LFPElectrodes
+from neuroctl.biophysics.extracellular import PointElectrodes as PointElectrodes
+from neuroctl.biophysics.extracellular import membrane_currents as membrane_currents
+from neuroctl.biophysics.extracellular import (
+    point_source_transfer as point_source_transfer,
+)
+from neuroctl.biophysics.extracellular import simulate_with_lfp as simulate_with_lfp
 from neuroctl.biophysics.hay import SKE2 as SKE2
 from neuroctl.biophysics.hay import CaHVA as CaHVA
 from neuroctl.biophysics.hay import CaLVA as CaLVA

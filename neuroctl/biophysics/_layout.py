@@ -11,6 +11,7 @@ import numpy as np
 
 from neuroctl import units
 from neuroctl.biophysics.calcium import CalciumDynamics
+from neuroctl.biophysics.morphology import branch_points
 from neuroctl.biophysics.network import (
     Block,
     Cell,
@@ -75,7 +76,23 @@ def compile_network(cls, cells, connections, stimuli, recordings) -> Network:
             synapses=syn_params,
         ),
         ca_defaults=CalciumDynamics(),
+        xyz=_node_xyz(order, cells),
     )
+
+
+def _node_xyz(order: list, cells: list[Cell]) -> np.ndarray:
+    """Positions [µm] of nodes: compartment centres, branch points at branch ends."""
+    geometry = [branch_points(c.morphology) for c in cells]
+    first = [np.cumsum([0] + [b.ncomp for b in c.morphology.branches]) for c in cells]
+    out = np.zeros((len(order), 3))
+    for i, x in enumerate(order):
+        if isinstance(x, Site):
+            centres, _ = geometry[x.cell]
+            out[i] = centres[first[x.cell][x.branch] + x.comp]
+            out[i] += np.asarray(cells[x.cell].position, float)
+        else:
+            out[i] = geometry[x[1]][1][x[2]] + np.asarray(cells[x[1]].position, float)
+    return out
 
 
 @dataclass(frozen=True)
@@ -129,7 +146,8 @@ def _node_order(tree: _Tree, members: dict, keys: list, cells: list[Cell]) -> li
     summed slice widths of all mechanism blocks (weighted by their gate counts).
     """
     design = [
-        next(i for i in range(c + 1) if cells[i] == cells[c]) for c in range(len(cells))
+        next(i for i in range(c + 1) if _same_design(cells[i], cells[c]))
+        for c in range(len(cells))
     ]
     roles = defaultdict(list)
     for node in tree.parent:
@@ -146,6 +164,11 @@ def _node_order(tree: _Tree, members: dict, keys: list, cells: list[Cell]) -> li
     for i in sorted(range(len(groups)), key=lambda i: (best.index(sigs[i]), i)):
         order += sorted(groups[i][1], key=_cell_of)
     return order
+
+
+def _same_design(a: Cell, b: Cell) -> bool:
+    """Same morphology and mechanisms (positions may differ)."""
+    return a.morphology == b.morphology and a.mechanisms == b.mechanisms
 
 
 def _cell_of(node) -> int:
@@ -180,7 +203,19 @@ def _check_cells(cells) -> list[Cell]:
             raise bad_value(
                 f"cells[{i}]", c, "a Cell", "wrap morphologies as `Cell(morphology)`."
             )
+        _check_position(i, c.position)
     return cells
+
+
+def _check_position(i: int, p) -> None:
+    try:
+        ok = np.shape(p) == (3,) and bool(np.all(np.isfinite(np.asarray(p, float))))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise bad_value(
+            f"cells[{i}].position", p, "3 finite numbers [µm]", "pass (x, y, z)."
+        )
 
 
 def _mechanisms_at(cell: Cell, branch: int) -> dict:

@@ -6,12 +6,23 @@ a branch with n compartments is centred at ``(k + 0.5) / n``, has length ``L / n
 the lateral area of a cylinder; neighbours are coupled through the two half-cylinder
 resistances between their centres, and children meet their parent at a zero-area
 branch-point node.
+
+Each branch is a straight segment in space (for extracellular fields and potentials):
+it starts at `Branch.start` [µm] (default: its parent's distal end; the root's
+default is the origin) and runs `length` along `Branch.direction`, so compartment k's
+centre is ``start + direction · length · (k + 0.5) / ncomp``. The defaults lay every
+branch along +x from its parent's end. `branch_points` computes these points.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from neuroctl.errors import bad_value
+
+Point = tuple[float, float, float]  # [µm]
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,10 @@ class Branch:
         radius: radius [µm].
         axial_resistivity: [Ω·cm] (NEURON's ``Ra``).
         capacitance: specific membrane capacitance [µF/cm²].
+        direction: direction from the proximal (0) to the distal (1) end [1];
+            normalised, need not be a unit vector.
+        start: position of the proximal end [µm] in cell coordinates; None puts it
+            at the parent's distal end (the origin for the root).
     """
 
     parent: int
@@ -33,6 +48,8 @@ class Branch:
     radius: float = 1.0  # [µm]
     axial_resistivity: float = 100.0  # [Ω·cm]
     capacitance: float = 1.0  # [µF/cm²]
+    direction: Point = (1.0, 0.0, 0.0)  # [1]
+    start: Point | None = None  # [µm]
 
 
 @dataclass(frozen=True)
@@ -57,8 +74,14 @@ class Morphology:
         radius: float | Sequence[float] = 1.0,  # [µm]
         axial_resistivity: float | Sequence[float] = 100.0,  # [Ω·cm]
         capacitance: float | Sequence[float] = 1.0,  # [µF/cm²]
+        directions: Sequence[Point] | None = None,  # [1], one per branch
+        starts: Sequence[Point | None] | None = None,  # [µm], one per branch
     ) -> "Morphology":
-        """Build from a parents list (-1 for the root); scalars go to every branch."""
+        """Build from a parents list (-1 for the root); scalars go to every branch.
+
+        `directions` and `starts` (see `Branch`) take one entry per branch; None
+        keeps the defaults (along +x, starting at the parent's distal end).
+        """
         n = len(parents)
         cols = {
             "ncomp": ncomp,
@@ -68,8 +91,12 @@ class Morphology:
             "capacitance": capacitance,
         }
         per = {k: _per_branch(k, v, n) for k, v in cols.items()}
+        per["direction"] = _per_branch_points(
+            "directions", directions, n, (1.0, 0.0, 0.0)
+        )
+        per["start"] = _per_branch_points("starts", starts, n, None)
         branches = tuple(
-            Branch(parent=int(p), **{k: per[k][i] for k in cols})
+            Branch(parent=int(p), **{k: per[k][i] for k in per})
             for i, p in enumerate(parents)
         )
         return cls(branches)
@@ -120,6 +147,44 @@ def _per_branch(name: str, value, n: int) -> list:
     return values
 
 
+def _per_branch_points(name: str, value, n: int, default) -> list:
+    if value is None:
+        return [default] * n
+    values = list(value)
+    if len(values) != n:
+        raise bad_value(
+            name, value, f"a sequence of {n} points (one per branch)", "pass one each."
+        )
+    return [None if v is None else tuple(float(x) for x in v) for v in values]
+
+
+def branch_points(morphology: Morphology) -> tuple[np.ndarray, np.ndarray]:
+    """Compartment centres and distal branch ends in cell coordinates.
+
+    Args:
+        morphology: the cell's morphology.
+
+    Returns:
+        ``(centres, ends)``: per branch, an array ``(ncomp, 3)`` of compartment
+        centres [µm], stacked over branches in branch order, and an array
+        ``(n_branches, 3)`` of distal end points [µm] (where children attach).
+    """
+    centres, ends = [], []
+    for b in morphology.branches:
+        if b.start is not None:
+            start = np.asarray(b.start, float)
+        elif b.parent >= 0:
+            start = ends[b.parent]
+        else:
+            start = np.zeros(3)
+        d = np.asarray(b.direction, float)
+        d = d / np.linalg.norm(d)  # [1] unit direction
+        frac = (np.arange(b.ncomp) + 0.5) / b.ncomp  # NEURON's segment centres
+        centres.append(start + np.outer(frac * b.length, d))
+        ends.append(start + b.length * d)
+    return np.concatenate(centres), np.stack(ends)
+
+
 def _validate(branches: tuple[Branch, ...]) -> None:
     if not branches:
         raise bad_value("branches", branches, "at least one branch", "add a root.")
@@ -150,6 +215,9 @@ def _check_branch(i: int, b: Branch) -> None:
                 "a finite number > 0 (units: µm, µm, Ω·cm, µF/cm²)",
                 f"give branch {i} a positive {name}.",
             )
+    _check_point(f"branches[{i}].direction", b.direction, nonzero=True)
+    if b.start is not None:
+        _check_point(f"branches[{i}].start", b.start, nonzero=False)
     if not isinstance(b.parent, int) or b.parent < -1 or (i > 0 and b.parent >= i):
         raise bad_value(
             f"branches[{i}].parent",
@@ -157,4 +225,20 @@ def _check_branch(i: int, b: Branch) -> None:
             f"-1 (root, only for branch 0) or an index in [0, {i - 1}]",
             "parents must come before children; a parent >= own index is a cycle "
             "or a forward reference.",
+        )
+
+
+def _check_point(name: str, p, nonzero: bool) -> None:
+    ok = (
+        isinstance(p, (tuple, list))
+        and len(p) == 3
+        and all(isinstance(x, (int, float)) and math.isfinite(x) for x in p)
+    )
+    if not ok or (nonzero and not any(p)):
+        raise bad_value(
+            name,
+            p,
+            "a point (x, y, z) of 3 finite numbers [µm]"
+            + (", not all zero" if nonzero else ""),
+            "pass a 3-tuple, e.g. (1.0, 0.0, 0.0).",
         )

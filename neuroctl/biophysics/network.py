@@ -33,10 +33,18 @@ Mechanism = AbstractChannel | CalciumDynamics
 
 @dataclass(frozen=True)
 class Cell:
-    """A morphology with mechanisms inserted on some of its branches."""
+    """A morphology with mechanisms inserted on some of its branches.
+
+    Attributes:
+        morphology: branches and their geometry.
+        mechanisms: (mechanism, branch indices) pairs, added by `insert`.
+        position: offset of the cell's coordinates in the network [µm] (where its
+            root branch starts unless `Branch.start` says otherwise).
+    """
 
     morphology: Morphology
     mechanisms: tuple[tuple[Mechanism, tuple[int, ...]], ...] = ()
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # [µm]
 
     def insert(
         self, mechanism: Mechanism, branches: int | Sequence[int] | None = None
@@ -131,7 +139,8 @@ class Network:
 
     Nodes are compartments and zero-area branch points in breadth-first order (see
     module docstring); branch points have zero area and capacitance. Arrays here are
-    NumPy constants.
+    NumPy constants. `xyz` holds each compartment's centre and each branch point's
+    location (its branch's distal end), cell offsets included (`Cell.position`).
     """
 
     n_comp: int  # compartments (nodes with membrane)
@@ -150,6 +159,7 @@ class Network:
     node_of: dict = field(repr=False)  # Site -> node index
     default_params: Params = field(repr=False)
     ca_defaults: CalciumDynamics = field(repr=False)
+    xyz: np.ndarray = field(repr=False)  # (n_nodes, 3) node positions [µm]
 
     @property
     def n_stimuli(self) -> int:

@@ -15,12 +15,17 @@ One step of length ``dt`` [ms] follows NEURON's staggered scheme:
 3. Gates advance by exponential Euler at the *new* voltage (and new calcium), and
    graded synapses at the new presynaptic voltage — NEURON's ``nonvint``.
 
+An optional extracellular potential ``v_ext`` [mV] per node (from point electrodes:
+`neuroctl.biophysics.extracellular`) adds the activating function
+``Σ_j g_ij (v_ext,j − v_ext,i)`` to the right-hand side (NEURON's ``extracellular``
+with a transparent layer); without it, the step is unchanged.
+
 Units: v [mV], dt [ms], stimulus [nA] per stimulus site, conductances as in
 `neuroctl.units`. Everything is pure: `jit`, `vmap` and `grad` compose.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import equinox as eqx
 import jax
@@ -32,6 +37,9 @@ from neuroctl.biophysics.network import Network, Params
 from neuroctl.biophysics.rates import relax
 from neuroctl.errors import ConfigError, bad_value
 from neuroctl.typing import Array, ArrayLike
+
+if TYPE_CHECKING:
+    from neuroctl.biophysics.extracellular import PointElectrodes
 
 Scheme = Literal["be", "cn"]
 
@@ -138,6 +146,7 @@ def step(
     stimulus: ArrayLike,
     dt: float,
     scheme: Scheme = "be",
+    v_ext: ArrayLike | None = None,
 ) -> State:
     """Advance the network by one step of `dt` [ms].
 
@@ -149,8 +158,16 @@ def step(
             ``(net.n_stimuli,)``.
         dt: time step [ms].
         scheme: ``"be"`` (backward Euler) or ``"cn"`` (Crank–Nicolson).
+        v_ext: extracellular potential [mV] at every node during this step, shape
+            ``(net.n_nodes,)`` (e.g. `extracellular.PointElectrodes.potential`), or
+            None. Axial currents follow the intracellular potential ``v + v_ext``
+            (NEURON's ``extracellular`` with a transparent layer), which adds the
+            activating function ``Σ_j g_ij (v_ext,j − v_ext,i)`` [nA] to node i.
+            For Crank–Nicolson it is the mid-step value; `v` stays the membrane
+            potential, so a uniform `v_ext` changes nothing.
     """
     _check_step_args(net, stimulus, dt, scheme)
+    _check_v_ext(net, v_ext)
     v = state.v
     g_mem, drive, g_ca, drive_ca = _membrane(net, params, state)
     a = _const(net.area * units.MS_PER_CM2_UM2_TO_US, v)  # [µS per mS/cm²]
@@ -158,6 +175,8 @@ def step(
     g_syn, i_syn = _synaptic(net, params, state, v)
     i_ext = _inject(net, jnp.asarray(stimulus, v.dtype), v)
     rhs = i_node + i_syn + i_ext - (g_node + g_syn) * v + _axial_current(net, v)
+    if v_ext is not None:  # activating function [nA]
+        rhs = rhs + _axial_current(net, jnp.asarray(v_ext, v.dtype))
     h = dt if scheme == "be" else 0.5 * dt  # [ms]
     cap = _const(net.capacitance * net.area, v) * (
         units.UF_PER_CM2_UM2_TO_US_MS / h
@@ -343,6 +362,16 @@ def _check_step_args(net: Network, stimulus, dt, scheme) -> None:
     _check_dt(dt)
 
 
+def _check_v_ext(net: Network, v_ext) -> None:
+    if v_ext is not None and jnp.shape(v_ext) != (net.n_nodes,):
+        raise bad_value(
+            "v_ext",
+            f"array of shape {jnp.shape(v_ext)}",
+            f"shape ({net.n_nodes},): one extracellular potential [mV] per node",
+            "build it with `PointElectrodes.build(net, ...).potential(currents)`.",
+        )
+
+
 def _check_dt(dt) -> None:
     try:
         value = float(dt)
@@ -361,6 +390,8 @@ def simulate(
     scheme: Scheme = "be",
     checkpoint_lengths: Sequence[int] | None = None,
     record: Callable[[State], Array] | None = None,
+    electrodes: "PointElectrodes | None" = None,
+    electrode_currents: ArrayLike | None = None,
 ) -> tuple[State, Array]:
     """Run `step` over a stimulus with `lax.scan`, optionally checkpointed.
 
@@ -377,6 +408,11 @@ def simulate(
         scheme: ``"be"`` (backward Euler) or ``"cn"`` (Crank–Nicolson).
         record: what to record after each step (default: voltages [mV] at the
             recording sites).
+        electrodes: extracellular point electrodes
+            (`neuroctl.biophysics.extracellular.PointElectrodes`), or None.
+        electrode_currents: their currents [µA], shape ``(T, n_electrodes)``, one
+            row per step (the value during the step); required with `electrodes`.
+            Differentiable: an action or a design variable.
 
     Returns:
         The final state and the recordings, shape ``(T, ...)``.
@@ -397,11 +433,45 @@ def simulate(
         def record(s: State) -> Array:
             return s.v[rec_nodes]
 
-    def body(s: State, i_t: Array) -> tuple[State, Array]:
-        s = step(net, params, s, i_t, dt, scheme)
+    if electrodes is not None or electrode_currents is not None:
+        currents = _electrode_currents(electrodes, electrode_currents, stimulus, state)
+        stimulus = (stimulus, currents)
+    advance = _stepper(net, params, dt, scheme, electrodes)
+
+    def body(s: State, x) -> tuple[State, Array]:
+        s = advance(s, x)
         return s, record(s)
 
     return scan_checkpointed(body, state, stimulus, checkpoint_lengths)
+
+
+def _stepper(net: Network, params: Params, dt, scheme: Scheme, electrodes):
+    """`step` from one scan input: a stimulus row, or (stimulus, electrode currents)."""
+    if electrodes is None:
+        return lambda s, x: step(net, params, s, x, dt, scheme)
+    return lambda s, x: step(
+        net, params, s, x[0], dt, scheme, electrodes.potential(x[1])
+    )
+
+
+def _electrode_currents(electrodes, currents, stimulus: Array, state: State) -> Array:
+    if electrodes is None:
+        raise bad_value(
+            "electrodes",
+            None,
+            "a PointElectrodes when electrode_currents are given",
+            "pass electrodes=PointElectrodes.build(net, positions).",
+        )
+    n_e = electrodes.n_electrodes
+    shape = None if currents is None else jnp.shape(currents)
+    if shape != (stimulus.shape[0], n_e):
+        raise bad_value(
+            "electrode_currents",
+            f"shape {shape}",
+            f"shape ({stimulus.shape[0]}, {n_e}): steps × electrodes [µA]",
+            "pass one current per electrode and step with `electrodes`.",
+        )
+    return jnp.asarray(currents, state.v.dtype)
 
 
 def scan_checkpointed(body, carry, xs, lengths: Sequence[int] | None):
