@@ -67,6 +67,7 @@ from neuroctl.train.policy_commands import ship_policy  # noqa: E402
 from neuroctl.train.policy_eval import (  # noqa: E402
     baseline_policy,
     comparison,
+    example_trials,
     run_trials,
     summarise,
 )
@@ -316,7 +317,7 @@ def main(args: Args) -> None:
         env, env_params = envs.env[variant]
         label = f"{_NAMES[variant]}, designed for {pick['reduction']:g}x"
         save_figure(
-            example_trial_figure(env, env_params, policy, label),
+            example_trial_figure(example_trials(env, env_params, policy), label),
             args.results / "policy_designed_example_trial.png",
         )
 

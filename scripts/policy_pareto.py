@@ -38,7 +38,7 @@ from neuroctl.plants import load  # noqa: E402
 from neuroctl.policies import FixedGain, plant_checksum  # noqa: E402
 from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
-from neuroctl.train.policy_eval import run_trials, summarise  # noqa: E402
+from neuroctl.train.policy_eval import example_trials, run_trials, summarise  # noqa: E402
 from neuroctl.train.policy_run import PolicyRunConfig, restore, train_policy  # noqa: E402
 from neuroctl.train.run import read_log  # noqa: E402
 from neuroctl.train.ship import provenance  # noqa: E402
@@ -360,7 +360,8 @@ def _write(args: Args, plant, env_params, points, checksum) -> None:
     point, stage, policy, _, env = pick
     save_figure(
         example_trial_figure(
-            env, env_params, policy, f"{point['kind']} ({_describe(stage)})"
+            example_trials(env, env_params, policy),
+            f"{point['kind']} ({_describe(stage)})",
         ),
         args.results / "policy_example_trial.png",
     )

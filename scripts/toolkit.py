@@ -49,6 +49,14 @@ ROWS = {
         eval_episodes=1000,
         **EVIDENCE,
     ),
+    "electrodes_restore_held_observing": TrainArgs(
+        env="EvidenceStimElectrodes-v0",
+        env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
+        param=("evidence_gain=0.3",),
+        iterations=100,
+        eval_episodes=1000,
+        **EVIDENCE,
+    ),
 }
 WHAT = {
     "spike_rate": "HH point cell: follow the target-rate profile with least charge",
@@ -58,6 +66,8 @@ WHAT = {
     "biphasic electrodes (policy sees the readouts and t/T)",
     "electrodes_restore_observing": "the same; the policy also sees the stimulus "
     "stream (its running mean and latest sample)",
+    "electrodes_restore_held_observing": "the same, observing the stream, with "
+    "held (monophasic, not charge-balanced) electrode currents",
 }
 
 

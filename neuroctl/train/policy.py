@@ -38,12 +38,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from neuroctl.envs.core import episode_keys, step_key
 from neuroctl.envs.evidence_stim import EvidenceStim, EvidenceStimParams
 from neuroctl.errors import bad_value
+from neuroctl.policies.base import Parts, merge, split
 from neuroctl.policies.gain import POLICIES, GainPolicy, make_policy
+from neuroctl.train import bptt
+from neuroctl.train.bptt import TrainState, iteration_keys
 from neuroctl.train.plant import EVAL_SEED
 from neuroctl.typing import Array
 
@@ -177,31 +179,6 @@ def new_policy(cfg: PolicyTrainConfig) -> GainPolicy:
     )
 
 
-class Parts(NamedTuple):
-    """A policy split for training: graph, a template of its trainable state, the rest.
-
-    The trainable parameters travel separately as a pure dict (`split`); `merge`
-    puts them back. ``rest`` holds frozen variables (e.g. `FixedGain`'s logit).
-    """
-
-    graphdef: Any
-    template: Any  # nnx.State of the nnx.Param variables
-    rest: Any
-
-
-def split(policy: GainPolicy) -> tuple[Parts, dict]:
-    """``nnx.split`` into `Parts` and the trainable params as a pure dict."""
-    graphdef, params, rest = nnx.split(policy, nnx.Param, ...)
-    return Parts(graphdef, params, rest), nnx.to_pure_dict(params)
-
-
-def merge(parts: Parts, params: dict) -> GainPolicy:
-    """The policy module with trainable `params` (a pure dict; may be traced)."""
-    state = jax.tree.map(lambda x: x, parts.template)  # a fresh State to fill
-    nnx.replace_by_pure_dict(state, params)
-    return nnx.merge(parts.graphdef, state, parts.rest)
-
-
 class Episode(NamedTuple):
     """Per-trial outcome of a closed-loop episode (scalars unless noted).
 
@@ -319,28 +296,9 @@ def episode_loss(ep: Episode, cfg: PolicyTrainConfig) -> Array:
     )
 
 
-def iteration_keys(seed: int, iteration: int, batch: int) -> Array:
-    """The training trials of `iteration` (a resumed run draws the same ones)."""
-    root = jax.random.fold_in(jax.random.key(seed), 0)
-    return jax.random.split(jax.random.fold_in(root, iteration), batch)
-
-
 def optimizer(cfg: PolicyTrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping, then Adam (cosine-decayed lr if ``decay_steps``)."""
-    lr = (
-        optax.cosine_decay_schedule(cfg.lr, cfg.decay_steps, alpha=0.1)
-        if cfg.decay_steps
-        else cfg.lr
-    )
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(lr))
-
-
-class TrainState(eqx.Module):
-    """Everything a resumed run needs: iteration, params (pure dict), Adam state."""
-
-    step: Array
-    params: dict
-    opt_state: PyTree
+    return bptt.optimizer(cfg.lr, cfg.decay_steps, cfg.clip_norm)
 
 
 class StepMetrics(NamedTuple):

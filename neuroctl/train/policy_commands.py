@@ -279,8 +279,10 @@ def _example_figure(env, env_params, policy, path: Path, label: str) -> None:
         return
     from neuroctl.io import save_figure
     from neuroctl.plotting.policy import example_trial_figure
+    from neuroctl.train.policy_eval import example_trials
 
-    saved = save_figure(example_trial_figure(env, env_params, policy, label), path)
+    trials = example_trials(env, env_params, policy)
+    saved = save_figure(example_trial_figure(trials, label), path)
     print(f"wrote {saved}")
 
 

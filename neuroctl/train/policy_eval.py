@@ -142,7 +142,50 @@ def gain_trace(env, env_params, policy: GainPolicy, key):
     return jax.device_get(run(key))
 
 
+def example_trials(env, env_params, policy: GainPolicy, n_trials: int = 2) -> list:
+    """Data of `neuroctl.plotting.policy.example_trial_figure` (one dict a trial).
+
+    The first held-out trial of each label, under `policy` and under ``g = 1``.
+    """
+    from neuroctl.envs.core import episode_keys
+
+    chosen, seen = [], set()
+    for k in evaluation_keys(64):  # first trial of each label
+        lab = int(env.init_state(episode_keys(k)[0], env_params).mean > 0)
+        if lab not in seen:
+            seen.add(lab)
+            chosen.append(k)
+        if len(chosen) == n_trials:
+            break
+    base = baseline_policy(env_params, env.config.jnp_dtype)
+    return [_example(env, env_params, policy, base, key) for key in chosen]
+
+
+def _example(env, env_params, policy, base, key) -> dict:
+    from neuroctl.envs.core import episode_keys
+    from neuroctl.envs.evidence_stim import trial_stimulus
+
+    ep = gain_trace(env, env_params, policy, key)
+    ep0 = gain_trace(env, env_params, base, key)
+    stim = np.asarray(trial_stimulus(env, episode_keys(key)[0], env_params))
+    return {
+        "t_sim": (np.arange(stim.shape[0]) + 1) * env.config.dt,  # [ms]
+        "stimulus": stim,
+        "t_ctrl": (np.arange(env.n_steps) + 1) * env.config.control_ms,  # [ms]
+        "gains": np.asarray(ep.gains),
+        "base_gains": np.asarray(ep0.gains),
+        "readouts": np.asarray(ep.readouts),
+        "base_readouts": np.asarray(ep0.readouts),
+        "substeps": env.config.substeps,
+        "label": int(np.sum(stim) > 0),
+        "correct": bool(ep.correct),
+        "mean_gain_sq": float(ep.mean_gain_sq),
+        "window": env.task.response_window_ms,
+    }
+
+
 __all__ = [
+    "example_trials",
     "Summary",
     "baseline_policy",
     "comparison",
