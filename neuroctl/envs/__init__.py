@@ -7,6 +7,10 @@ Functional API (pure; `jit`, `vmap`, `grad` compose)::
     obs, state = env.reset(key, params)
     obs, state, reward, done, info = env.step_env(key, state, action, params)
 
+Composed envs for any network: `ControlEnv.build(plant, actuator, task, EnergyCost,
+observe=...)` with `SiteCurrents`/`Electrodes` (+ `BiphasicPulse`), `RateTracking`/
+`NoTask`.
+
 Envs: `SpikeRate` (HH point or ball-and-stick cell, soma current → target rate) and
 `EvidenceStim` (gain on the evidence input of the frozen EI RNN plant),
 `EvidenceStimElectrodes` (currents at K electrodes into the same plant).
@@ -16,6 +20,11 @@ Gymnasium: ``gymnasium.make("neuroctl/SpikeRate-v0")`` (ids registered on
 `GymnaxAdapter`; Stable-Baselines3: `SB3VecEnv` (needs the ``rl`` extra).
 """
 
+from neuroctl.envs.actuators import BiphasicPulse as BiphasicPulse
+from neuroctl.envs.actuators import Electrodes as Electrodes
+from neuroctl.envs.actuators import SiteCurrents as SiteCurrents
+from neuroctl.envs.control import ControlEnv as ControlEnv
+from neuroctl.envs.control import ControlParams as ControlParams
 from neuroctl.envs.core import AbstractEnv as AbstractEnv
 from neuroctl.envs.core import AbstractEnvParams as AbstractEnvParams
 from neuroctl.envs.core import AbstractEnvState as AbstractEnvState
@@ -28,6 +37,7 @@ from neuroctl.envs.gym import GymEnv as GymEnv
 from neuroctl.envs.gym import GymnaxAdapter as GymnaxAdapter
 from neuroctl.envs.gym import GymVectorEnv as GymVectorEnv
 from neuroctl.envs.gym import key_from_np_random as key_from_np_random
+from neuroctl.envs.objectives import EnergyCost as EnergyCost
 from neuroctl.envs.registry import make as make
 from neuroctl.envs.registry import names as names
 from neuroctl.envs.rollout import Trajectory as Trajectory
@@ -38,6 +48,8 @@ from neuroctl.envs.spaces import Box as Box
 from neuroctl.envs.spike_rate import SpikeRate as SpikeRate
 from neuroctl.envs.spike_rate import SpikeRateParams as SpikeRateParams
 from neuroctl.envs.spike_rate import SpikeRateState as SpikeRateState
+from neuroctl.envs.tasks import NoTask as NoTask
+from neuroctl.envs.tasks import RateTracking as RateTracking
 
 # `EvidenceStim` imports the plant's task (scipy.signal, ~2 s); `import neuroctl`
 # (which registers the Gymnasium ids) should not pay for it, so it loads on first use.
@@ -50,7 +62,6 @@ _LAZY = {
     "EvidenceStimElectrodes": "evidence_electrodes",
     "EvidenceStimElectrodesParams": "evidence_electrodes",
     "ElectrodeLayout": "evidence_electrodes",
-    "BiphasicPulse": "evidence_electrodes",
     "SB3VecEnv": "sb3",
 }
 

@@ -1,4 +1,20 @@
-"""Task-trained networks and cell models built from `neuroctl.biophysics`."""
+"""Task-trained networks and cell models built from `neuroctl.biophysics`.
 
-from neuroctl.plants.evidence import EvidencePlant as EvidencePlant
-from neuroctl.plants.evidence import load as load
+`Plant` (any network with named inputs and readouts) loads at once; the evidence
+plant (`EvidencePlant`, `load`) imports its task (scipy.signal, ~2 s) on first use.
+"""
+
+from neuroctl.plants.base import Plant as Plant
+
+_LAZY = {"EvidencePlant": "evidence", "load": "evidence"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"neuroctl.plants.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'neuroctl.plants' has no attribute {name!r}")
+
+
+__all__ = ["EvidencePlant", "Plant", "load"]

@@ -110,14 +110,3 @@ def test_every_subcommand_has_a_summary():
     for name in names:
         line = next(x for x in res.stdout.splitlines() if f"• {name} " in x)
         assert len(line.split(f"• {name}")[1].strip(" │")) > 10, line
-
-
-def test_the_readme_training_snippet_runs(tmp_path, monkeypatch):
-    from pathlib import Path
-
-    text = (Path(__file__).parents[2] / "README.md").read_text()
-    section = text.split("## Train a policy on any env")[1]
-    code = section.split("```python\n")[1].split("```")[0]
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
-    assert (tmp_path / "runs" / "readme-example" / "log.jsonl").exists()
