@@ -103,17 +103,30 @@ class AbstractActuator(eqx.Module):
 
     @abc.abstractmethod
     def to_inputs(self, sources: Array) -> Array:
-        """Input-site currents ``(substeps, n_inputs)`` [nA] from the sources'."""
+        """Input-site currents ``(..., n_inputs)`` [nA] from the sources'."""
 
     def unit(self) -> str:
         """Unit of the action."""
         return "nA"
 
     def sources(self, action: Array, config: ControlConfig) -> Array:
-        """Source currents ``(substeps, n_sources)`` [nA] of one control period."""
+        """The action over one control period, ``(substeps, n_act)``.
+
+        Held, or as biphasic pulses of its amplitude [action units].
+        """
         if self.pulse is None:
             return held_currents(action, config)
         return self.pulse(action, config)
+
+    def apply(self, a: Array, drive: Array | None) -> tuple[Array, Array]:
+        """One solver step: input-site currents and source currents [nA].
+
+        Args:
+            a: the action's value during this step, ``(n_act,)``.
+            drive: the task's own input currents ``(n_inputs,)`` [nA], or None.
+        """
+        inputs = self.to_inputs(a)
+        return (inputs if drive is None else inputs + drive), a
 
 
 class SiteCurrents(AbstractActuator):
@@ -145,8 +158,8 @@ class SiteCurrents(AbstractActuator):
     def to_inputs(self, sources: Array) -> Array:
         if self.sites == tuple(range(self.n_inputs)):
             return sources
-        out = jnp.zeros(sources.shape[:1] + (self.n_inputs,), sources.dtype)
-        return out.at[:, np.asarray(self.sites)].set(sources)
+        out = jnp.zeros(sources.shape[:-1] + (self.n_inputs,), sources.dtype)
+        return out.at[..., np.asarray(self.sites)].set(sources)
 
 
 class Electrodes(AbstractActuator):

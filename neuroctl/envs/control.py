@@ -198,24 +198,41 @@ class ControlEnv(AbstractEnv):
         jitter = jax.random.uniform(key, (), dtype, -1.0, 1.0) * params.v_init_jitter
         net_params = self.network.cast_params(params.plant, dtype)
         sim = bp.init_state(self.network, net_params, self.v_init + jitter, dtype)
-        return ControlState(sim, jnp.zeros((), jnp.int32), params.task.init(dtype))
+        task = params.task.init(key, dtype)
+        return ControlState(sim, jnp.zeros((), jnp.int32), task)
 
     def transition(self, key, state: ControlState, action: Array, params):
-        """Hold `action` for `substeps` solver steps; the task watches the readouts."""
-        del key  # deterministic plant
-        dt, nodes = self.config.dt, self.network.recording_nodes
+        """Hold `action` (or pulse it) for `substeps` solver steps.
+
+        Per solver step: the task's own drive (e.g. a stimulus stream), the
+        actuator's currents on top of it, one solver step, and the task watching the
+        readouts.
+        """
+        del key  # the plant is deterministic; a task's randomness is in its state
+        n, dt, nodes = (
+            self.config.substeps,
+            self.config.dt,
+            self.network.recording_nodes,
+        )
         net_params = self.network.cast_params(params.plant, self.config.jnp_dtype)
-        sources = params.actuator.sources(action, self.config)  # [nA]
-        inputs = params.actuator.to_inputs(sources)  # [nA] (substeps, n_inputs)
+        task, actuator = params.task, params.actuator
+        waveform = actuator.sources(action, self.config)  # (substeps, n_act)
+        xs = task.period_inputs(state.task, state.t, n)
+        rows = state.t * n + jnp.arange(n)  # solver steps of the episode [1]
 
-        def substep(carry, i_t):
-            sim, task = carry
-            new = bp.step(self.network, net_params, sim, i_t, dt)
-            task = params.task.substep(task, sim.v[nodes], new.v[nodes], dt)
-            return (new, task), None
+        def substep(carry, inputs):
+            sim, task_state = carry
+            a, x, row = inputs
+            task_state, drive = task.drive(task_state, x)
+            i_in, sources = actuator.apply(a, drive)  # [nA]
+            new = bp.step(self.network, net_params, sim, i_in, dt)
+            task_state = task.substep(task_state, sim.v[nodes], new.v[nodes], dt, row)
+            return (new, task_state), sources
 
-        (sim, task), _ = jax.lax.scan(substep, (state.sim, state.task), inputs)
-        return ControlState(sim, state.t + 1, task), sources
+        (sim, task_state), sources = jax.lax.scan(
+            substep, (state.sim, state.task), (waveform, xs, rows)
+        )
+        return ControlState(sim, state.t + 1, task_state), sources
 
     def observation(self, state: ControlState, params: ControlParams) -> Array:
         dtype = state.sim.v.dtype
@@ -238,4 +255,4 @@ class ControlEnv(AbstractEnv):
         return params.task.metrics(state.task, next_state.task, state.t)
 
     def episode_outcome(self, task, alive: Array) -> dict[str, Array]:
-        return self.defaults.params.task.outcome(task, alive)
+        return self.defaults.params.task.summarise(task, alive)

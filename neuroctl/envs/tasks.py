@@ -27,12 +27,28 @@ class AbstractTask(eqx.Module):
     """What a plant is stimulated for (see the module docstring)."""
 
     @abc.abstractmethod
-    def init(self, dtype) -> PyTree:
-        """The task state at the start of an episode."""
+    def init(self, key: Array, dtype) -> PyTree:
+        """The task state at the start of an episode (its randomness from `key`)."""
+
+    def period_inputs(self, state: PyTree, t: Array, substeps: int) -> PyTree:
+        """Per-solver-step inputs of control step `t` (leading axis `substeps`)."""
+        return jnp.zeros((substeps, 0))
+
+    def drive(self, state: PyTree, x: PyTree) -> tuple[PyTree, Array | None]:
+        """The task's own input currents [nA] per input site for one solver step.
+
+        E.g. a stimulus stream, from that step's `period_inputs`; None if none.
+        """
+        return state, None
 
     @abc.abstractmethod
-    def substep(self, state: PyTree, v_old: Array, v_new: Array, dt: float) -> PyTree:
-        """Update after one solver step of `dt` [ms]; readouts before/after [mV]."""
+    def substep(
+        self, state: PyTree, v_old: Array, v_new: Array, dt: float, row: Array
+    ) -> PyTree:
+        """Update after solver step `row` of the episode (length `dt` [ms]).
+
+        `v_old` and `v_new` are the readouts before and after it [mV].
+        """
 
     @abc.abstractmethod
     def reward(self, state: PyTree, next_state: PyTree, t: Array) -> Array:
@@ -55,17 +71,17 @@ class AbstractTask(eqx.Module):
         """Per-step metrics (a small module of scalars) for ``info.task``."""
 
     @abc.abstractmethod
-    def outcome(self, metrics: PyTree, alive: Array) -> dict[str, Array]:
+    def summarise(self, metrics: PyTree, alive: Array) -> dict[str, Array]:
         """Per-episode summary from the stacked `metrics` of its alive steps."""
 
 
 class NoTask(AbstractTask):
     """No task: no state, no reward, no fields."""
 
-    def init(self, dtype) -> PyTree:
+    def init(self, key, dtype) -> PyTree:
         return ()
 
-    def substep(self, state, v_old, v_new, dt):
+    def substep(self, state, v_old, v_new, dt, row):
         return state
 
     def reward(self, state, next_state, t) -> Array:
@@ -83,7 +99,7 @@ class NoTask(AbstractTask):
     def metrics(self, state, next_state, t):
         return None
 
-    def outcome(self, metrics, alive) -> dict[str, Array]:
+    def summarise(self, metrics, alive) -> dict[str, Array]:
         return {}
 
 
@@ -125,10 +141,10 @@ class RateTracking(AbstractTask):
         for name in ("rate_tau", "spike_slope"):
             check_value(name, getattr(self, name), lambda x: np.all(x > 0), "> 0")
 
-    def init(self, dtype) -> Array:
+    def init(self, key, dtype) -> Array:
         return jnp.zeros((), dtype)  # rate [Hz]
 
-    def substep(self, rate, v_old, v_new, dt):
+    def substep(self, rate, v_old, v_new, dt, row):
         def level(v):  # soft "in a spike" indicator [1]
             return jax.nn.sigmoid((v - self.spike_threshold) / self.spike_slope)
 
@@ -163,7 +179,7 @@ class RateTracking(AbstractTask):
     def metrics(self, rate, next_rate, t) -> RateMetrics:
         return RateMetrics(rate=next_rate, rate_error=next_rate - self.target(t))
 
-    def outcome(self, metrics: RateMetrics, alive: Array) -> dict[str, Array]:
+    def summarise(self, metrics: RateMetrics, alive: Array) -> dict[str, Array]:
         """RMS rate error [Hz] and mean rate [Hz] over the episode."""
         n = jnp.maximum(jnp.sum(alive), 1)
         mse = jnp.sum(jnp.where(alive, metrics.rate_error**2, 0.0)) / n  # [Hz²]

@@ -122,3 +122,67 @@ def test_bad_compositions_name_the_field():
         SiteCurrents.on(plant, ["soma9"])
     with pytest.raises(ConfigError, match="readouts"):
         Plant.from_network(_two_cells(), readouts=("a",))
+
+
+def _short_plant():
+    import dataclasses
+
+    from neuroctl.envs.evidence_stim import untrained_plant
+
+    plant = untrained_plant()
+    task = dataclasses.replace(
+        plant.task, trial_ms=20.0, response_window_ms=(15.0, 20.0)
+    )
+    return dataclasses.replace(plant, task=task)
+
+
+def _same_episode(old, new, actions, params_old=None, params_new=None):
+    key = jax.random.key(11)
+    a = rollout_actions(old, key, actions, params_old)
+    b = rollout_actions(new, key, actions, params_new)
+    np.testing.assert_allclose(b.obs, a.obs, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b.rewards, a.rewards, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(b.infos.current_power, a.infos.current_power, rtol=1e-9)
+    np.testing.assert_allclose(b.infos.charge, a.infos.charge, rtol=1e-9)
+    np.testing.assert_array_equal(b.infos.task.correct, a.infos.task.correct)
+    assert new.observation_fields() == old.observation_fields()
+    return a
+
+
+@pytest.mark.parametrize("observe", [False, True])
+def test_composed_evidence_env_equals_evidence_stim(observe):
+    from neuroctl.envs.evidence_stim import EvidenceStim
+    from neuroctl.envs.evidence_trial import evidence_control
+
+    plant = _short_plant()
+    flags = {"observe_evidence": observe, "observe_stimulus": observe}
+    old = EvidenceStim.from_plant(plant, dtype="float64", **flags)
+    new = evidence_control(plant, dtype="float64", **flags)
+    actions = 1.0 + 0.8 * jnp.sin(jnp.arange(old.n_steps, dtype=float))[:, None]
+    a = _same_episode(old, new, actions)
+    assert float(a.rewards[-1]) != 0.0  # the outcome is paid
+
+
+def test_composed_electrodes_env_equals_evidence_stim_electrodes():
+    from neuroctl.envs.evidence_electrodes import (
+        ElectrodeLayout,
+        EvidenceStimElectrodes,
+        electrode_weights,
+    )
+    from neuroctl.envs.evidence_trial import evidence_control
+
+    plant, layout, pulse = _short_plant(), ElectrodeLayout(), BiphasicPulse(0.1)
+    old = EvidenceStimElectrodes.from_plant(plant, layout, pulse, dtype="float64")
+    weights = electrode_weights(layout, 20)
+    new = evidence_control(
+        plant,
+        Electrodes(jnp.asarray(weights), i_max=0.1, pulse=pulse),
+        dtype="float64",
+        input_gain=0.3,
+        energy_cost=1.0,
+    )
+    import equinox as eqx
+
+    p_old = eqx.tree_at(lambda p: p.evidence_gain, old.default_params, 0.3)
+    actions = 0.08 * jnp.cos(jnp.arange(old.n_steps * 4.0)).reshape(-1, 4)
+    _same_episode(old, new, actions, p_old)
