@@ -4,6 +4,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -387,6 +388,11 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
     assert [s["train"]["lr"] for s in lineage] == [cfg.lr, 0.5]
 
 
+PINS = json.loads(
+    (Path(__file__).parent / "data" / "shipped_policies_64.json").read_text()
+)
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -405,12 +411,23 @@ def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
     least 80 % of it (the per-trial power varies with the trial's evidence). The
     policy that observes the evidence must meet the issue's bar: ≥ 30x.
     """
-    from neuroctl.train.policy_eval import evaluate
+    from neuroctl.train.plant import evaluation_keys
+    from neuroctl.train.policy_eval import evaluate, gain_trace
 
     policy, spec, card = load_policy(name)
     plant = load(spec.plant)
     env, env_params = tp.make_env(plant, spec.train_config())
     result = evaluate(env, env_params, policy, 64, chunk=64)
+    # the same numbers and actions as before the redesign (pinned at b855092 by
+    # scripts/pin_shipped_policies.py)
+    pins = PINS["policies"][name]
+    for side in ("policy", "baseline"):
+        for field, value in pins[side].items():
+            np.testing.assert_allclose(
+                result[side][field], value, rtol=1e-7, atol=1e-12, err_msg=field
+            )
+    gains = gain_trace(env, env_params, policy, evaluation_keys(1)[0]).gains
+    np.testing.assert_allclose(gains, pins["first_trial_gains"], rtol=1e-7, atol=1e-12)
     claimed = card["evaluation"]["power_reduction"]
     assert card["evaluation"]["trials"] == 1000
     assert card["evaluation"]["policy"]["accuracy"] >= 0.99
