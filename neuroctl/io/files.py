@@ -17,7 +17,14 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
         tmp = Path(f.name)
     try:
         fig.savefig(tmp, dpi=dpi)
+        tmp.chmod(0o666 & ~_umask())  # as a plain open() would (mkstemp gives 0600)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

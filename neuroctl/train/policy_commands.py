@@ -113,8 +113,9 @@ class TrainPolicyArgs:
 class EvaluateArgs:
     """Evaluate a shipped policy (or a run directory) on held-out trials vs g = 1."""
 
-    policy: Path = Path("policies/evidence_gain_mlp")
-    """Shipped policy folder (spec.toml + checkpoint/) or a train-policy --out dir."""
+    policy: Path = Path("evidence_gain_mlp")
+    """Shipped policy name (found wherever neuroctl is installed), a policy folder
+    (spec.toml + checkpoint/) or a train-policy --out dir."""
     trials: int = 1000
     """Held-out trials [1]."""
     seed: int | None = None

@@ -44,14 +44,21 @@ def _chunk(env, env_params, parts, params, keys):
 
 
 def run_trials(
-    env, env_params, policy: GainPolicy, keys, chunk: int = 100, progress=False
+    env,
+    env_params,
+    policy: GainPolicy,
+    keys,
+    chunk: int = 100,
+    progress=False,
+    desc: str = "policy",
 ):
     """Per-trial `Episode` fields as NumPy arrays, evaluated in chunks of `chunk`."""
     from tqdm.auto import tqdm
 
     parts, params = tp.split(policy)
     out = []
-    for lo in tqdm(range(0, len(keys), chunk), disable=not progress, unit="chunk"):
+    starts = range(0, len(keys), chunk)
+    for lo in tqdm(starts, disable=not progress, unit="chunk", desc=desc):
         ep = _chunk(env, env_params, parts, params, keys[lo : lo + chunk])
         out.append(jax.device_get(ep._replace(gains=None, readouts=None)))
     fields = (
@@ -112,7 +119,9 @@ def evaluate(
     if baseline is None:
         base_policy = baseline_policy(env_params, env.config.jnp_dtype)
         baseline = summarise(
-            run_trials(env, env_params, base_policy, keys, chunk, progress)
+            run_trials(
+                env, env_params, base_policy, keys, chunk, progress, "g = 1 baseline"
+            )
         )
     return comparison(pol, baseline, seed)
 

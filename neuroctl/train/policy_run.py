@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from neuroctl.errors import ConfigError
+from neuroctl.io.runs import record_diff
 from neuroctl.train import policy as tp
 from neuroctl.train.run import RunLogger, _truncate_log
 
@@ -141,11 +142,11 @@ def _check_resumable(out: Path, record: dict) -> None:
         saved["train"] = json.loads(json.dumps(dataclasses.asdict(train)))
     except (TypeError, ConfigError):
         pass  # an unknown or invalid field: reported as a difference below
-    if saved != json.loads(json.dumps(record)):
-        diff = {k: (saved.get(k), v) for k, v in record.items() if saved.get(k) != v}
+    diff = record_diff(saved, record)
+    if diff:
         raise ConfigError(
-            f"--resume: {out}/config.json differs from this run (saved, requested): "
-            f"{diff}; use the saved settings or a new --out."
+            f"--resume: {out}/config.json differs from this run: {'; '.join(diff)}; "
+            "use the saved settings or a new --out."
         )
 
 

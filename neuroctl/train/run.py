@@ -24,6 +24,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from neuroctl.errors import ConfigError
+from neuroctl.io.runs import record_diff
 from neuroctl.plants import evidence_task as et
 from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
 from neuroctl.train import plant as tr
@@ -70,12 +71,11 @@ def _check_resumable(out: Path, config: dict, step: int) -> None:
     old_lr = saved["train"]["lr"]
     schedule = saved.pop("lr_schedule", [[0, old_lr]])
     saved["train"]["lr"] = want["train"]["lr"]
-    if saved != want:
-        diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
+    diff = record_diff(saved, want)
+    if diff:
         raise ConfigError(
-            f"--resume: {out}/config.json differs from this run "
-            f"(saved, requested): {diff}; only --lr may change on resume; use the "
-            "saved settings or a new --out."
+            f"--resume: {out}/config.json differs from this run: {'; '.join(diff)}; "
+            "only --lr may change on resume; use the saved settings or a new --out."
         )
     if want["train"]["lr"] != old_lr:
         schedule = [x for x in schedule if x[0] < step] + [[step, want["train"]["lr"]]]
