@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402
 
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
-from neuroctl.train.plant import EVAL_SEED, wilson_interval  # noqa: E402
+from neuroctl.train.evaluate import wilson_interval  # noqa: E402
+from neuroctl.train.plant import EVAL_SEED  # noqa: E402
 from neuroctl.train.ship import evaluate_accuracy  # noqa: E402
 
 STRENGTHS = (0.0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008)  # |μ| [1]

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from neuroctl.plants import EvidencePlant, load  # noqa: E402
 from neuroctl.plants import evidence_task as et  # noqa: E402
-from neuroctl.train.plant import EVAL_SEED, evaluation_keys, wilson_interval  # noqa: E402
+from neuroctl.train.evaluate import wilson_interval  # noqa: E402
+from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
 from neuroctl.train.ship import provenance  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

@@ -122,7 +122,9 @@ def test_spec_rejects_unknown_keys_listing_valid_ones():
 
 
 def test_wilson_interval_brackets_the_estimate():
-    lo, hi = tr.wilson_interval(990, 1000)
+    from neuroctl.train.evaluate import wilson_interval
+
+    lo, hi = wilson_interval(990, 1000)
     assert lo < 0.99 < hi and hi - lo < 0.02
 
 

@@ -410,14 +410,20 @@ class EvidenceStim(AbstractEnv):
 
     def metrics(self, state, next_state, params) -> EvidenceStimMetrics:
         decided = self.terminal(next_state, params)
-        logits = self.logits(next_state)
-        correct = et.accuracy(logits, next_state.label)
-        ce = et.cross_entropy(logits, next_state.label)
-        return EvidenceStimMetrics(
-            decided=decided,
-            correct=jnp.where(decided, correct, 0.0),
-            cross_entropy=jnp.where(decided, ce, 0.0),
-        )
+        return decision_metrics(decided, self.logits(next_state), next_state.label)
+
+
+def decision_metrics(
+    decided: Array, logits: Array, label: Array
+) -> EvidenceStimMetrics:
+    """The trial's `EvidenceStimMetrics` (0 unless `decided`)."""
+    correct = et.accuracy(logits, label)
+    ce = et.cross_entropy(logits, label)
+    return EvidenceStimMetrics(
+        decided=decided,
+        correct=jnp.where(decided, correct, 0.0),
+        cross_entropy=jnp.where(decided, ce, 0.0),
+    )
 
 
 def decision_outcome(task: EvidenceStimMetrics, alive: Array) -> dict[str, Array]:

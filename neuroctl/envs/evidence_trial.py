@@ -20,7 +20,12 @@ import numpy as np
 
 from neuroctl.envs.actuators import AbstractActuator, BiphasicPulse
 from neuroctl.envs.core import ControlConfig, check_value
-from neuroctl.envs.evidence_stim import EvidenceStimMetrics, decision_outcome, sos_step
+from neuroctl.envs.evidence_stim import (
+    EvidenceStimMetrics,
+    decision_metrics,
+    decision_outcome,
+    sos_step,
+)
 from neuroctl.envs.spaces import Box
 from neuroctl.envs.tasks import AbstractTask
 from neuroctl.plants import evidence_task as et
@@ -140,14 +145,7 @@ class EvidenceTrial(AbstractTask):
 
     def metrics(self, state, next_state, t) -> EvidenceStimMetrics:
         decided = t + 1 >= self.n_steps
-        logits = self.logits(next_state)
-        correct = et.accuracy(logits, next_state.label)
-        ce = et.cross_entropy(logits, next_state.label)
-        return EvidenceStimMetrics(
-            decided=decided,
-            correct=jnp.where(decided, correct, 0.0),
-            cross_entropy=jnp.where(decided, ce, 0.0),
-        )
+        return decision_metrics(decided, self.logits(next_state), next_state.label)
 
     def summarise(self, metrics, alive) -> dict[str, Array]:
         return decision_outcome(metrics, alive)

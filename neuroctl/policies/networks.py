@@ -82,6 +82,15 @@ def _readout(hidden: int, box: ActionBox, z0, rngs, dtype) -> nnx.Linear:
     )
 
 
+def _ends(io: PolicyIO, hidden: int, init_fraction: float, rngs, dtype):
+    """Input scaling, action box and read-out of a network policy."""
+    check_positive_int("hidden", hidden, "e.g. hidden=32.")
+    scale = ObsScale(io.obs_loc, io.obs_scale, dtype)
+    box = ActionBox(io.action_low, io.action_high, dtype)
+    z0 = box.pre_action(io.init_action(init_fraction))
+    return scale, box, _readout(hidden, box, z0, rngs, dtype)
+
+
 class MLP(AbstractPolicy):
     """Closed loop, memoryless: ``obs → Linear(n_obs, h) → tanh → Linear → box``."""
 
@@ -94,12 +103,8 @@ class MLP(AbstractPolicy):
         rngs: nnx.Rngs,
         dtype=jnp.float32,
     ):
-        check_positive_int("hidden", hidden, "e.g. hidden=32.")
-        self.scale = ObsScale(io.obs_loc, io.obs_scale, dtype)
-        self.box = ActionBox(io.action_low, io.action_high, dtype)
-        z0 = self.box.pre_action(io.init_action(init_fraction))
+        self.scale, self.box, self.out = _ends(io, hidden, init_fraction, rngs, dtype)
         self.hidden = nnx.Linear(self.scale.size, hidden, rngs=rngs, param_dtype=dtype)
-        self.out = _readout(hidden, self.box, z0, rngs, dtype)
         self.dtype = dtype
 
     def initial_carry(self) -> Array:
@@ -122,12 +127,8 @@ class GRU(AbstractPolicy):
         rngs: nnx.Rngs,
         dtype=jnp.float32,
     ):
-        check_positive_int("hidden", hidden, "e.g. hidden=32.")
-        self.scale = ObsScale(io.obs_loc, io.obs_scale, dtype)
-        self.box = ActionBox(io.action_low, io.action_high, dtype)
-        z0 = self.box.pre_action(io.init_action(init_fraction))
+        self.scale, self.box, self.out = _ends(io, hidden, init_fraction, rngs, dtype)
         self.cell = nnx.GRUCell(self.scale.size, hidden, rngs=rngs, param_dtype=dtype)
-        self.out = _readout(hidden, self.box, z0, rngs, dtype)
         self.n_hidden, self.dtype = hidden, dtype
 
     def initial_carry(self) -> Array:

@@ -108,7 +108,7 @@ def evaluate_plant(args: Annotated[EvaluatePlantArgs, tyro.conf.arg(name="")]) -
     correct, n = evaluate_accuracy(
         plant, args.trials, args.seed, args.chunk, progress=True
     )
-    from neuroctl.train.plant import wilson_interval
+    from neuroctl.train.evaluate import wilson_interval
 
     lo, hi = wilson_interval(correct, n)
     print(

@@ -15,7 +15,8 @@ import numpy as np
 
 from neuroctl.policies.gain import FixedGain, GainPolicy
 from neuroctl.train import policy as tp
-from neuroctl.train.plant import EVAL_SEED, evaluation_keys, wilson_interval
+from neuroctl.train.evaluate import wilson_interval
+from neuroctl.train.plant import EVAL_SEED, evaluation_keys
 
 
 @dataclass(frozen=True)
