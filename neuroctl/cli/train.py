@@ -66,6 +66,10 @@ class TrainArgs:
     """Continue the run in --out (or re-evaluate it once finished)."""
     save_every: int = 10
     """Checkpoint period [iterations]."""
+    validate_every: int = 10
+    """Validation period [iterations]: the best-validated parameters are kept."""
+    validate_episodes: int = 16
+    """Fixed validation episodes (neither training nor held-out ones) [1]."""
     eval_episodes: int = 100
     """Held-out episodes for the final comparison [1]."""
     sweep_points: int = 9
@@ -101,6 +105,8 @@ def _check(args: TrainArgs) -> None:
         "hidden": 1,
         "n_bins": 1,
         "save_every": 1,
+        "validate_every": 1,
+        "validate_episodes": 1,
         "eval_episodes": 1,
         "sweep_points": 2,
         "sweep_episodes": 1,
@@ -150,6 +156,8 @@ def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
         args.save_every,
         resume=args.resume,
         progress=args.progress,
+        validate_every=args.validate_every,
+        validate_episodes=args.validate_episodes,
     )
     return spec, opts
 
