@@ -15,7 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
-from neuroctl.cli.train import TrainArgs, format_report, train
+from neuroctl.cli.train import TrainArgs, figures, format_report, train
+from neuroctl.train.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "toolkit"
@@ -81,6 +82,8 @@ def run_row(name: str, args: TrainArgs) -> dict:
     if metrics.exists():
         report = json.loads(metrics.read_text())
         if report.get("iterations") == args.iterations:
+            spec, env, env_params, parts, params = load_run(out)
+            figures(env, env_params, parts, params, report, out, spec.env)
             return report
     resume = (out / "checkpoints").exists()
     return train(
@@ -142,8 +145,8 @@ def markdown(reports: dict[str, dict]) -> str:
             f"{spec['train']['batch']} in {r['train_s']:.0f} s, {spec['precision']}; "
             f"{r['eval_episodes']} held-out episodes; best constant "
             f"{_fmt(r['best_constant']['action'])}; trained beats it on the "
-            f"objective: **{'yes' if win else 'NO'}**. Figure: "
-            f"results/toolkit_{name}.png."
+            f"objective: **{'yes' if win else 'NO'}**. Figures: "
+            f"results/toolkit_{name}.png, results/toolkit_{name}_training.png."
         )
     lines += ["", *findings(reports)]
     prov = next(iter(reports.values()))["provenance"]
@@ -209,8 +212,9 @@ def main() -> None:
     for name in args.only or list(ROWS):
         report = run_row(name, ROWS[name])
         print(f"== {name}\n{format_report(report)}")
-        png = RESULTS / f"toolkit_{name}.png"
-        shutil.copyfile(RUNS / name / "example_episode.png", png)
+        for src, dst in (("example_episode", ""), ("training_curve", "_training")):
+            png = RESULTS / f"toolkit_{name}{dst}.png"
+            shutil.copyfile(RUNS / name / f"{src}.png", png)
     reports = {n: _finished(n) for n in ROWS}
     missing = [n for n, r in reports.items() if r is None]
     if missing:

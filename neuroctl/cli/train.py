@@ -3,7 +3,8 @@
 Thin: parses options, calls `neuroctl.train.runs.train_run`, evaluates its
 best-validated parameters with `neuroctl.train.evaluate` (against the best constant
 action of a sweep, on the same held-out episodes), prints the comparison and writes
-``<out>/metrics.json`` and ``<out>/example_episode.png``.
+``<out>/metrics.json``, ``<out>/example_episode.png`` and
+``<out>/training_curve.png``.
 """
 
 import time
@@ -184,7 +185,7 @@ def train(args: Annotated[TrainArgs, tyro.conf.arg(name="")]) -> dict:
         train_s=round(train_s, 1),
     )
     _write_report(opts.out, report)
-    _figure(env, env_params, parts, params, report, opts.out, spec.env)
+    figures(env, env_params, parts, params, report, opts.out, spec.env)
     print(format_report(report))
     return report
 
@@ -238,7 +239,8 @@ def _write_report(out: Path, report: dict) -> None:
     write_json_atomic(out / "metrics.json", report)
 
 
-def _figure(env, env_params, parts, params, report, out: Path, name: str) -> None:
+def figures(env, env_params, parts, params, report, out: Path, name: str) -> None:
+    """Write example_episode.png (vs the best constant) and training_curve.png."""
     from neuroctl.io import save_figure
     from neuroctl.plotting.episode import episode_figure
     from neuroctl.train.evaluate import episode_traces, evaluation_keys
@@ -261,6 +263,29 @@ def _figure(env, env_params, parts, params, report, out: Path, name: str) -> Non
         f"{name}: one held-out episode (actions from each period's start)",
     )
     save_figure(fig, out / "example_episode.png")
+    _curve(out, report, name)
+
+
+def _curve(out: Path, report: dict, name: str) -> None:
+    from neuroctl.io import save_figure
+    from neuroctl.io.runs import read_log
+    from neuroctl.plotting.episode import training_curve_figure
+
+    rows = read_log(out / "log.jsonl")
+    if not rows:
+        return
+    fig = training_curve_figure(
+        np.array([r["iteration"] for r in rows]),
+        np.array([r["episode_return"] for r in rows]),
+        report["best_constant"]["return"],
+        "best constant (held-out)",
+        f"{name}: training",
+        validation=(
+            np.array([r["iteration"] for r in rows if "val_return" in r]),
+            np.array([r["val_return"] for r in rows if "val_return" in r]),
+        ),
+    )
+    save_figure(fig, out / "training_curve.png")
 
 
 def format_report(report: dict) -> str:
