@@ -39,6 +39,7 @@ def test_train_runs_on_every_registered_env(env, tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["spec"]["env"] == env
     assert (tmp_path / "example_episode.png").stat().st_size > 10_000
+    assert (tmp_path / "training_curve.png").stat().st_size > 10_000
     best = max(saved["sweep"], key=lambda s: s["return"])
     assert saved["best_constant"]["action"] == best["action"]
 
