@@ -27,12 +27,13 @@ import numpy as np
 
 from neuroctl.biophysics import Network, Params, init_state, simulate
 from neuroctl.errors import ConfigError, bad_value
+from neuroctl.io.artefacts import shipped_root
 from neuroctl.plants import evidence_task as et
 from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
 from neuroctl.typing import Array, ArrayLike
 
-#: Shipped plants live here (a source checkout); `load(root=...)` overrides it.
-ENVS_ROOT = Path(__file__).resolve().parents[2] / "envs"
+#: Shipped plants live here (checkout or wheel); `load(root=...)` overrides it.
+ENVS_ROOT = shipped_root("envs")
 CHECKPOINT_DIR = "checkpoint"  # inside a plant folder
 
 

@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroctl.errors import ConfigError
+from neuroctl.io.artefacts import shipped_root
 from neuroctl.io.checkpoints import CheckpointError, load_verified, tree_checksum
 
 CHECKPOINT_DIR = "checkpoint"
-POLICIES_ROOT = Path(__file__).resolve().parents[2] / "policies"
+POLICIES_ROOT = shipped_root("policies")
 
 
 def plant_checksum(plant) -> str:
