@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import tyro
 
+from neuroctl.errors import bad_value, check_int
+
 EVIDENCE_OUT = Path("envs/evidence_integration/training")
 
 
@@ -48,6 +50,14 @@ def train_plant(args: Annotated[TrainPlantArgs, tyro.conf.arg(name="")]) -> Path
     """Train the evidence-integration plant by BPTT (resumable)."""
     import jax
 
+    for name, low, high in (
+        ("iterations", 1, None),
+        ("batch", 1, None),
+        ("save_every", 1, None),
+        ("keep", 1, None),
+        ("seed", 0, 2**31 - 2),
+    ):
+        check_int(f"--{name.replace('_', '-')}", getattr(args, name), low, high)
     jax.config.update("jax_enable_x64", args.precision == "float64")
     from neuroctl.plants import evidence_task as et
     from neuroctl.train import plant as tr
@@ -99,6 +109,9 @@ def evaluate_plant(args: Annotated[EvaluatePlantArgs, tyro.conf.arg(name="")]) -
     """Accuracy of a shipped plant on held-out trials (reproduces its card)."""
     import jax
 
+    check_int("--trials", args.trials, 1)
+    check_int("--chunk", args.chunk, 1)
+    check_int("--seed", args.seed, 0, 2**32 - 1)
     jax.config.update("jax_enable_x64", True)
     from neuroctl.plants import load
     from neuroctl.train.ship import evaluate_accuracy
@@ -139,6 +152,14 @@ def freeze_plant(args: Annotated[FreezePlantArgs, tyro.conf.arg(name="")]) -> Pa
     """Freeze a train-plant checkpoint into a verified plant folder."""
     import jax
 
+    check_int("--trials", args.trials, 1)
+    check_int("--chunk", args.chunk, 1)
+    if args.step is not None:
+        check_int("--step", args.step, 0)
+    if not (args.run / "checkpoints").is_dir():
+        raise bad_value(
+            "--run", str(args.run), "a train-plant run directory", "train first."
+        )
     jax.config.update("jax_enable_x64", True)
     from neuroctl.train.ship import freeze
 
