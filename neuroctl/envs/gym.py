@@ -127,18 +127,22 @@ class GymEnv(gymnasium.Env):
         self.action_space = self.action_map.gymnasium_space()
         self.observation_space = env.observation_space(self.params).to_gymnasium()
         self._state = self._k_steps = None
-        self._t = 0
+        self._t, self._done = 0, False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         k_reset, self._k_steps, _ = episode_keys(key_from_np_random(self.np_random))
         obs, self._state = _reset(self.env, k_reset, self.params)
-        self._t = 0
+        self._t, self._done = 0, False
         return np.asarray(obs, OBS_DTYPE), {}
 
     def step(self, action):
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step().")
+        if self._done:
+            raise gymnasium.error.ResetNeeded(
+                "the episode has terminated; call reset() before step()."
+            )
         action = self.action_map(action)
         key = step_key(self._k_steps, self._t)
         obs, self._state, reward, done, info = _step(
@@ -146,6 +150,7 @@ class GymEnv(gymnasium.Env):
         )
         self._t += 1
         obs, reward, done, info = jax.device_get((obs, reward, done, info))
+        self._done = bool(done)
         info = _np_info(info)
         return np.asarray(obs, OBS_DTYPE), float(reward), bool(done), False, info
 

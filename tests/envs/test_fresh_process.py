@@ -25,3 +25,21 @@ def test_every_env_makes_with_jax_defaults():
     lines = res.stdout.splitlines()
     assert len(lines) == 4
     assert all(line.endswith("float32 float32") for line in lines), lines
+
+
+def test_stepping_after_termination_needs_a_reset():
+    import gymnasium
+    import numpy as np
+    import pytest
+
+    from neuroctl.envs import GymEnv, make
+
+    gym = GymEnv(make("SpikeRate-v0", episode_ms=2.0))
+    gym.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, _ = gym.step(np.zeros(1))
+    with pytest.raises(gymnasium.error.ResetNeeded, match="terminated"):
+        gym.step(np.zeros(1))
+    gym.reset(seed=1)
+    gym.step(np.zeros(1))  # a fresh episode steps again
