@@ -19,7 +19,7 @@ from neuroctl.errors import ConfigError
 )
 def test_non_positive_geometry_is_refused(field, value):
     kwargs = {field: [10.0, value]}
-    with pytest.raises(ConfigError, match=rf"branches\[1\]\.{field}: got .*> 0"):
+    with pytest.raises(ConfigError, match=rf"branches\[1\]\.{field}: got .*in \["):
         bp.Morphology.from_parents([-1, 0], **kwargs)
 
 
@@ -116,3 +116,31 @@ def test_float64_without_x64_is_refused():
             bp.init_state(net, net.default_params, -65.0, jnp.float64)
     with pytest.raises(ConfigError, match="dtype: got .*int32.*float dtype"):
         bp.init_state(net, net.default_params, -65.0, jnp.int32)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"length": [10.0, 1e-300]},
+        {"radius": 1e300},
+        {"radius": 1e-300},
+        {"axial_resistivity": float("nan")},
+        {"capacitance": -1.0},
+    ],
+)
+def test_absurd_geometry_is_refused_before_it_becomes_nan(bad):
+    import neuroctl.biophysics as bp
+
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        bp.Morphology.from_parents([-1, 0], **bad)
+
+
+def test_numpy_scalars_are_accepted_in_morphologies():
+    import numpy as np
+
+    import neuroctl.biophysics as bp
+
+    m = bp.Morphology.from_parents(
+        [-1, 0], ncomp=np.int64(2), length=[np.float32(10.0), 5.0], radius=np.float64(1)
+    )
+    assert m.num_compartments == 4 and m.branches[0].length == 10.0

@@ -15,6 +15,7 @@ branch along +x from its parent's end. `branch_points` computes these points.
 """
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -134,9 +135,9 @@ class Morphology:
 
 
 def _per_branch(name: str, value, n: int) -> list:
-    if isinstance(value, (int, float)):
-        return [value] * n
-    values = list(value)
+    if isinstance(value, numbers.Number) or np.ndim(value) == 0:
+        return [_plain(value)] * n
+    values = [_plain(v) for v in value]
     if len(values) != n:
         raise bad_value(
             name,
@@ -201,24 +202,44 @@ def _validate(branches: tuple[Branch, ...]) -> None:
         )
 
 
+def _plain(x):
+    """NumPy scalars as Python numbers (ints stay ints); anything else unchanged."""
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
+# plausible ranges: a compartment from 1 nm to 10 cm, Ra and cm within 1e±3 of usual
+_RANGES = {
+    "length": (1e-3, 1e5, "µm"),
+    "radius": (1e-3, 1e5, "µm"),
+    "axial_resistivity": (1e-3, 1e7, "Ω·cm"),
+    "capacitance": (1e-3, 1e3, "µF/cm²"),
+}
+
+
 def _check_branch(i: int, b: Branch) -> None:
-    if not (isinstance(b.ncomp, int) and b.ncomp >= 1):
+    if not (isinstance(b.ncomp, numbers.Integral) and b.ncomp >= 1):
         raise bad_value(
             f"branches[{i}].ncomp", b.ncomp, "an integer >= 1", "fix ncomp."
         )
-    for name in ("length", "radius", "axial_resistivity", "capacitance"):
+    for name, (low, high, unit) in _RANGES.items():
         value = getattr(b, name)
-        if not (isinstance(value, (int, float)) and value > 0 and value < float("inf")):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (ok and low <= value <= high):
             raise bad_value(
                 f"branches[{i}].{name}",
                 value,
-                "a finite number > 0 (units: µm, µm, Ω·cm, µF/cm²)",
-                f"give branch {i} a positive {name}.",
+                f"a number in [{low:g}, {high:g}] {unit}",
+                f"give branch {i} a plausible {name} [{unit}].",
             )
     _check_point(f"branches[{i}].direction", b.direction, nonzero=True)
     if b.start is not None:
         _check_point(f"branches[{i}].start", b.start, nonzero=False)
-    if not isinstance(b.parent, int) or b.parent < -1 or (i > 0 and b.parent >= i):
+    parent_ok = isinstance(b.parent, numbers.Integral) and b.parent >= -1
+    if not parent_ok or (i > 0 and b.parent >= i):
         raise bad_value(
             f"branches[{i}].parent",
             b.parent,
