@@ -26,3 +26,26 @@ def check_int(field: str, value: object, low: int, high: int | None = None) -> N
         return
     span = f">= {low}" if high is None else f"in [{low}, {high}]"
     raise bad_value(field, value, f"an integer {span}", f"e.g. {field} {max(low, 1)}.")
+
+
+def check_param(field: str, value: object, low: float | None = None, strict=False):
+    """Raise `ConfigError` unless `value` is finite (and ``>= low``, or ``> low``).
+
+    For model parameters given as numbers or arrays; traced values (inside `jit` or
+    `vmap`) are left alone.
+    """
+    import jax
+    import numpy as np
+
+    try:
+        x = np.asarray(value, dtype=float)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    except (TypeError, ValueError):
+        raise bad_value(field, value, "a real number or array", "fix it.") from None
+    ok = np.all(np.isfinite(x))
+    if low is not None:
+        ok = ok and bool(np.all(x > low) if strict else np.all(x >= low))
+    if not ok:
+        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        raise bad_value(field, value, f"finite values{bound}", f"fix {field}.")

@@ -144,3 +144,20 @@ def test_numpy_scalars_are_accepted_in_morphologies():
         [-1, 0], ncomp=np.int64(2), length=[np.float32(10.0), 5.0], radius=np.float64(1)
     )
     assert m.num_compartments == 4 and m.branches[0].length == 10.0
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: bp.Leak(g=float("nan")), "Leak.g"),
+        (lambda: bp.Leak(g=-1.0), "Leak.g"),
+        (lambda: bp.HH(gnabar=-0.12), "HH.gnabar"),
+        (lambda: bp.HH(ek=float("inf")), "HH.ek"),
+        (lambda: bp.GradedSynapse(delta=0.0), "GradedSynapse.delta"),
+        (lambda: bp.GradedSynapse(g=-0.01), "GradedSynapse.g"),
+        (lambda: bp.CalciumDynamics(decay=-1.0), "CalciumDynamics.decay"),
+    ],
+)
+def test_mechanism_parameters_are_validated(make, field):
+    with pytest.raises(ConfigError, match=rf"{field}: got"):
+        make()

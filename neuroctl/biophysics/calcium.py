@@ -5,6 +5,7 @@ import jax.numpy as jnp
 
 from neuroctl import units
 from neuroctl.biophysics.rates import relax
+from neuroctl.errors import check_param
 from neuroctl.typing import Array, Concentration, FloatLike
 
 # dcai/dt [mM/ms] per (ica [µA/cm²] / depth [µm] / F [C/mol]):
@@ -31,6 +32,12 @@ class CalciumDynamics(eqx.Module):
     cai0: FloatLike = 5e-5  # initial intracellular concentration [mM]
     cao: FloatLike = 2.0  # extracellular concentration [mM]
     temperature: float = eqx.field(default=34.0, static=True)  # [°C]
+
+    def __check_init__(self) -> None:
+        """Finite parameters; γ, decay, depth, cai0, cao > 0; min_cai >= 0."""
+        for name in ("gamma", "decay", "depth", "cai0", "cao"):
+            check_param(f"CalciumDynamics.{name}", getattr(self, name), 0.0, True)
+        check_param("CalciumDynamics.min_cai", self.min_cai, 0.0)
 
     def advance(self, cai: Concentration, ica: Array, dt: FloatLike) -> Array:
         """New `cai` [mM] after `dt` [ms] with the Ca current `ica` [µA/cm²] frozen."""

@@ -14,12 +14,14 @@ voltage solve exact, as in NEURON.
 """
 
 import abc
+import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 
 from neuroctl.biophysics.rates import efun, safe_exp, steady_and_rate
+from neuroctl.errors import check_param
 from neuroctl.typing import Array, Concentration, FloatLike, Voltage
 
 Gates = tuple[Array, ...]
@@ -54,6 +56,12 @@ class AbstractChannel(eqx.Module):
             gates: open fractions, ordered as `gate_names`.
             e_ca: calcium reversal potential [mV] (used by calcium channels only).
         """
+
+    def __check_init__(self) -> None:
+        """Every parameter finite; conductance densities (``g…``) >= 0."""
+        for f in dataclasses.fields(self):
+            low = 0.0 if f.name.startswith("g") else None
+            check_param(f"{type(self).__name__}.{f.name}", getattr(self, f.name), low)
 
     def steady_gates(self, v: Voltage, cai: Concentration) -> Gates:
         """Gates at steady state for holding potential `v` [mV] and `cai` [mM]."""

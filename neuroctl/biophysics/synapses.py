@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from neuroctl.biophysics.rates import relax
+from neuroctl.errors import check_param
 from neuroctl.typing import Array, FloatLike, Voltage
 
 
@@ -35,6 +36,17 @@ class GradedSynapse(AbstractSynapse):
     v_th: FloatLike = -35.0  # half-activation voltage [mV]
     delta: FloatLike = 10.0  # slope [mV]
     k_minus: FloatLike = 1.0  # unbinding rate [1/ms]
+
+    def __check_init__(self) -> None:
+        """Finite parameters; g >= 0 [µS], δ > 0 [mV], k_minus > 0 [1/ms]."""
+        for name, low, strict in (
+            ("g", 0.0, False),
+            ("e_syn", None, False),
+            ("v_th", None, False),
+            ("delta", 0.0, True),
+            ("k_minus", 0.0, True),
+        ):
+            check_param(f"GradedSynapse.{name}", getattr(self, name), low, strict)
 
     def steady_and_rate(self, v_pre: Voltage) -> tuple[Array, Array]:
         x = (self.v_th - v_pre) / self.delta
