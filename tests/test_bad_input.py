@@ -161,3 +161,29 @@ def test_numpy_scalars_are_accepted_in_morphologies():
 def test_mechanism_parameters_are_validated(make, field):
     with pytest.raises(ConfigError, match=rf"{field}: got"):
         make()
+
+
+def test_calcium_stays_positive_under_an_absurd_clamp():
+    import numpy as np
+
+    cell = (
+        bp.Cell(bp.Morphology.single_compartment(10.0, 1.0))
+        .insert(bp.NaTs2T())
+        .insert(bp.SKv3_1())
+        .insert(bp.SKE2())
+        .insert(bp.CaHVA())
+        .insert(bp.CaLVA())
+        .insert(bp.CalciumDynamics())
+    )
+    net = bp.Network.build([cell], stimuli=[bp.Site(0)], recordings=[bp.Site(0)])
+    state = bp.init_state(net, net.default_params, -65.0, jnp.float64)
+    _, out = bp.simulate(
+        net,
+        net.default_params,
+        state,
+        jnp.full((400, 1), 1000.0),  # [nA]: drove cai below 0 and SKE2 to NaN
+        0.025,
+        record=lambda s: jnp.concatenate([s.v, s.cai]),
+    )
+    out = np.asarray(out)
+    assert np.all(np.isfinite(out)) and out[:, 1].min() > 0

@@ -14,6 +14,9 @@ from neuroctl.typing import Array, Concentration, FloatLike
 _CA_FLUX_FACTOR = 10.0
 
 
+CAI_FLOOR = 1e-9  # [mM]: intracellular calcium is kept above this (physiological ~5e-5)
+
+
 class CalciumDynamics(eqx.Module):
     """Calcium entering through Ca channels, buffered and pumped back to a floor.
 
@@ -42,7 +45,10 @@ class CalciumDynamics(eqx.Module):
     def advance(self, cai: Concentration, ica: Array, dt: FloatLike) -> Array:
         """New `cai` [mM] after `dt` [ms] with the Ca current `ica` [µA/cm²] frozen."""
         drive = -_CA_FLUX_FACTOR * ica * self.gamma / (2.0 * units.FARADAY * self.depth)
-        return relax(cai, self.min_cai + self.decay * drive, 1.0 / self.decay, dt)
+        new = relax(cai, self.min_cai + self.decay * drive, 1.0 / self.decay, dt)
+        # a large outward Ca current (e.g. a 1000-nA clamp) would drive cai below 0,
+        # where Nernst and SKE2 are NaN; no physiological run comes near the floor
+        return jnp.maximum(new, CAI_FLOOR)
 
     def reversal(self, cai: Concentration) -> Array:
         """Nernst potential of Ca²⁺ [mV] for `cai` [mM]."""
