@@ -25,7 +25,9 @@ Bad input: a wrong action shape raises `ConfigError` at trace time; NaN entries 
 action become 0 (``info.nan_action``); actions outside the space are clipped
 (``info.clipped``); a simulation that leaves the finite, ``|v| <= v_max`` region keeps
 the previous state, pays ``params.divergence_penalty`` and ends the episode
-(``info.diverged``), so observations stay finite.
+(``info.diverged``), so observations stay finite. Non-finite env params (e.g. a
+NaN target passed traced under ``jit``) flag the step as diverged the same way, and
+the reward, observation and info of a diverged step are kept finite.
 """
 
 import abc
@@ -350,11 +352,14 @@ class AbstractEnv(eqx.Module):
         params = self.prepare_params(params)
         action, clipped, nan_action = self._sanitise(action, params)
         proposed, currents = self.transition(key, state, action, params)
-        diverged = self._diverged(proposed)
+        diverged = self._diverged(proposed) | ~_all_finite(params)
         next_state = tree_where(diverged, self._keep(state, proposed), proposed)
-        energy = energy_of(currents, self.config.dt)
+        energy = _finite_where(diverged, energy_of(currents, self.config.dt))
         reward = self.reward(state, action, next_state, energy, params)
-        reward = jnp.where(diverged, reward - params.divergence_penalty, reward)
+        penalty = jnp.where(
+            jnp.isfinite(params.divergence_penalty), params.divergence_penalty, 1e3
+        )
+        reward = jnp.where(diverged, _finite(reward) - penalty, reward)
         done = self.terminal(next_state, params) | diverged
         info = StepInfo(
             charge=energy.charge,
@@ -364,9 +369,10 @@ class AbstractEnv(eqx.Module):
             nan_action=nan_action,
             diverged=diverged,
             t_ms=next_state.t * jnp.asarray(self.config.control_ms, reward.dtype),
-            task=self.metrics(state, next_state, params),
+            task=_finite_where(diverged, self.metrics(state, next_state, params)),
         )
-        return self.observation(next_state, params), next_state, reward, done, info
+        obs = _finite_where(diverged, self.observation(next_state, params))
+        return obs, next_state, reward, done, info
 
     def step(self, key: Array, state, action: ArrayLike, params=None):
         """`step_env`, then a fresh episode where ``done`` (gymnax-style auto-reset).
@@ -407,6 +413,29 @@ class AbstractEnv(eqx.Module):
     def _keep(state: AbstractEnvState, proposed: AbstractEnvState):
         """The fallback after divergence: the old state at the new step index."""
         return eqx.tree_at(lambda s: s.t, state, proposed.t)
+
+
+def _all_finite(tree: PyTree) -> Array:
+    """Whether every float leaf of `tree` is finite (params may be traced)."""
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _finite(x: Array) -> Array:
+    return jnp.where(jnp.isfinite(x), x, 0.0)
+
+
+def _finite_where(cond: Array, tree: PyTree) -> PyTree:
+    """`tree` with non-finite float entries set to 0 where `cond` (a diverged step)."""
+
+    def leaf(x):
+        if not eqx.is_inexact_array(x):
+            return x
+        return jnp.where(cond, _finite(x), x)
+
+    return jax.tree.map(leaf, tree)
 
 
 def _check_action(action: ArrayLike, shape: tuple[int, ...]) -> None:

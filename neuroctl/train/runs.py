@@ -16,12 +16,13 @@ from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from neuroctl.envs.core import AbstractEnv
 from neuroctl.envs.registry import make
 from neuroctl.errors import ConfigError, bad_value
-from neuroctl.io.runs import RunDir, read_log, read_record
+from neuroctl.io.runs import RunDir, read_record
 from neuroctl.policies.base import Parts, split
 from neuroctl.policies.networks import POLICY_KINDS, PolicyIO, build_policy
 from neuroctl.train import bptt
@@ -181,18 +182,15 @@ class _Best:
 
     def __init__(self, run: RunDir, validate, state: bptt.TrainState):
         self.run, self.validate = run, validate
-        self.params, self.step = run.restore_best(state.params)
-        logged = [r for r in read_log(run.out / "log.jsonl") if "val_return" in r]
-        self.value = max((r["val_return"] for r in logged), default=-math.inf)
-        if self.step is None:
-            self.params = state.params
+        self.params, self.step, self.value = _restore_best(run, state.params)
 
     def check(self, state: bptt.TrainState) -> float:
         """Validate `state`'s params; keep them if they are the best so far."""
         value = float(self.validate(state.params))
         if value > self.value or self.step is None:
             self.value, self.params, self.step = value, state.params, int(state.step)
-            self.run.save_best(self.step, state.params)
+            tree = {"params": state.params, "val_return": jnp.asarray(value)}
+            self.run.save_best(self.step, tree)
         return value
 
     def result(self) -> tuple[dict, int, float]:
@@ -270,8 +268,26 @@ def load_run(out: Path, best: bool = True):
     parts, params = split(new_policy(spec, io, env))
     with RunDir(out, {"spec": record["spec"]}, resume=True, write=False) as run:
         state, _ = run.restore(bptt.init_state(params, spec.train))
-        best_params, step = run.restore_best(state.params)
-    return spec, env, env_params, parts, best_params if best else state.params
+        best_params, step, _ = _restore_best(run, state.params)
+    use_best = best and step is not None
+    return spec, env, env_params, parts, best_params if use_best else state.params
+
+
+def _restore_best(run: RunDir, params: dict) -> tuple[dict, int | None, float]:
+    """The best params, their iteration and validation return (-inf if none).
+
+    Runs written before the validation return was stored beside the params hold
+    the params alone (their return is then unknown: -inf).
+    """
+    like = {"params": params, "val_return": jnp.zeros(())}
+    try:
+        saved, step = run.restore_best(like)
+    except (ValueError, KeyError, TypeError):
+        saved_params, step = run.restore_best(params)
+        return saved_params, step, -math.inf
+    if step is None:
+        return params, None, -math.inf
+    return saved["params"], step, float(saved["val_return"])
 
 
 __all__ = [
