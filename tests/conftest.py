@@ -18,3 +18,19 @@ jax.config.update("jax_numpy_rank_promotion", "raise")  # no silent broadcasting
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop JAX's compiled executables after each test module.
+
+    Envs and networks hash by identity, so a session otherwise keeps every module's
+    executables alive. A full-suite run (with training jobs beside it) once
+    segfaulted inside XLA's compiler near its end; this bounds what one process
+    holds.
+    """
+    yield
+    jax.clear_caches()
+    import gc
+
+    gc.collect()
