@@ -7,7 +7,7 @@ order 6 / 80 Hz low-pass, label = sign of the summed filtered stimulus over the 
 trial), response window = the last 20 ms of the trial. Held-out keys follow
 `evaluate-plant`: ``split(key(EVAL_SEED = 2**31 - 1), n)`` — a root never used in
 training. Trials are simulated in jit-compiled, vmapped chunks; accuracies carry 95 %
-Wilson intervals (`neuroctl.train.plant.wilson_interval`).
+Wilson intervals (`neuroctl.train.evaluate.wilson_interval`).
 
 Writes ``results/plant_generalisation.json`` and ``results/plant_generalisation.md``.
 

@@ -29,6 +29,7 @@ from neuroctl.plants.evidence import (
 )
 from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
 from neuroctl.train import plant as tr
+from neuroctl.train.evaluate import wilson_interval
 from neuroctl.train.run import read_log, restore_params
 
 
@@ -148,7 +149,7 @@ def freeze(
         "checkpoint_checksum": tree_checksum(tree),
         "eval_trials": n,
         "eval_seed": tr.EVAL_SEED,
-        "accuracy_ci95": [round(x, 4) for x in tr.wilson_interval(correct, n)],
+        "accuracy_ci95": [round(x, 4) for x in wilson_interval(correct, n)],
         "seed": train.seed,
         "iterations": step,
         "training_wall_s": _wall_at(run_dir, step),
