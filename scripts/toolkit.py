@@ -138,30 +138,30 @@ def markdown(reports: dict[str, dict]) -> str:
     ]
     for name, r in reports.items():
         spec = r["spec"]
-        win = r["policy"]["return"] > r["best_constant"]["return"]
+        win = _beats(r)
         lines.append(
             f"- **{name}** ({WHAT[name]}): `neuroctl train --env {spec['env']}"
             f"{_flags(spec)}`; {r['iterations']} iterations of batch "
             f"{spec['train']['batch']} in {r['train_s']:.0f} s, {spec['precision']}; "
-            f"{r['eval_episodes']} held-out episodes; best constant "
+            f"{r['eval_episodes']} held-out episodes; code {_commit(r)}; best constant "
             f"{_fmt(r['best_constant']['action'])}; trained beats it on the "
             f"objective: **{'yes' if win else 'NO'}**. Figures: "
             f"results/toolkit_{name}.png, results/toolkit_{name}_training.png."
         )
     lines += ["", *findings(reports)]
     prov = next(iter(reports.values()))["provenance"]
-    lines += ["", f"Code: {prov.get('git_commit')}, jax {prov.get('jax_version')}."]
+    lines += [
+        "",
+        "Each row records the commit that was HEAD when its run finished (`code`); "
+        f"jax {prov.get('jax_version')}, {prov.get('hardware', {}).get('platform')}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def findings(reports: dict[str, dict]) -> list[str]:
     """What the table shows, in numbers taken from it."""
     out = ["## What the rows show", ""]
-    wins = [
-        n
-        for n, r in reports.items()
-        if r["policy"]["return"] > r["best_constant"]["return"]
-    ]
+    wins = [n for n, r in reports.items() if _beats(r)]
     out.append(
         f"- The trained policy beats the best constant on the objective in "
         f"{len(wins)} of {len(reports)} rows ({', '.join(wins)})."
@@ -186,11 +186,21 @@ def findings(reports: dict[str, dict]) -> list[str]:
     return out
 
 
+def _beats(report: dict) -> bool:
+    """The trained policy's held-out return exceeds the constant's beyond rounding."""
+    pol, const = report["policy"]["return"], report["best_constant"]["return"]
+    return pol - const > 1e-6 * (1.0 + abs(const))
+
+
 def _no_stimulation(report: dict) -> dict | None:
     for point in report["sweep"]:
         if all(a == 0 for a in point["action"]):
             return point
     return None
+
+
+def _commit(report: dict) -> str:
+    return (report["provenance"].get("git_commit") or "?")[:7]
 
 
 def _flags(spec: dict) -> str:
