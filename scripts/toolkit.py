@@ -152,8 +152,14 @@ def markdown(reports: dict[str, dict]) -> str:
     prov = next(iter(reports.values()))["provenance"]
     lines += [
         "",
-        "Each row records the commit that was HEAD when its run finished (`code`); "
-        f"jax {prov.get('jax_version')}, {prov.get('hardware', {}).get('platform')}.",
+        "Each row records the commit that was HEAD when its run finished (`code`; "
+        "the evidence rows were trained while this trainer was being written, from "
+        "the working tree of that day). Retraining a row at another commit moves its "
+        "numbers: BPTT through spiking cells turns rounding differences into other "
+        "trajectories (measured 2026-12-05: SpikeRate-v0 kept −11.58 at the first run, "
+        "−13.07 at 7213c43; "
+        f"both beat the constant's −17.33). jax {prov.get('jax_version')}, "
+        f"{prov.get('hardware', {}).get('platform')}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -206,7 +212,11 @@ def _commit(report: dict) -> str:
 def _flags(spec: dict) -> str:
     opts = " ".join(f"{k}={v}" for k, v in spec["env_options"].items())
     params = " ".join(f"{k}={v}" for k, v in spec["env_params"].items())
-    out = f" --precision {spec['precision']}"
+    train = spec["train"]
+    out = (
+        f" --precision {spec['precision']} --lr {train['lr']} --batch {train['batch']}"
+    )
+    out += f" --truncation {train['truncation']}" if train["truncation"] else ""
     out += f" --env-option {opts}" if opts else ""
     return out + (f" --param {params}" if params else "")
 
