@@ -28,6 +28,7 @@ from neuroctl.envs.evidence_stim import (
 )
 from neuroctl.envs.spaces import Box
 from neuroctl.envs.tasks import AbstractTask
+from neuroctl.errors import bad_value
 from neuroctl.plants import evidence_task as et
 from neuroctl.typing import Array, ArrayLike
 
@@ -168,6 +169,13 @@ class TaskInputGain(AbstractActuator):
         return Box(jnp.zeros_like(self.g_max), self.g_max, (1,))
 
     def apply(self, a: Array, drive: Array | None) -> tuple[Array, Array]:
+        if drive is None:  # at trace time
+            raise bad_value(
+                "actuator",
+                "TaskInputGain",
+                "a task with an input drive (e.g. EvidenceTrial)",
+                "use SiteCurrents or Electrodes with this task.",
+            )
         sources = a * drive  # [1]·[nA]
         return sources, sources
 

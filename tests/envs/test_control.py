@@ -186,3 +186,14 @@ def test_composed_electrodes_env_equals_evidence_stim_electrodes():
     p_old = eqx.tree_at(lambda p: p.evidence_gain, old.default_params, 0.3)
     actions = 0.08 * jnp.cos(jnp.arange(old.n_steps * 4.0)).reshape(-1, 4)
     _same_episode(old, new, actions, p_old)
+
+
+def test_a_gain_needs_a_task_with_a_drive():
+    from neuroctl.envs.evidence_trial import TaskInputGain
+
+    plant = Plant.from_network(_two_cells())
+    env = ControlEnv.build(
+        plant, TaskInputGain(), NoTask(), config=ControlConfig(episode_ms=2.0)
+    )
+    with pytest.raises(ConfigError, match="a task with an input drive"):
+        rollout_actions(env, jax.random.key(0), jnp.ones((2, 1)))
