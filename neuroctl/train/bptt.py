@@ -123,9 +123,18 @@ class StepMetrics(NamedTuple):
 
 
 def episode(
-    env: AbstractEnv, env_params, parts: Parts, params: dict, key, truncation=0
+    env: AbstractEnv,
+    env_params,
+    parts: Parts,
+    params: dict,
+    key,
+    truncation: int = 0,
+    remat: bool = True,
 ) -> Trajectory:
-    """One closed-loop episode of ``merge(parts, params)`` (differentiable)."""
+    """One closed-loop episode of ``merge(parts, params)`` (differentiable).
+
+    ``remat=False`` for forward-only use (evaluation): no rematerialisation.
+    """
     policy = merge(parts, params)
     return closed_loop(
         env,
@@ -133,8 +142,15 @@ def episode(
         policy.initial_carry(),
         key,
         env_params,
-        remat=True,
+        remat=remat,
         truncation=truncation,
+    )
+
+
+def constant_episode(env: AbstractEnv, env_params, action: Array, key) -> Trajectory:
+    """One episode holding `action` [action units] throughout (no gradient care)."""
+    return closed_loop(
+        env, lambda c, o: (c, action), jnp.zeros(0), key, env_params, remat=False
     )
 
 
@@ -206,15 +222,7 @@ def observation_scale(
     space = env.action_space(params)
     action = space.low + fraction * (space.high - space.low)
     keys = jax.random.split(jax.random.key(PROBE_SEED), n_episodes)
-    run = jax.jit(
-        jax.vmap(
-            lambda k: (
-                closed_loop(
-                    env, lambda c, o: (c, action), jnp.zeros(0), k, params, remat=False
-                ).obs
-            )
-        )
-    )
+    run = jax.jit(jax.vmap(lambda k: constant_episode(env, params, action, k).obs))
     obs = np.asarray(run(keys), np.float64).reshape(-1, space_size(env, params))
     loc, std = obs.mean(axis=0), obs.std(axis=0)
     floor = 1e-6 * np.maximum(np.abs(loc), 1.0)

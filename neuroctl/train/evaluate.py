@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroctl.envs.core import AbstractEnv
-from neuroctl.envs.rollout import Trajectory, closed_loop, episode_return
-from neuroctl.policies.base import Parts, merge
-from neuroctl.train.bptt import EVAL_SEED, VALIDATION_SEED
+from neuroctl.envs.rollout import Trajectory, episode_return
+from neuroctl.policies.base import Parts
+from neuroctl.train.bptt import EVAL_SEED, VALIDATION_SEED, constant_episode, episode
 from neuroctl.typing import Array
 
 
@@ -56,15 +56,7 @@ def episode_stats(env: AbstractEnv, traj: Trajectory) -> dict[str, Array]:
 @eqx.filter_jit
 def _policy_chunk(env, env_params, parts: Parts, params, keys):
     def one(key):
-        policy = merge(parts, params)
-        traj = closed_loop(
-            env,
-            lambda c, o: merge(parts, params)(c, o),
-            policy.initial_carry(),
-            key,
-            env_params,
-            remat=False,
-        )
+        traj = episode(env, env_params, parts, params, key, remat=False)
         return episode_stats(env, traj)
 
     return jax.vmap(one)(keys)
@@ -73,10 +65,7 @@ def _policy_chunk(env, env_params, parts: Parts, params, keys):
 @eqx.filter_jit
 def _constant_chunk(env, env_params, action, keys):
     def one(key):
-        traj = closed_loop(
-            env, lambda c, o: (c, action), jnp.zeros(0), key, env_params, remat=False
-        )
-        return episode_stats(env, traj)
+        return episode_stats(env, constant_episode(env, env_params, action, key))
 
     return jax.vmap(one)(keys)
 
@@ -186,13 +175,12 @@ def episode_traces(
     """
     params_ = env.prepare_params(env_params)
     if parts is not None:
-        policy = merge(parts, params)
-        fn, carry = (lambda c, o: merge(parts, params)(c, o)), policy.initial_carry()
+        run = eqx.filter_jit(
+            lambda k: episode(env, params_, parts, params, k, remat=False)
+        )
     else:
         a = jnp.asarray(action, env.config.jnp_dtype)
-        fn, carry = (lambda c, o: (c, a)), jnp.zeros(0)
-    traj = eqx.filter_jit(
-        lambda k: closed_loop(env, fn, carry, k, params_, remat=False)
-    )(key)
+        run = eqx.filter_jit(lambda k: constant_episode(env, params_, a, k))
+    traj = run(key)
     acts = np.asarray(traj.infos.action).reshape(env.n_steps, -1)
     return acts, np.asarray(traj.obs)
