@@ -143,7 +143,8 @@ def load_policy(folder: str | Path, plant=None):
         CheckpointError: a damaged or tampered checkpoint (names the file).
     """
     from neuroctl.plants import load
-    from neuroctl.train.policy import merge, new_policy, split
+    from neuroctl.policies.base import merge, split
+    from neuroctl.train.policy import new_policy
 
     folder = Path(folder)
     if not folder.exists() and not folder.is_absolute() and len(folder.parts) == 1:
@@ -178,7 +179,7 @@ def load_policy(folder: str | Path, plant=None):
 
 def policy_params(policy) -> dict[str, Any]:
     """The trainable parameters of a policy module as a pure dict."""
-    from neuroctl.train.policy import split
+    from neuroctl.policies.base import split
 
     return split(policy)[1]
 
