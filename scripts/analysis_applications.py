@@ -24,7 +24,8 @@ each table with provenance. float64 throughout.
 Run: ``python scripts/analysis_applications.py`` (~10 min on a loaded 2-core CPU;
 open-loop horizon ``--seconds 3`` per seed by default);
 ``--quick`` for a smoke run (short horizons, few trials; writes to a temp folder
-unless ``--out`` is given).
+unless ``--out`` is given); ``--replot`` redraws the exponent and conductance figures
+from the JSON (seconds).
 """
 
 import argparse
@@ -55,6 +56,7 @@ from neuroctl.errors import ConfigError  # noqa: E402
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import EvidencePlant, load  # noqa: E402
 from neuroctl.plants import evidence_task as et  # noqa: E402
+from neuroctl.plotting.analysis import conductance_figure  # noqa: E402
 from neuroctl.train import plant as tp  # noqa: E402
 from neuroctl.train.ship import provenance  # noqa: E402
 
@@ -83,6 +85,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smoke run")
     ap.add_argument(
         "--rewrite-md", action="store_true", help="only rewrite the .md from .json"
+    )
+    ap.add_argument(
+        "--replot",
+        action="store_true",
+        help="only redraw analysis_exponents.png and analysis_conductances.png from "
+        "the .json (the sensitivity heatmap needs per-trial data it does not hold)",
     )
     ap.add_argument("--out", type=Path, default=None, help="default: results/")
     ap.add_argument(
@@ -374,25 +382,6 @@ def sensitivity_figure(wrt_current: np.ndarray, labels: np.ndarray, bin_ms: floa
     return fig
 
 
-def conductance_figure(table: list[dict]):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    kinds = sorted({(r["kind"], r["type"]) for r in table})
-    colors = {k: f"C{i}" for i, k in enumerate(kinds)}
-    for ax, key, unit in (
-        (axes[0], "mean_abs_dd_dg", "mean |∂d/∂g| [mV/µS]"),
-        (axes[1], "mean_abs_elasticity", "mean |g·∂d/∂g| [mV]"),
-    ):
-        rows = sorted(table, key=lambda r: -r[key])
-        c = [colors[(r["kind"], r["type"])] for r in rows]
-        ax.bar(range(len(rows)), [r[key] for r in rows], color=c, width=1.0)
-        ax.set(yscale="log", xlabel="synapse rank", ylabel=unit)
-    for k, col in colors.items():
-        axes[0].bar([], [], color=col, label=f"{k[0]} {k[1]}")
-    axes[0].legend(fontsize=7)
-    fig.suptitle("Sensitivity of the decision to the 109 conductances", fontsize=9)
-    return fig
-
-
 # ------------------------------------------------------------------------ tables
 
 
@@ -585,6 +574,17 @@ def sensitivity_summary(wrt_current: np.ndarray, bin_ms: float) -> str:
 
 def main() -> None:
     args = parse_args()
+    if args.replot:  # redraw what the JSON holds the data of
+        out = json.loads((args.out / "analysis_applications.json").read_text())
+        for name, fig in (
+            (
+                "analysis_exponents.png",
+                exponent_figure(out["open_loop"], out["closed_loop"]),
+            ),
+            ("analysis_conductances.png", conductance_figure(out["conductances"])),
+        ):
+            print("wrote", save_figure(fig, args.out / name))
+        return
     if args.rewrite_md:  # regenerate the markdown from an existing JSON
         out = json.loads((args.out / "analysis_applications.json").read_text())
         (args.out / "analysis_applications.md").write_text(markdown(out))

@@ -38,7 +38,9 @@ FIELDS = ("correct", "current_power", "charge", "mean_gain", "min_margin")
 
 def pin(name: str) -> dict:
     policy, spec, _ = load_policy(name)
-    env, env_params = tp.make_env(load(spec.plant), spec.train_config())
+    env, env_params = tp.make_env(
+        load(spec.plant), tp.PolicyTrainConfig.from_spec(spec)
+    )
     result = evaluate(env, env_params, policy, 64, chunk=64)
     first = gain_trace(env, env_params, policy, evaluation_keys(1)[0])
     return {

@@ -7,7 +7,8 @@
   20 somatic voltages as a raster, and the two readout voltages with the response
   window shaded.
 
-Run: ``python scripts/plant_figures.py [--trials 100] [--plant evidence_integration]``.
+Run: ``python scripts/plant_figures.py [--trials 100] [--plant evidence_integration]``;
+``--replot`` redraws both figures from the JSON and one simulated trial (seconds).
 """
 
 import argparse
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
+from neuroctl.plotting import plant_trial_figure  # noqa: E402
 from neuroctl.train.evaluate import wilson_interval  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED  # noqa: E402
 from neuroctl.train.ship import evaluate_accuracy  # noqa: E402
@@ -67,48 +69,21 @@ def psychometric_figure(rows: list[dict], trained_mu: float):
 
 
 def example_figure(plant, key):
+    """The plant on the held-out trial of `key` (`plotting.plant_trial_figure`)."""
     trial = plant.sample_trial(key)
     rec = np.asarray(jax.jit(lambda s: plant.simulate(s))(trial.stimulus))
     task = plant.task
     t = (np.arange(task.n_steps) + 1) * task.dt  # [ms]
-    fig, axes = plt.subplots(
-        3,
-        1,
-        figsize=(7, 6.5),
-        sharex=True,
-        layout="constrained",
-        gridspec_kw={"height_ratios": [1, 2, 1.3]},
+    return plant_trial_figure(
+        t,
+        np.asarray(trial.stimulus),
+        rec[:, 2:],
+        rec[:, :2],
+        int(trial.label),
+        float(trial.mean),
+        task.response_window_ms,
+        rec[task.window, :2].mean(axis=0),  # readout means [mV] = plant.logits
     )
-    axes[0].plot(t, np.asarray(trial.stimulus), lw=0.6)
-    axes[0].axhline(0, color="0.6", lw=0.6)
-    axes[0].set(
-        ylabel="stimulus [1]",
-        title=f"held-out trial, label {int(trial.label)} "
-        f"(μ = {float(trial.mean):+.4f})",
-    )
-    im = axes[1].imshow(
-        rec[:, 2:].T,
-        aspect="auto",
-        cmap="viridis",
-        vmin=-80,
-        vmax=40,
-        extent=(t[0], t[-1], 19.5, -0.5),
-        interpolation="nearest",
-    )
-    axes[1].set(ylabel="soma (0–9 inh, 10–19 exc)")
-    fig.colorbar(im, ax=axes[1], label="V [mV]")
-    for r, c in ((0, "C0"), (1, "C3")):
-        axes[2].plot(t, rec[:, r], color=c, lw=0.8, label=f"readout {r}")
-    axes[2].axvspan(*task.response_window_ms, color="0.85", label="response window")
-    logits = rec[task.window, :2].mean(axis=0)  # readout means [mV] = plant.logits
-    axes[2].set(
-        xlabel="time [ms]",
-        ylabel="readout V [mV]",
-        title=f"decision {int(np.argmax(logits))} (window means "
-        f"{logits[0]:.2f}, {logits[1]:.2f} mV)",
-    )
-    axes[2].legend(loc="upper left", frameon=False, fontsize=8)
-    return fig
 
 
 def main() -> None:
@@ -117,12 +92,22 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=100, help="trials per strength")
     ap.add_argument("--chunk", type=int, default=50)
     ap.add_argument("--out", type=Path, default=Path("results"))
+    ap.add_argument(
+        "--replot",
+        action="store_true",
+        help="redraw the psychometric figure from <out>/plant_psychometric.json "
+        "(no evaluation) and the example trial (one simulation)",
+    )
     args = ap.parse_args()
     plant = load(args.plant)
     fig = example_figure(plant, jax.random.fold_in(jax.random.key(EVAL_SEED), 7))
     print("wrote", save_figure(fig, args.out / "plant_example_trial.png"))
-    rows = psychometric(plant, args.trials, args.chunk)
-    (args.out / "plant_psychometric.json").write_text(json.dumps(rows, indent=1) + "\n")
+    json_path = args.out / "plant_psychometric.json"
+    if args.replot:
+        rows = json.loads(json_path.read_text())
+    else:
+        rows = psychometric(plant, args.trials, args.chunk)
+        json_path.write_text(json.dumps(rows, indent=1) + "\n")
     fig = psychometric_figure(rows, plant.task.evidence_mean)
     print("wrote", save_figure(fig, args.out / "plant_psychometric.png"))
 

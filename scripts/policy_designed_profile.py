@@ -40,7 +40,8 @@ Writes ``results/policy_designed_profile.md``, ``.json`` and ``.png``, and
 ``results/policy_designed_example_trial.png`` (the policy that passed step 3 on two
 held-out trials).
 Usage: ``python scripts/policy_designed_profile.py --ship
-policies/evidence_tracking_profile`` (~60 min on 2 CPU cores).
+policies/evidence_tracking_profile`` (~60 min on 2 CPU cores); ``--replot`` redraws
+the figures from the JSON and the shipped policy (seconds).
 """
 
 import json
@@ -135,6 +136,10 @@ class Args:
     if it keeps ≥ 99.9 % on the check trials."""
     results: Path = Path("results")
     """Where the table, JSON and figure go."""
+    replot: bool = False
+    """Only redraw the figures (no design, no evaluation): policy_designed_profile.png
+    from ``results``/policy_designed_profile.json, the example trial from the
+    policy shipped by the final check (``shipped_to``) on its two trials."""
 
 
 def _start(n_bins: int, onset_ms: float, level: float, trial_ms: float) -> np.ndarray:
@@ -247,6 +252,9 @@ class _Envs:
 
 
 def main(args: Args) -> None:
+    if args.replot:
+        _replot(args.results)
+        return
     t0 = time.perf_counter()
     plant = load(PLANT)
     envs, keys = _Envs(plant, args), evaluation_keys(args.trials)
@@ -320,6 +328,26 @@ def main(args: Args) -> None:
             example_trial_figure(example_trials(env, env_params, policy), label),
             args.results / "policy_designed_example_trial.png",
         )
+
+
+def _replot(results: Path) -> None:
+    """The figures again from the committed JSON and the shipped policy."""
+    from neuroctl.policies.shipped import load_policy
+
+    record = json.loads((results / "policy_designed_profile.json").read_text())
+    fig = _figure(record)
+    print("wrote", save_figure(fig, results / "policy_designed_profile.png"))
+    shipped = [c for c in record["final_checks"] if c.get("shipped_to")]
+    if not shipped:
+        return
+    pick = shipped[-1]
+    policy, spec, _ = load_policy(Path(pick["shipped_to"]))
+    env, env_params = tp.make_env(
+        load(spec.plant), tp.PolicyTrainConfig.from_spec(spec)
+    )
+    label = f"{_NAMES[pick['variant']]}, designed for {pick['design_reduction']:g}x"
+    fig = example_trial_figure(example_trials(env, env_params, policy), label)
+    print("wrote", save_figure(fig, results / "policy_designed_example_trial.png"))
 
 
 def _policies(row: dict, args: Args) -> dict:

@@ -21,12 +21,12 @@ gain (the env's ``observe_stimulus``: ``g = c · 0.005 / (−s)`` while the late
 sample ``s`` < 0), ``c`` being the current relative to a mean-strength sample.
 
 Writes ``results/policy_late_gate.md``, ``.json`` and ``.png`` (with provenance).
-Usage: ``python scripts/policy_late_gate.py`` (~15 min on 2 CPU cores).
+Usage: ``python scripts/policy_late_gate.py`` (~15 min on 2 CPU cores); ``--replot``
+redraws the figure from the JSON (seconds).
 """
 
 import functools
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +37,11 @@ import tyro
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
+from neuroctl.plotting.policy import late_gate_figure  # noqa: E402
 from neuroctl.policies import OpenLoopGain  # noqa: E402
 from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
@@ -84,6 +84,9 @@ class Args:
     """Held-out trials of those checks [1]; 0 = skip."""
     results: Path = Path("results")
     """Where the table, JSON and figure go."""
+    replot: bool = False
+    """Only redraw ``policy_late_gate.png`` from ``policy_late_gate.json`` in
+    ``results`` (no simulation)."""
 
 
 def gate_policy(
@@ -108,6 +111,12 @@ def gate_policy(
 
 
 def main(args: Args) -> None:
+    if args.replot:
+        record = json.loads((args.results / "policy_late_gate.json").read_text())
+        print(
+            "wrote", save_figure(_figure(record), args.results / "policy_late_gate.png")
+        )
+        return
     plant = load(PLANT)
     env, env_params = tp.make_env(plant, tp.PolicyTrainConfig())
     trial_ms, g_max = plant.task.trial_ms, float(env_params.g_max)
@@ -317,41 +326,7 @@ def _gated_rows(rows: list[dict]) -> list[str]:
 
 
 def _figure(rec: dict):
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
-    onsets = sorted({r["onset_ms"] for r in rec["gates"]})
-    for i, onset in enumerate(onsets):
-        rows = sorted(
-            (r for r in rec["gates"] if r["onset_ms"] == onset),
-            key=lambda r: r["power_reduction"],
-        )
-        ax.plot(
-            [r["power_reduction"] for r in rows],
-            [r["accuracy_label0"] for r in rows],
-            marker="o",
-            color=plt.cm.viridis(i / max(len(onsets) - 1, 1)),
-            label=f"onset {onset:.0f} ms",
-        )
-        for r in rows:
-            ax.annotate(
-                f"{r['gain']:g}",
-                (r["power_reduction"], r["accuracy_label0"]),
-                fontsize=6,
-                xytext=(2, 3),
-                textcoords="offset points",
-            )
-    ax.set_xscale("log")
-    ax.set_xlabel("power reduction vs g = 1 (all trials) [x]")
-    ax.set_ylabel("accuracy on label-0 trials [1]")
-    ax.set_title(
-        f"Late gates (numbers: gain); label-1 trials are right without input "
-        f"({rec['no_input']['accuracy_label1']:.2f})",
-        fontsize=9,
-    )
-    ax.axhline(1.0, color="0.7", lw=0.8, ls=":")
-    ax.legend(fontsize=7)
-    if not all(math.isfinite(r["power_reduction"]) for r in rec["gates"]):
-        raise ValueError("a gate had zero power")
-    return fig
+    return late_gate_figure(rec["gates"], rec["no_input"]["accuracy_label1"])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ Writes (with provenance):
 * ``results/policy_example_trial.png``: that policy on two held-out trials.
 
 Usage: ``python scripts/policy_pareto.py`` (hours on a 2-core CPU; ``--kinds mlp``
-and ``--max-stages 1`` for less).
+and ``--max-stages 1`` for less; ``--replot`` redraws the figures from the JSON and
+the shipped policy in seconds).
 """
 
 import json
@@ -34,13 +35,13 @@ import tyro
 jax.config.update("jax_enable_x64", True)
 
 from neuroctl.io import save_figure  # noqa: E402
+from neuroctl.io.runs import read_log  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
 from neuroctl.policies import FixedGain, plant_checksum  # noqa: E402
 from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
 from neuroctl.train.policy_eval import example_trials, run_trials, summarise  # noqa: E402
 from neuroctl.train.policy_run import PolicyRunConfig, restore, train_policy  # noqa: E402
-from neuroctl.train.run import read_log  # noqa: E402
 from neuroctl.train.ship import provenance  # noqa: E402
 
 PLANT = "evidence_integration"
@@ -189,6 +190,12 @@ class Args:
     """Train unfinished stages (False: evaluate what exists)."""
     stages: tuple[Stage, ...] = field(default=DEFAULT_STAGES)
     """The λ continuation (kind, lambda_gain, iterations, lr)."""
+    replot: bool = False
+    """Only redraw the figures (no training, no evaluation): policy_pareto.png from
+    ``results``/policy_pareto.json, policy_example_trial.png from
+    ``example_policy`` on its two example trials (seconds)."""
+    example_policy: Path = Path("policies/evidence_current_profile")
+    """With ``replot``: the shipped copy of the table's recommended (bold) policy."""
 
 
 def _cfg(stage: Stage, batch: int) -> tp.PolicyTrainConfig:
@@ -229,6 +236,9 @@ def _evaluate(env, env_params, policy, n: int, cache: Path) -> dict:
 
 
 def main(args: Args) -> None:
+    if args.replot:
+        _replot(args)
+        return
     plant = load(PLANT)
     checksum = plant_checksum(plant)
     env, env_params = tp.make_env(plant, tp.PolicyTrainConfig())
@@ -365,6 +375,27 @@ def _write(args: Args, plant, env_params, points, checksum) -> None:
         ),
         args.results / "policy_example_trial.png",
     )
+
+
+def _replot(args: Args) -> None:
+    """The figures again from the committed JSON and the shipped policy."""
+    from neuroctl.plotting.policy import example_trial_figure, pareto_figure
+    from neuroctl.policies.shipped import load_policy
+
+    record = json.loads((args.results / "policy_pareto.json").read_text())
+    fig = pareto_figure(record["points"], record["trials"])
+    print("wrote", save_figure(fig, args.results / "policy_pareto.png"))
+    policy, spec, _ = load_policy(args.example_policy)
+    card = json.loads((args.example_policy / "metrics.json").read_text())
+    run = Path(card["lineage"][-1]["run"]).name  # the stage it was shipped from
+    stage = next(s for s in args.stages if s.name == run)
+    env, env_params = tp.make_env(
+        load(spec.plant), tp.PolicyTrainConfig.from_spec(spec)
+    )
+    fig = example_trial_figure(
+        example_trials(env, env_params, policy), f"{stage.kind} ({_describe(stage)})"
+    )
+    print("wrote", save_figure(fig, args.results / "policy_example_trial.png"))
 
 
 def _shipped(root: Path = Path("policies")) -> dict[str, str]:

@@ -86,7 +86,7 @@ def test_resume_rejects_a_changed_config(tmp_path):
         seed=2, batch=4, lr=0.1, checkpoint_lengths=(), precision="float64"
     )
     with pytest.raises(
-        ConfigError, match=r"train\.seed: saved \d+, requested 2.*only --lr"
+        ConfigError, match=r"train\.seed: saved \d+, requested 2.*only train\.lr"
     ):
         train_plant(RunConfig(tmp_path, 2, resume=True, progress=False), other, TASK)
 
@@ -148,5 +148,9 @@ def test_shipped_plant_loads_and_performs():
 def test_plants_load_names_the_missing_plant(tmp_path: Path):
     from neuroctl.plants import load
 
-    with pytest.raises(ConfigError, match="no .*spec.toml"):
+    with pytest.raises(ConfigError, match="'nope': no folder .*shipped plants"):
         load("nope", root=tmp_path)
+    with pytest.raises(
+        ConfigError, match="'evidence_integraton'.*evidence_integration"
+    ):
+        load("evidence_integraton")

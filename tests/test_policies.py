@@ -418,7 +418,7 @@ def test_shipped_policy_reproduces_its_card_on_held_out_trials(name):
 
     policy, spec, card = load_policy(name)
     plant = load(spec.plant)
-    env, env_params = tp.make_env(plant, spec.train_config())
+    env, env_params = tp.make_env(plant, tp.PolicyTrainConfig.from_spec(spec))
     result = evaluate(env, env_params, policy, 64, chunk=64)
     # the same numbers and actions as before the redesign (pinned at b855092 by
     # scripts/pin_shipped_policies.py)

@@ -7,8 +7,9 @@ which need the trained plant) is one `register` call: the factory runs only when
 env is made, so a missing plant fails at ``make`` with a clear message, not at
 ``import neuroctl``.
 
-Gymnasium 1.x loads no plugin entry points, so importing `neuroctl` calls
-`register_all` (idempotent).
+Gymnasium 1.x loads no plugin entry points: ``import neuroctl`` registers the
+built-in ids (`neuroctl.GYMNASIUM_IDS`) with lazy entry points here once Gymnasium
+is imported, and importing this module calls `register_all` (idempotent).
 """
 
 from collections.abc import Callable

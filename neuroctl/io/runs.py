@@ -14,6 +14,7 @@ refuses a record that differs from the saved one, naming each differing field.
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ class RunDir:
         keep: checkpoints kept [1].
         compare: the part of `record` that must match on resume (default: all).
         write: False opens an existing run read-only (no checkpoints: an error).
+        mutable: dotted fields of `record` that may change on resume (e.g.
+            ``"train.lr"``); the caller records what it does with a change.
+        upgrade: maps a saved record to today's form before comparing (e.g.
+            fields added since the run started, at their neutral defaults).
     """
 
     def __init__(
@@ -65,10 +70,17 @@ class RunDir:
         keep: int = 2,
         compare: dict | None = None,
         write: bool = True,
+        mutable: tuple[str, ...] = (),
+        upgrade: Callable[[dict], dict] | None = None,
     ):
-        self.out = Path(out)
+        self.out, self.write = Path(out), write
         if self.out.exists() and not self.out.is_dir():
             raise ConfigError(f"out: {self.out} is a file; pass a directory.")
+        if not (write or self.out.is_dir()):
+            raise ConfigError(
+                f"run: {self.out} does not exist, so it holds no checkpoints; "
+                "train first."
+            )
         self.out.mkdir(parents=True, exist_ok=True)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
         self.mgr = ocp.CheckpointManager(
@@ -89,11 +101,19 @@ class RunDir:
                 f"{self.mgr.latest_step()}); pass --resume to continue or choose a "
                 "new --out."
             )
-        self.record = self._check_or_write(record, compare)
+        self.upgrade = upgrade or (lambda saved: saved)
+        self.record = self._check_or_write(record, compare, mutable)
         self._log = None
         self.wall = 0.0
 
-    def _check_or_write(self, record: dict, compare: dict | None) -> dict:
+    @classmethod
+    def open(cls, out: Path) -> "RunDir":
+        """An existing run, read-only (its checkpoints and record as saved)."""
+        return cls(out, {}, resume=True, compare={}, write=False)
+
+    def _check_or_write(
+        self, record: dict, compare: dict | None, mutable: tuple[str, ...]
+    ) -> dict:
         path = self.out / "config.json"
         if not self.resumed:
             path.write_text(json.dumps(_normalise(record), indent=1))
@@ -106,22 +126,35 @@ class RunDir:
                 f"--resume: {path} is missing or not JSON ({err}); use a new --out."
             ) from None
         wanted = record if compare is None else compare
-        saved_part = {k: saved.get(k) for k in wanted}
-        diff = record_diff(saved_part, wanted)
+        upgraded = self.upgrade(saved)
+        saved_part = {k: upgraded.get(k) for k in wanted}
+        diff = [
+            d for d in record_diff(saved_part, wanted) if d.split(":")[0] not in mutable
+        ]
         if diff:
+            may = f"only {', '.join(mutable)} may change on resume; " if mutable else ""
             raise ConfigError(
-                f"--resume: {path} differs from this run: {'; '.join(diff)}; use "
-                "the saved settings or a new --out."
+                f"--resume: {path} differs from this run: {'; '.join(diff)}; {may}"
+                "use the saved settings or a new --out."
             )
         return saved
 
-    def restore(self, like: Any) -> tuple[Any, list[str]]:
+    def restore(self, like: Any, step: int | None = None) -> tuple[Any, list[str]]:
         """The newest checkpoint that restores into `like` (else `like`), and notes.
 
-        A checkpoint that fails to restore is skipped with a note naming it.
+        A checkpoint that fails to restore is skipped with a note naming it. With
+        `step`, that checkpoint only (an error if it is not kept).
         """
         notes = []
-        for step in sorted(self.mgr.all_steps(), reverse=True):
+        steps = sorted(self.mgr.all_steps(), reverse=True)
+        if step is not None:
+            if step not in steps:
+                raise ConfigError(
+                    f"step: {self.out} keeps no checkpoint {step} (kept: {steps}); "
+                    "pick a kept one."
+                )
+            steps = [step]
+        for step in steps:
             try:
                 state = self.mgr.restore(step, args=ocp.args.StandardRestore(like))
             except Exception as err:  # noqa: BLE001 — any damage: try an older one
@@ -129,7 +162,8 @@ class RunDir:
                     f"checkpoint {step} did not restore ({type(err).__name__})"
                 )
                 continue
-            self.wall = self._truncate_log(step)
+            if self.write:  # training continues from here: later lines go
+                self.wall = self._truncate_log(step)
             return state, notes
         if self.resumed:
             raise ConfigError(

@@ -1,11 +1,14 @@
 """The frozen evidence-integration plant: spec (TOML) + verified trained parameters.
 
-A shipped plant lives in ``envs/<name>/``::
+A shipped plant is a sealed artefact folder (`neuroctl.io.artefacts`) in
+``envs/<name>/``::
 
-    spec.toml     [network] EvidenceNetConfig, [task] TaskConfig, [params] shapes/dtype
+    spec.toml     kind = "evidence", [network] EvidenceNetConfig, [task] TaskConfig,
+                  [params] shapes/dtype
     checkpoint/   verified Orbax checkpoint (neuroctl.io.checkpoints) of
                   {"g": (n_synapses,) [µS], "w": (n_inputs,) [1]}
     metrics.json  card: held-out accuracy, training config, provenance
+    seal.json     every file's size and SHA-256 (checked on every load)
 
 `load` rebuilds the exact network and task from the spec, restores the trained
 conductances and input weights, and checks their shapes and dtypes against the spec.
@@ -15,7 +18,6 @@ The plant is an immutable `eqx.Module`; simulate single trials and `jax.vmap` th
 """
 
 import dataclasses
-import tomllib
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import numpy as np
 
 from neuroctl.biophysics import Network, Params, init_state, simulate
 from neuroctl.errors import ConfigError, bad_value
-from neuroctl.io.artefacts import shipped_root
+from neuroctl.io.artefacts import SPEC, open_artefact, shipped_root
 from neuroctl.plants import evidence_task as et
 from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
 from neuroctl.typing import Array, ArrayLike
@@ -57,8 +59,9 @@ class PlantSpec:
     description: str = ""
 
 
+KIND = "evidence"  # spec.toml's `kind` for this plant family
 _SECTIONS = {"network": EvidenceNetConfig, "task": et.TaskConfig, "params": ParamsSpec}
-_TOP = {"name", "description", *_SECTIONS}
+_TOP = {"kind", "name", "description", *_SECTIONS}
 
 
 def _section(name: str, cls: type, table: Any) -> Any:
@@ -80,6 +83,8 @@ def _section(name: str, cls: type, table: Any) -> Any:
 
 def spec_from_dict(d: dict) -> PlantSpec:
     """Validate a parsed ``spec.toml``; unknown keys are an error listing valid ones."""
+    if d.get("kind", KIND) != KIND:
+        raise bad_value("kind", d.get("kind"), repr(KIND), "load it with its family.")
     unknown = sorted(set(d) - _TOP)
     if unknown:
         raise ConfigError(
@@ -95,7 +100,11 @@ def spec_from_dict(d: dict) -> PlantSpec:
 
 def spec_to_toml(spec: PlantSpec) -> str:
     """TOML text that `spec_from_dict(tomllib.loads(...))` turns back into `spec`."""
-    lines = [f"name = {_toml(spec.name)}", f"description = {_toml(spec.description)}"]
+    lines = [
+        f"kind = {_toml(KIND)}",
+        f"name = {_toml(spec.name)}",
+        f"description = {_toml(spec.description)}",
+    ]
     for section in _SECTIONS:
         lines += ["", f"[{section}]"]
         obj = getattr(spec, section)
@@ -158,22 +167,31 @@ class EvidencePlant(eqx.Module):
 
 
 def load(
-    name: str = "evidence_integration", root: str | Path | None = None
+    name: str | Path = "evidence_integration", root: str | Path | None = None
 ) -> EvidencePlant:
-    """Load a shipped plant from ``<root>/<name>/`` (default root: `ENVS_ROOT`)."""
-    folder = (ENVS_ROOT if root is None else Path(root)) / name
-    if not (folder / "spec.toml").is_file():
-        have = (
-            sorted(p.name for p in folder.parent.glob("*/spec.toml"))
-            if folder.parent.is_dir()
-            else []
-        )
-        raise ConfigError(
-            f"plant {name!r}: no {folder}/spec.toml; shipped plants: "
-            f"{[Path(p).parent.name for p in have] or have}."
-        )
-    spec = spec_from_dict(tomllib.loads((folder / "spec.toml").read_text()))
-    return plant_from(spec, *_load_arrays(folder / CHECKPOINT_DIR, spec))
+    """Load an evidence plant folder by name (under `root`) or by path.
+
+    The folder is verified whole first; `neuroctl.plants.load` does the same for
+    a plant of any family.
+    """
+    art = open_artefact(name, "plant", root)
+    return from_artefact(art)
+
+
+def from_artefact(art) -> EvidencePlant:
+    """The plant of a verified artefact folder (`neuroctl.io.artefacts`)."""
+    spec = parse_spec(art.spec, art.folder / SPEC)
+    return plant_from(spec, *_load_arrays(art.checkpoint, spec))
+
+
+def parse_spec(raw: dict, path: Path | str = SPEC) -> PlantSpec:
+    """`spec_from_dict` with every error naming the spec file."""
+    try:
+        return spec_from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except (TypeError, ValueError) as err:  # a field of the wrong type
+        raise ConfigError(f"{path}: {err}; fix the field named.") from None
 
 
 def _load_arrays(directory: Path, spec: PlantSpec) -> tuple[Array, Array]:

@@ -138,8 +138,8 @@ def _check_obs_shape(obs, n_obs: int, exact: bool = True) -> None:
             f"an observation of {got} entries",
             f"{n_obs} entries{'' if exact else ' or more'}, as the policy was built",
             "use the env the policy was trained with (observe_evidence=True gives "
-            "4 entries, with observe_stimulus=True 5; spec.train_config() rebuilds "
-            "it for a shipped policy).",
+            "4 entries, with observe_stimulus=True 5; "
+            "PolicyTrainConfig.from_spec rebuilds it for a shipped policy).",
         )
 
 

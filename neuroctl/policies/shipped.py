@@ -1,21 +1,23 @@
 """Shipped policies: a folder with ``spec.toml``, a verified Orbax checkpoint, a card.
 
-Layout of ``policies/<name>/``::
+A sealed artefact folder (`neuroctl.io.artefacts`), ``policies/<name>/``::
 
-    spec.toml        the policy kind and architecture, the env (control period,
-                     g_max), and the plant it was trained on (name + checksum)
+    spec.toml        kind = "evidence_gain"; the policy and architecture, the env
+                     (control period, g_max), and the plant it was trained on
+                     (name + checksum)
     checkpoint/      `neuroctl.io.save_verified` of the trainable parameters
                      (SHA-256 manifest; shapes and dtypes checked on load)
     metrics.json     held-out evaluation, training config, provenance
+    seal.json        every file's size and SHA-256 (checked on every load)
 
 `load_policy` rebuilds the module from the spec, restores the parameters through
 `load_verified` and refuses a plant whose checksum differs from the recorded one:
 a policy is only meaningful on the exact network it was trained against.
 """
 
+import dataclasses
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroctl.errors import ConfigError
-from neuroctl.io.artefacts import shipped_root
+from neuroctl.io.artefacts import SPEC, open_artefact, shipped_root
 from neuroctl.io.checkpoints import CheckpointError, load_verified, tree_checksum
 
 CHECKPOINT_DIR = "checkpoint"
+KIND = "evidence_gain"  # spec.toml's `kind` for these policies
 POLICIES_ROOT = shipped_root("policies")
 
 
@@ -40,8 +43,6 @@ def plant_checksum(plant) -> str:
     trial length, input scale, ...). Two plants with equal checksums simulate
     identically.
     """
-    import dataclasses
-
     import equinox as eqx
 
     arrays = tree_checksum(
@@ -75,6 +76,7 @@ class PolicySpec:
             needs ``observe_evidence=True``); absent in older specs = False.
         observe_stimulus: ... and the latest stimulus sample (``observe_stimulus``);
             absent in older specs = False.
+        kind: the artefact family, "evidence_gain" (a gain policy of EvidenceStim).
     """
 
     name: str
@@ -89,44 +91,59 @@ class PolicySpec:
     plant_checksum: str
     observe_evidence: bool = False
     observe_stimulus: bool = False
+    kind: str = KIND
 
-    def train_config(self):
-        """The `PolicyTrainConfig` whose env (`make_env`) this policy runs in."""
-        from neuroctl.train.policy import PolicyTrainConfig
-
-        return PolicyTrainConfig(
-            policy=self.policy,
-            hidden=self.hidden,
-            n_bins=self.n_bins,
-            g_max=self.g_max,
-            g_init=self.g_init,
-            control_ms=self.control_ms,
-            precision=self.precision,
-            observe_evidence=self.observe_evidence,
-            observe_stimulus=self.observe_stimulus,
-        )
+    @property
+    def n_obs(self) -> int:
+        """Entries of the observation the policy reads [1]: 3, 4 or 5."""
+        return 3 + int(self.observe_evidence) + int(self.observe_stimulus)
 
 
 def spec_to_toml(spec: PolicySpec) -> str:
-    lines = [f"# neuroctl shipped policy {spec.name!r}"]
+    lines = [f"# neuroctl shipped policy {spec.name!r}", f"kind = {json.dumps(KIND)}"]
     for key, value in spec.__dict__.items():
-        lines.append(f"{key} = {json.dumps(value)}")
+        if key != "kind":
+            lines.append(f"{key} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"
 
 
-def read_spec(folder: Path) -> PolicySpec:
-    """The `PolicySpec` of a shipped policy folder (its spec.toml), validated."""
-    path = folder / "spec.toml"
-    if not path.is_file() or path.is_symlink():
+def _type_ok(value: Any, want: type) -> bool:
+    if want is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, want)
+
+
+def parse_spec(raw: dict, path: Path | str = "spec.toml") -> PolicySpec:
+    """A `PolicySpec` from parsed spec.toml; errors name the file and the field."""
+    fields = {f.name: f.type for f in dataclasses.fields(PolicySpec)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
         raise ConfigError(
-            f"policy folder {folder}: no spec.toml (a regular file); is this a "
-            "shipped policy folder (neuroctl train-policy --ship ... writes one)?"
+            f"{path}: unknown fields {unknown}; valid fields are {sorted(fields)}."
+        )
+    for name, value in raw.items():
+        if not _type_ok(value, fields[name]):
+            raise ConfigError(
+                f"{path}: field {name!r}: got {value!r}, expected a "
+                f"{fields[name].__name__}; fix spec.toml."
+            )
+    if raw.get("kind", KIND) != KIND:
+        raise ConfigError(
+            f"{path}: field 'kind': got {raw['kind']!r}, expected {KIND!r}; this "
+            "loader reads gain policies of EvidenceStim."
         )
     try:
-        raw = tomllib.loads(path.read_text())
         return PolicySpec(**raw)
-    except (tomllib.TOMLDecodeError, TypeError) as err:
-        raise ConfigError(f"{path}: not a valid policy spec ({err}).") from None
+    except TypeError as err:  # a missing field
+        raise ConfigError(f"{path}: {err}; add the field.") from None
+
+
+def read_spec(folder: str | Path) -> PolicySpec:
+    """The `PolicySpec` of a policy folder (name or path), verified and validated."""
+    art = open_artefact(folder, "policy")
+    return parse_spec(art.spec, art.folder / SPEC)
 
 
 def load_policy(folder: str | Path, plant=None):
@@ -144,12 +161,10 @@ def load_policy(folder: str | Path, plant=None):
     """
     from neuroctl.plants import load
     from neuroctl.policies.base import merge, split
-    from neuroctl.train.policy import new_policy
+    from neuroctl.policies.gain import make_policy
 
-    folder = Path(folder)
-    if not folder.exists() and not folder.is_absolute() and len(folder.parts) == 1:
-        folder = POLICIES_ROOT / folder
-    spec = read_spec(folder)
+    art = open_artefact(folder, "policy")
+    folder, spec = art.folder, parse_spec(art.spec, art.folder / SPEC)
     if plant is None:
         plant = load(spec.plant)
     got = plant_checksum(plant)
@@ -164,7 +179,15 @@ def load_policy(folder: str | Path, plant=None):
             f"policy {folder}: float64 parameters need jax_enable_x64; call "
             "jax.config.update('jax_enable_x64', True) first."
         )
-    module = new_policy(spec.train_config())  # the architecture; params below
+    module = make_policy(  # the architecture; its parameters are loaded below
+        spec.policy,
+        hidden=spec.hidden,
+        n_bins=spec.n_bins,
+        g_max=spec.g_max,
+        g_init=spec.g_init,
+        param_dtype=jnp.dtype(spec.precision),
+        n_obs=spec.n_obs,
+    )
     parts, like = split(module)
     params, meta = load_verified(
         folder / CHECKPOINT_DIR,
@@ -172,9 +195,7 @@ def load_policy(folder: str | Path, plant=None):
         expected_metadata={"plant_checksum": spec.plant_checksum},
     )
     params = jax.tree.map(jnp.asarray, params)
-    metrics_path = folder / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    return merge(parts, params), spec, metrics
+    return merge(parts, params), spec, art.card
 
 
 def policy_params(policy) -> dict[str, Any]:

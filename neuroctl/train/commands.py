@@ -9,7 +9,7 @@ import tyro
 
 from neuroctl.errors import bad_value, check_int
 
-EVIDENCE_OUT = Path("envs/evidence_integration/training")
+EVIDENCE_OUT = Path("runs/plant/evidence_integration")  # gitignored
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,9 @@ class FreezePlantArgs:
     run: Path = EVIDENCE_OUT
     """Training run directory."""
     out: Path = Path("envs/evidence_integration")
-    """Plant folder to write: checkpoint/, spec.toml, metrics.json."""
+    """Plant folder to write: checkpoint/, spec.toml, metrics.json, seal.json."""
+    overwrite: bool = False
+    """Replace an existing --out folder (atomically: old kept until new is whole)."""
     step: int | None = None
     """Checkpoint step to ship (default: newest)."""
     trials: int = 1000
@@ -160,10 +162,15 @@ def freeze_plant(args: Annotated[FreezePlantArgs, tyro.conf.arg(name="")]) -> Pa
         raise bad_value(
             "--run", str(args.run), "a train-plant run directory", "train first."
         )
+    from neuroctl.io.artefacts import check_destination
+
+    check_destination(args.out, "plant", args.overwrite)  # before the evaluation
     jax.config.update("jax_enable_x64", True)
     from neuroctl.train.ship import freeze
 
-    card = freeze(args.run, args.out, args.step, args.trials, args.chunk)
+    card = freeze(
+        args.run, args.out, args.step, args.trials, args.chunk, args.overwrite
+    )
     print(
         f"shipped {args.out}: accuracy {card['accuracy']:.4f} on {card['eval_trials']} "
         f"held-out trials, 95 % CI {card['accuracy_ci95']}"

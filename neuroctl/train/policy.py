@@ -144,6 +144,21 @@ class PolicyTrainConfig:
                 "precision", self.precision, "'float32' or 'float64'", "pick one."
             )
 
+    @classmethod
+    def from_spec(cls, spec) -> "PolicyTrainConfig":
+        """The config whose env (`make_env`) a shipped policy's `PolicySpec` runs in."""
+        return cls(
+            policy=spec.policy,
+            hidden=spec.hidden,
+            n_bins=spec.n_bins,
+            g_max=spec.g_max,
+            g_init=spec.g_init,
+            control_ms=spec.control_ms,
+            precision=spec.precision,
+            observe_evidence=spec.observe_evidence,
+            observe_stimulus=spec.observe_stimulus,
+        )
+
     @property
     def dtype(self):
         return jnp.dtype(self.precision)

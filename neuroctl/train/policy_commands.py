@@ -105,6 +105,8 @@ class TrainPolicyArgs:
     policy."""
     ship: Path | None = None
     """If set, freeze the trained policy into this folder (spec, checkpoint, card)."""
+    overwrite: bool = False
+    """Let --ship replace an existing folder (atomically)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -159,6 +161,10 @@ def train_policy(args: Annotated[TrainPolicyArgs, tyro.conf.arg(name="")]) -> di
     _check_args(args)
     jax.config.update("jax_enable_x64", True)  # the shipped plants are float64
     cfg = _config(args)  # validates every field before anything runs
+    if args.ship is not None:
+        from neuroctl.io.artefacts import check_destination
+
+        check_destination(args.ship, "policy", args.overwrite)
     from neuroctl.policies.shipped import plant_checksum
     from neuroctl.train import policy as tp
     from neuroctl.train.policy_run import PolicyRunConfig
@@ -194,10 +200,13 @@ def train_policy(args: Annotated[TrainPolicyArgs, tyro.conf.arg(name="")]) -> di
         )
         figure = args.figure or args.out / "example_trial.png"
         _example_figure(env, env_params, policy, figure, args.policy)
-    (args.out / "metrics.json").write_text(json.dumps(_provenance(report), indent=1))
-    print(f"wrote {args.out / 'metrics.json'}")
+    from neuroctl.io.runs import write_json_atomic
+
+    print(f"wrote {write_json_atomic(args.out / 'metrics.json', _provenance(report))}")
     if args.ship is not None:
-        path = ship_policy(args.ship, policy, cfg, args.plant, checksum, report)
+        path = ship_policy(
+            args.ship, policy, cfg, args.plant, checksum, report, args.overwrite
+        )
         print(f"shipped the policy to {path}")
     return report
 
@@ -288,15 +297,21 @@ def _example_figure(env, env_params, policy, path: Path, label: str) -> None:
 
 
 def ship_policy(
-    folder: Path, policy, cfg, plant_name: str, checksum: str, report: dict
+    folder: Path,
+    policy,
+    cfg,
+    plant_name: str,
+    checksum: str,
+    report: dict,
+    overwrite: bool = False,
 ):
-    """Freeze `policy` into `folder` (spec.toml, verified checkpoint, metrics.json)."""
-    from neuroctl.io.checkpoints import save_verified
-    from neuroctl.policies.shipped import (
-        CHECKPOINT_DIR,
-        PolicySpec,
-        spec_to_toml,
-    )
+    """Freeze `policy` into a sealed `folder` (spec.toml, checkpoint, metrics.json).
+
+    Written atomically (`neuroctl.io.artefacts.write_artefact`); an existing
+    folder is replaced only with `overwrite`.
+    """
+    from neuroctl.io.artefacts import write_artefact
+    from neuroctl.policies.shipped import PolicySpec, spec_to_toml
     from neuroctl.train.policy import split
 
     _check_shippable(policy)
@@ -314,18 +329,15 @@ def ship_policy(
         plant=plant_name,
         plant_checksum=checksum,
     )
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    _, params = split(policy)
-    save_verified(
-        folder / CHECKPOINT_DIR,
-        params,
+    return write_artefact(
+        folder,
+        "policy",
+        spec_to_toml(spec),
+        _provenance(report),
+        split(policy)[1],
         {"plant_checksum": checksum, "policy": cfg.policy},
-        overwrite=True,
+        overwrite=overwrite,
     )
-    (folder / "spec.toml").write_text(spec_to_toml(spec))
-    (folder / "metrics.json").write_text(json.dumps(_provenance(report), indent=1))
-    return folder
 
 
 def _check_shippable(policy) -> None:
@@ -358,7 +370,7 @@ def evaluate_policy(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> di
     if (folder / "spec.toml").is_file() or not folder.exists():
         policy, spec, _ = load_policy(folder)
         plant = _load_plant(spec.plant)
-        cfg = spec.train_config()
+        cfg = tp.PolicyTrainConfig.from_spec(spec)
         label = spec.policy
     else:
         policy, plant, cfg = _from_run_dir(folder)
@@ -411,7 +423,9 @@ class ShipPolicyArgs:
     run: Path
     """The train-policy run directory (config.json + checkpoints/)."""
     out: Path = Path("policies/evidence_gain_mlp")
-    """The shipped folder to write (spec.toml, checkpoint/, metrics.json)."""
+    """The shipped folder to write (spec.toml, checkpoint/, metrics.json, seal)."""
+    overwrite: bool = False
+    """Replace an existing --out folder (atomically: old kept until new is whole)."""
     trials: int = 1000
     """Held-out trials of the card's evaluation [1] (cached in the run directory)."""
     progress: bool = True
@@ -424,6 +438,9 @@ def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
 
     if args.trials < 1:
         raise ConfigError(f"--trials: got {args.trials}; need >= 1.")
+    from neuroctl.io.artefacts import check_destination
+
+    check_destination(args.out, "policy", args.overwrite)  # before the work
     jax.config.update("jax_enable_x64", True)
     from neuroctl.train import policy as tp
 
@@ -450,6 +467,7 @@ def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
         record["plant"]["name"],
         record["plant"]["checksum"],
         report,
+        args.overwrite,
     )
     print(f"shipped {args.run} to {path}")
     return path
@@ -463,7 +481,7 @@ def _lineage(run: Path) -> list[dict]:
     names the whole continuation (e.g. a λ sweep), not only its last stage. A stage
     whose directory is gone is recorded by name with ``"missing": true``.
     """
-    from neuroctl.train.run import read_log
+    from neuroctl.io.runs import read_log
 
     stages: list[dict] = []
     seen: set[Path] = set()

@@ -1,4 +1,4 @@
-"""A policy-training run at the edge: Orbax checkpoints, JSONL log, progress bar.
+"""A gain-policy training run on the shared edge (`io.runs.RunDir`, `loop.fit`).
 
 Layout of a run directory ``out/``::
 
@@ -13,18 +13,16 @@ restored step are dropped. A run directory refuses a different config or plant.
 """
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
 from neuroctl.errors import ConfigError
-from neuroctl.io.runs import record_diff
+from neuroctl.io.runs import RunDir, read_record
+from neuroctl.train import loop
 from neuroctl.train import policy as tp
-from neuroctl.train.run import RunLogger, _truncate_log
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def _initial_params(
     src = Path(run.init_from)
     if (src / "spec.toml").is_file():  # a shipped policy folder
         return _shipped_params(src, cfg, checksum, plant)
-    saved = json.loads((src / "config.json").read_text())
+    saved = read_record(src)
     src_cfg = tp.PolicyTrainConfig(**saved["train"])
     _check_source(src, src_cfg, saved["plant"]["checksum"], cfg, checksum, False)
     params = restore(src, src_cfg)[1].params
@@ -84,7 +82,14 @@ def _shipped_params(src: Path, cfg: tp.PolicyTrainConfig, checksum: str, plant):
     from neuroctl.policies.shipped import load_policy, read_spec
 
     spec = read_spec(src)
-    _check_source(src, spec.train_config(), spec.plant_checksum, cfg, checksum, True)
+    _check_source(
+        src,
+        tp.PolicyTrainConfig.from_spec(spec),
+        spec.plant_checksum,
+        cfg,
+        checksum,
+        True,
+    )
     policy = load_policy(src, plant=plant)[0]  # verified checkpoint
     return tp.split(policy)[1]
 
@@ -135,19 +140,13 @@ def widen_to_evidence(params: dict, policy: str, new_inputs: int = 1) -> dict:
     return params
 
 
-def _check_resumable(out: Path, record: dict) -> None:
-    saved = json.loads((out / "config.json").read_text())
-    try:  # fields added since the run started take their (neutral) defaults
+def _upgrade(saved: dict) -> dict:
+    """The saved record with train fields added since the run started defaulted."""
+    try:
         train = tp.PolicyTrainConfig(**saved.get("train", {}))
-        saved["train"] = json.loads(json.dumps(dataclasses.asdict(train)))
     except (TypeError, ConfigError):
-        pass  # an unknown or invalid field: reported as a difference below
-    diff = record_diff(saved, record)
-    if diff:
-        raise ConfigError(
-            f"--resume: {out}/config.json differs from this run: {'; '.join(diff)}; "
-            "use the saved settings or a new --out."
-        )
+        return saved  # an unknown or invalid field: reported as a difference
+    return dict(saved, train=dataclasses.asdict(train))
 
 
 def train_policy(
@@ -160,65 +159,35 @@ def train_policy(
     """Train (or resume) a policy on `plant`; checkpoint periodically and at the end."""
     env, env_params = tp.make_env(plant, cfg)
     parts, fresh = tp.init_state(cfg)
-    run.out.mkdir(parents=True, exist_ok=True)
     record = run_record(cfg, plant_name, plant_checksum, run.init_from)
-    mgr = ocp.CheckpointManager(
-        (run.out / "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=run.keep, create=True),
-    )
-    latest = mgr.latest_step()
-    if latest is not None and not run.resume:
-        mgr.close()
-        raise ConfigError(
-            f"out: {run.out} already holds checkpoints (latest step {latest}); "
-            "pass --resume to continue or choose a new --out."
+    with RunDir(run.out, record, run.resume, run.keep, upgrade=_upgrade) as rd:
+        if rd.resumed:
+            state, notes = rd.restore(fresh)
+            for note in notes:
+                print(f"neuroctl: {note}; using an older checkpoint")
+        else:
+            state = fresh
+            start = _initial_params(run, cfg, plant_checksum, plant)
+            if start is not None:
+                opt_state = tp.optimizer(cfg).init(start)
+                state = tp.TrainState(fresh.step, start, opt_state)
+        step_fn = tp.make_train_step(env, env_params, parts, cfg)
+        state = loop.fit(
+            rd,
+            step_fn,
+            state,
+            run.iterations,
+            save_every=run.save_every,
+            progress=run.progress,
+            desc="train-policy",
+            postfix={"loss": "loss", "acc": "accuracy", "gain": "mean_gain"},
         )
-    if latest is None:
-        (run.out / "config.json").write_text(json.dumps(record, indent=1))
-        (run.out / "log.jsonl").unlink(missing_ok=True)
-        state, wall = fresh, 0.0
-        start = _initial_params(run, cfg, plant_checksum, plant)
-        if start is not None:
-            opt_state = tp.optimizer(cfg).init(start)
-            state = tp.TrainState(fresh.step, start, opt_state)
-    else:
-        _check_resumable(run.out, record)
-        state = mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
-        wall = _truncate_log(run.out / "log.jsonl", latest)
-    step_fn = tp.make_train_step(env, env_params, parts, cfg)
-    logger = RunLogger(
-        run.out,
-        run.iterations,
-        run.save_every,
-        run.progress,
-        int(state.step),
-        wall,
-        desc="train-policy",
-        postfix={"loss": "loss", "acc": "accuracy", "gain": "mean_gain"},
-        window=10,
-    )
-    try:
-        while int(state.step) < run.iterations:
-            state, metrics = step_fn(state)
-            logger(state, metrics, mgr)
-        if mgr.latest_step() != int(state.step):
-            mgr.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
-        mgr.wait_until_finished()
-    finally:
-        logger.close()
-        mgr.close()
     return parts, state
 
 
 def restore(out: Path, cfg: tp.PolicyTrainConfig, step: int | None = None):
     """``(parts, TrainState)`` of a run's checkpoint (newest unless `step`)."""
     parts, fresh = tp.init_state(cfg)
-    mgr = ocp.CheckpointManager((Path(out) / "checkpoints").absolute())
-    try:
-        step = mgr.latest_step() if step is None else step
-        if step is None:
-            raise ConfigError(f"out: {out} holds no checkpoints; train first.")
-        state = mgr.restore(step, args=ocp.args.StandardRestore(fresh))
-    finally:
-        mgr.close()
+    with RunDir.open(out) as rd:
+        state, _ = rd.restore(fresh, step)
     return parts, state

@@ -9,7 +9,6 @@ bar) and resumes bit-identically; `load_run` rebuilds env and trained policy.
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -25,7 +24,7 @@ from neuroctl.errors import ConfigError, bad_value
 from neuroctl.io.runs import RunDir, read_record
 from neuroctl.policies.base import Parts, split
 from neuroctl.policies.networks import POLICY_KINDS, PolicyIO, build_policy
-from neuroctl.train import bptt
+from neuroctl.train import bptt, loop
 
 Precision = Literal["float32", "float64"]
 
@@ -216,37 +215,21 @@ def _tuple(v):
 
 
 def _fit(run: RunDir, step_fn, state, opts: RunOptions, best: _Best):
-    from tqdm.auto import tqdm
+    def validate(state, i: int) -> dict[str, float]:
+        if i % opts.validate_every == 0 or i == opts.iterations:
+            return {"val_return": best.check(state)}
+        return {}
 
-    start = int(state.step)
-    bar = tqdm(
-        total=opts.iterations,
-        initial=start,
-        disable=not opts.progress,
-        unit="it",
-        desc="train",
-        dynamic_ncols=True,
+    return loop.fit(
+        run,
+        step_fn,
+        state,
+        opts.iterations,
+        save_every=opts.save_every,
+        progress=opts.progress,
+        postfix={"ret": "episode_return", "val": "val_return"},
+        after_step=validate,
     )
-    try:
-        while int(state.step) < opts.iterations:
-            t0 = time.perf_counter()
-            state, metrics = step_fn(state)
-            values = {k: float(v) for k, v in jax.device_get(metrics._asdict()).items()}
-            i = int(state.step)
-            if i % opts.validate_every == 0 or i == opts.iterations:
-                values["val_return"] = best.check(state)
-            run.log(i, values, time.perf_counter() - t0)
-            bar.set_postfix(
-                ret=f"{values['episode_return']:.4g}", best=f"{best.value:.4g}"
-            )
-            bar.update(1)
-            if i % opts.save_every == 0:
-                run.save(i, state)
-        if run.latest_step() != int(state.step):
-            run.save(int(state.step), state, force=True)
-    finally:
-        bar.close()
-    return state
 
 
 def load_run(out: Path, best: bool = True):
@@ -266,7 +249,7 @@ def load_run(out: Path, best: bool = True):
         ) from None
     env, env_params = build_env(spec)
     parts, params = split(new_policy(spec, io, env))
-    with RunDir(out, {"spec": record["spec"]}, resume=True, write=False) as run:
+    with RunDir.open(out) as run:
         state, _ = run.restore(bptt.init_state(params, spec.train))
         best_params, step, _ = _restore_best(run, state.params)
     use_best = best and step is not None

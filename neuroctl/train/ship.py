@@ -6,7 +6,6 @@ fixed evaluation seed, training config, provenance).
 """
 
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -18,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import neuroctl
+from neuroctl.io.runs import read_log, read_record
 from neuroctl.plants import evidence_task as et
 from neuroctl.plants.evidence import (
-    CHECKPOINT_DIR,
     EvidencePlant,
     ParamsSpec,
     PlantSpec,
@@ -30,7 +29,7 @@ from neuroctl.plants.evidence import (
 from neuroctl.plants.evidence_net import EvidenceNetConfig, build_network
 from neuroctl.train import plant as tr
 from neuroctl.train.evaluate import wilson_interval
-from neuroctl.train.run import read_log, restore_params
+from neuroctl.train.run import restore_params
 
 
 @eqx.filter_jit
@@ -63,7 +62,7 @@ def evaluate_accuracy(
 
 
 def _configs(run_dir: Path) -> tuple[tr.TrainConfig, et.TaskConfig, EvidenceNetConfig]:
-    c = json.loads((run_dir / "config.json").read_text())
+    c = read_record(run_dir)
     task = dict(c["task"], response_window_ms=tuple(c["task"]["response_window_ms"]))
     train = dict(c["train"], checkpoint_lengths=tuple(c["train"]["checkpoint_lengths"]))
     return (
@@ -112,10 +111,18 @@ def freeze(
     step: int | None = None,
     trials: int = 1000,
     chunk: int = 50,
+    overwrite: bool = False,
 ) -> dict:
-    """Ship the run's checkpoint `step` (default newest) into `out`; return the card."""
-    from neuroctl.io.checkpoints import save_verified, tree_checksum
+    """Ship the run's checkpoint `step` (default newest) into `out`; return the card.
 
+    `out` is written as a sealed folder, atomically (`write_artefact`); an existing
+    one is replaced only with `overwrite`.
+    """
+    from neuroctl.io.artefacts import check_destination, write_artefact
+    from neuroctl.io.checkpoints import tree_checksum
+    from neuroctl.io.runs import read_record
+
+    check_destination(out, "plant", overwrite)
     run_dir, out = Path(run_dir), Path(out)
     train, task, net_cfg = _configs(run_dir)
     n_syn = build_network(net_cfg).default_params.synapses[0].g.shape[0]
@@ -131,8 +138,6 @@ def freeze(
     )
     plant = plant_from(spec, g, w)
     correct, n = evaluate_accuracy(plant, trials, tr.EVAL_SEED, chunk, progress=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.toml").write_text(spec_to_toml(spec))
     tree = {"g": g, "w": w}
     meta = {
         "plant": spec.name,
@@ -141,7 +146,6 @@ def freeze(
         "accuracy": correct / n,
         "eval_trials": n,
     }
-    save_verified(out / CHECKPOINT_DIR, tree, meta, overwrite=True)
     card = {
         "plant": spec.name,
         "accuracy": correct / n,
@@ -153,8 +157,10 @@ def freeze(
         "seed": train.seed,
         "iterations": step,
         "training_wall_s": _wall_at(run_dir, step),
-        "training_config": json.loads((run_dir / "config.json").read_text()),
+        "training_config": read_record(run_dir),
         **provenance(),
     }
-    (out / "metrics.json").write_text(json.dumps(card, indent=1) + "\n")
+    write_artefact(
+        out, "plant", spec_to_toml(spec), card, tree, meta, overwrite=overwrite
+    )
     return card
