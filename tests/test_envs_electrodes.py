@@ -32,14 +32,27 @@ ROLLOUT = jax.jit(rollout_actions, static_argnums=0)
 
 
 @pytest.fixture(scope="module")
-def gym_env():
-    """The registered env (float64: the tests enable x64), as Gymnasium makes it."""
-    return gymnasium.make("neuroctl/EvidenceStimElectrodes-v0", **SHORT).unwrapped
+def env():
+    """The hand-written env (float64: the tests enable x64).
+
+    The registered id builds the composed env; tests/envs/test_control.py checks
+    that the two step alike.
+    """
+    import dataclasses
+
+    from neuroctl.envs.evidence_stim import untrained_plant
+
+    plant = untrained_plant()
+    trial = {k: SHORT[k] for k in ("trial_ms", "response_window_ms")}
+    plant = dataclasses.replace(plant, task=dataclasses.replace(plant.task, **trial))
+    return EvidenceStimElectrodes.from_plant(plant, control_ms=SHORT["control_ms"])
 
 
 @pytest.fixture(scope="module")
-def env(gym_env):
-    return gym_env.env
+def gym_env(env):
+    from neuroctl.envs.gym import GymEnv
+
+    return GymEnv(env)
 
 
 def test_layout_gives_deterministic_gaussian_weights(env):
@@ -100,10 +113,13 @@ def test_biphasic_pulse_is_charge_balanced(env):
 
 
 def test_check_env_clean_and_gym_path_equals_functional(gym_env, env):
+    registered = gymnasium.make("neuroctl/EvidenceStimElectrodes-v0", **SHORT)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check_env(gym_env)
+        check_env(registered.unwrapped)  # the composed env users get
     assert [str(w.message) for w in caught] == []
+    assert registered.action_space == gym_env.action_space
+    assert registered.observation_space == gym_env.observation_space
     assert gym_env.action_space.shape == (4,) and gym_env.action_space.low[0] == -1
     unit = np.random.default_rng(0).uniform(-1.2, 1.2, (env.n_steps, 4))
     unit = unit.astype(np.float32)  # some beyond ±1: clipped

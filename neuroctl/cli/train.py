@@ -34,8 +34,9 @@ class TrainArgs:
     """Options of the env's factory as key=value (e.g. episode_ms=100
     pulse_width_ms=0.1 n_electrodes=4); values parse as TOML, else as text."""
     param: tuple[str, ...] = ()
-    """Scalar env params to override as key=value (e.g. evidence_gain=0.3
-    energy_cost=10), in the param's unit."""
+    """Env params to set as name=value, by dotted name or the env's alias (e.g.
+    task.input_gain=0.3 objective.current_power=10), in the param's unit; an array
+    param is filled with the value."""
     policy: Literal["mlp", "gru", "open_loop", "constant"] = "mlp"
     """Policy: closed-loop MLP / GRU, open-loop time profile, one constant action."""
     hidden: int = 32

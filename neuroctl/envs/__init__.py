@@ -9,11 +9,15 @@ Functional API (pure; `jit`, `vmap`, `grad` compose)::
 
 Composed envs for any network: `ControlEnv.build(plant, actuator, task, EnergyCost,
 observe=...)` with `SiteCurrents`/`Electrodes` (+ `BiphasicPulse`), `RateTracking`/
-`NoTask`.
+`NoTask`; `ObserveFields(env, fields)` chooses what a policy sees. Params are
+addressed by dotted names (`neuroctl.envs.params`), e.g. ``task.input_gain``.
 
-Envs: `SpikeRate` (HH point or ball-and-stick cell, soma current → target rate) and
-`EvidenceStim` (gain on the evidence input of the frozen EI RNN plant),
-`EvidenceStimElectrodes` (currents at K electrodes into the same plant).
+Registered envs (`make(name)`, all composed `ControlEnv`s): ``SpikeRate-v0`` /
+``SpikeRateBallStick-v0`` (HH point or ball-and-stick cell, soma current → target
+rate), ``EvidenceStim-v0`` (gain on the evidence input of the frozen EI RNN
+plant), ``EvidenceStimElectrodes-v0`` (currents at K electrodes into the same
+plant). The hand-written `SpikeRate`, `EvidenceStim`, `EvidenceStimElectrodes`
+classes they replaced remain as references (tests check they step alike).
 
 Gymnasium: ``gymnasium.make("neuroctl/SpikeRate-v0")`` (ids registered on
 ``import neuroctl``: `names()`), `GymEnv`, `GymVectorEnv`; rejax/purejaxrl:
@@ -50,6 +54,7 @@ from neuroctl.envs.spike_rate import SpikeRateParams as SpikeRateParams
 from neuroctl.envs.spike_rate import SpikeRateState as SpikeRateState
 from neuroctl.envs.tasks import NoTask as NoTask
 from neuroctl.envs.tasks import RateTracking as RateTracking
+from neuroctl.envs.wrappers import ObserveFields as ObserveFields
 
 # `EvidenceStim` imports the plant's task (scipy.signal, ~2 s); `import neuroctl`
 # (which registers the Gymnasium ids) should not pay for it, so it loads on first use.

@@ -115,6 +115,7 @@ class ControlEnv(AbstractEnv):
     observe: tuple[str, ...] = eqx.field(static=True)
     defaults: _Defaults = eqx.field(static=True)
     name: str = eqx.field(static=True, default="control")
+    aliases: tuple[tuple[str, str], ...] = eqx.field(static=True, default=())
 
     @classmethod
     def build(
@@ -127,8 +128,13 @@ class ControlEnv(AbstractEnv):
         config: ControlConfig | None = None,
         v_init_jitter: float = 0.0,
         name: str = "control",
+        aliases: dict[str, str] | None = None,
     ) -> "ControlEnv":
-        """The env; `observe` defaults to every readout, the task's fields, t/T."""
+        """The env; `observe` defaults to every readout, the task's fields, t/T.
+
+        `aliases` (``{alias: dotted param name}``) are other names of its params
+        (`param_aliases`).
+        """
         config = ControlConfig() if config is None else config
         if not isinstance(plant, Plant):
             raise bad_value("plant", plant, "a Plant", "use Plant.from_network().")
@@ -150,6 +156,7 @@ class ControlEnv(AbstractEnv):
             observe,
             _Defaults(params),
             name,
+            tuple(sorted((aliases or {}).items())),
         )
 
     @property
@@ -177,6 +184,9 @@ class ControlEnv(AbstractEnv):
 
     def action_unit(self) -> str:
         return self.defaults.params.actuator.unit()
+
+    def param_aliases(self) -> dict[str, str]:
+        return dict(self.aliases)
 
     def observation_fields(self) -> tuple[tuple[str, str], ...]:
         units = {r: "mV" for r in self.readouts}

@@ -304,6 +304,14 @@ class AbstractEnv(eqx.Module):
         """The unit of the action (axis labels, reports); envs override it."""
         return "1"
 
+    def param_aliases(self) -> dict[str, str]:
+        """Other names of params: ``{alias: dotted name}`` (`neuroctl.envs.params`).
+
+        E.g. ``{"i_max": "actuator.high"}``, so names that users and recorded
+        runs know keep working after an env was recomposed. Default: none.
+        """
+        return {}
+
     def episode_outcome(self, task: PyTree, alive: Array) -> dict[str, Array]:
         """Per-episode task outcome from the stacked ``info.task`` of its steps.
 
@@ -324,6 +332,11 @@ class AbstractEnv(eqx.Module):
         }
 
     # ------------------------------------------------------------- the protocol
+
+    @property
+    def unwrapped(self) -> "AbstractEnv":
+        """The innermost env under any wrappers (`neuroctl.envs.wrappers`)."""
+        return self
 
     @property
     def n_steps(self) -> int:

@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroctl.envs.actuators import AbstractActuator, BiphasicPulse
+from neuroctl.envs.actuators import AbstractActuator, BiphasicPulse, Electrodes
 from neuroctl.envs.core import ControlConfig, check_value
 from neuroctl.envs.evidence_stim import (
+    OUTCOMES,
     EvidenceStimMetrics,
     decision_metrics,
     decision_outcome,
@@ -70,6 +71,8 @@ class EvidenceTrial(AbstractTask):
     outcome: str = eqx.field(static=True, default="cross_entropy")
 
     def __check_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise bad_value("outcome", self.outcome, f"one of {OUTCOMES}", "pick one.")
         check_value("w", self.w, lambda x: np.all(x >= 0), ">= 0")
         for name in ("input_gain", "evidence_mean"):
             check_value(name, getattr(self, name), lambda x: np.all(x >= 0), ">= 0")
@@ -196,16 +199,22 @@ def evidence_control(
     observe_stimulus: bool = False,
     input_gain: float = 1.0,
     energy_cost: float = 100.0,
+    v_max: float = 1000.0,
 ):
     """The evidence plant as a `ControlEnv`: one trial per episode.
 
     `actuator` defaults to `TaskInputGain(2.0)` (`EvidenceStim`'s action); with
     `Electrodes` (and ``input_gain`` for the evidence) it is
-    `EvidenceStimElectrodes`. ``energy_cost`` weighs the sources' mean I² [1/nA²].
-    The observation: both readouts [mV], t/T, and the stimulus fields asked for.
+    `EvidenceStimElectrodes`. ``energy_cost`` weighs the sources' mean I² [1/nA²];
+    ``v_max`` [mV] bounds the membrane potential before a step counts as diverged.
+    The env observes every field (readouts [mV], stimulus statistics, t/T); an
+    `ObserveFields` wrapper passes on both readouts, t/T and the stimulus fields
+    asked for, as `EvidenceStim` observes them. Its params also answer to
+    `EvidenceStim`'s names (`param_aliases`).
     """
     from neuroctl.envs.control import ControlEnv
     from neuroctl.envs.objectives import EnergyCost
+    from neuroctl.envs.wrappers import ObserveFields
     from neuroctl.plants.base import Plant
 
     cfg = plant.task
@@ -214,6 +223,7 @@ def evidence_control(
         control_ms=control_ms,
         episode_ms=cfg.trial_ms,
         dtype=dtype or str(plant.g.dtype),
+        v_max=v_max,
     )
     n_cells = int(np.shape(plant.input_weights)[0])
     readouts = ("v_readout0", "v_readout1", *(f"v_soma{i}" for i in range(n_cells)))
@@ -228,16 +238,32 @@ def evidence_control(
         config.substeps,
         outcome,
     )
+    actuator = TaskInputGain() if actuator is None else actuator
+    env = ControlEnv.build(
+        base,
+        actuator,
+        trial,
+        EnergyCost(current_power=energy_cost),
+        config=config,
+        name=f"evidence ({plant.name})",
+        aliases=_aliases(actuator),
+    )
     flags = {"observe_evidence": observe_evidence, "observe_stimulus": observe_stimulus}
     observe = ("v_readout0", "v_readout1", "t/T") + tuple(
         field for flag, field in _OBSERVED.items() if flags[flag]
     )
-    return ControlEnv.build(
-        base,
-        TaskInputGain() if actuator is None else actuator,
-        trial,
-        EnergyCost(current_power=energy_cost),
-        observe=observe,
-        config=config,
-        name=f"evidence ({plant.name})",
-    )
+    return ObserveFields(env, observe)
+
+
+def _aliases(actuator: AbstractActuator) -> dict[str, str]:
+    """The hand-written evidence envs' param names → the composed env's."""
+    names = {
+        "energy_cost": "objective.current_power",
+        "evidence_mean": "task.evidence_mean",
+        "evidence_gain": "task.input_gain",
+    }
+    if isinstance(actuator, TaskInputGain):
+        names["g_max"] = "actuator.g_max"
+    elif isinstance(actuator, Electrodes):
+        names["i_max"] = "actuator.i_max"
+    return names

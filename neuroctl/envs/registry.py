@@ -80,7 +80,7 @@ def split_config(kwargs: dict[str, Any]) -> tuple[ControlConfig, dict[str, Any]]
 
 def _spike_rate(cell: str) -> Callable[..., AbstractEnv]:
     def factory(**kwargs: Any) -> AbstractEnv:
-        from neuroctl.envs.spike_rate import SpikeRate
+        from neuroctl.envs.spike_rate import spike_rate_control
 
         config, rest = split_config(kwargs)
         if rest:
@@ -88,7 +88,7 @@ def _spike_rate(cell: str) -> Callable[..., AbstractEnv]:
                 f"SpikeRate: unknown options {sorted(rest)}; valid options are "
                 f"{sorted(ControlConfig.__dataclass_fields__)}."
             )
-        return SpikeRate(config, cell=cell)
+        return spike_rate_control(config, cell=cell)
 
     return factory
 
@@ -125,16 +125,17 @@ def _evidence_plant(name: str, plant: str, kwargs: dict[str, Any], extra=()):
 
 
 def _evidence_stim(plant: str = "evidence_integration", **kwargs: Any) -> AbstractEnv:
-    """`EvidenceStim` on a shipped plant (`plants.load(plant)`) or ``"untrained"``.
+    """The gain on the evidence input of a shipped plant (or ``"untrained"``).
 
-    Options: `control_ms`, `dtype`, `outcome`, `v_max`, `observe_evidence`,
-    `observe_stimulus` (see `EvidenceStim.from_plant`) and `trial_ms`,
+    A composed env (`evidence_trial.evidence_control`) that steps as the
+    hand-written `EvidenceStim` did. Options: `control_ms`, `dtype`, `outcome`,
+    `v_max`, `observe_evidence`, `observe_stimulus` and `trial_ms`,
     `response_window_ms` (override the plant's task, e.g. for short smoke tests).
     """
-    from neuroctl.envs.evidence_stim import EvidenceStim
+    from neuroctl.envs.evidence_trial import evidence_control
 
     p = _evidence_plant("EvidenceStim", plant, kwargs, _OBSERVE_OPTIONS)
-    return EvidenceStim.from_plant(p, **kwargs)
+    return evidence_control(p, **kwargs)
 
 
 def _evidence_electrodes(
@@ -147,11 +148,11 @@ def _evidence_electrodes(
     (`n_electrodes`, `sheet_um` [µm], `length_constant_um` [µm], `seed`) and
     `pulse_width_ms` [ms] (a `BiphasicPulse` per control step; None holds the action).
     """
-    from neuroctl.envs.evidence_electrodes import (
-        BiphasicPulse,
-        ElectrodeLayout,
-        EvidenceStimElectrodes,
-    )
+    import jax.numpy as jnp
+
+    from neuroctl.envs.actuators import BiphasicPulse, Electrodes
+    from neuroctl.envs.evidence_electrodes import ElectrodeLayout, electrode_weights
+    from neuroctl.envs.evidence_trial import evidence_control
 
     p = _evidence_plant(
         "EvidenceStimElectrodes", plant, kwargs, _ELECTRODE_OPTIONS + _OBSERVE_OPTIONS
@@ -159,8 +160,11 @@ def _evidence_electrodes(
     layout = ElectrodeLayout(
         **{k: kwargs.pop(k) for k in _ELECTRODE_OPTIONS if k in kwargs}
     )
+    n_cells = int(jnp.shape(p.input_weights)[0])
+    weights = jnp.asarray(electrode_weights(layout, n_cells))
     pulse = None if pulse_width_ms is None else BiphasicPulse(pulse_width_ms)
-    return EvidenceStimElectrodes.from_plant(p, layout, pulse, **kwargs)
+    electrodes = Electrodes(weights, i_max=0.1, pulse=pulse)  # [nA]
+    return evidence_control(p, electrodes, energy_cost=1.0, **kwargs)
 
 
 def register_all() -> None:

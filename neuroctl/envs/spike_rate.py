@@ -313,4 +313,17 @@ def spike_rate_control(
         config=legacy.config,
         v_init_jitter=float(defaults.v_init_jitter),
         name=f"SpikeRate ({cell})",
+        aliases=SPIKE_RATE_ALIASES,
     )
+
+
+#: the hand-written `SpikeRateParams` names → the composed env's params
+SPIKE_RATE_ALIASES = {
+    "target_rate": "task.target_rate",
+    "i_max": "actuator.high",
+    "error_cost": "task.error_cost",
+    "charge_cost": "objective.charge",
+    "rate_tau": "task.rate_tau",
+    "spike_threshold": "task.spike_threshold",
+    "spike_slope": "task.spike_slope",
+}

@@ -12,7 +12,7 @@ from neuroctl.errors import ConfigError
 from neuroctl.io.artefacts import open_artefact
 
 #: spec.toml ``kind`` → the module that builds that family's plants
-FAMILIES = {"evidence": "neuroctl.plants.evidence"}
+FAMILIES = {"evidence": "neuroctl.plants.evidence", "beta": "neuroctl.plants.beta"}
 
 
 def load(name: str | Path = "evidence_integration", root: str | Path | None = None):

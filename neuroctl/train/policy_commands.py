@@ -388,7 +388,7 @@ def evaluate_policy(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> di
     return report
 
 
-def _from_run_dir(folder: Path):
+def _from_run_dir(folder: Path, option: str = "--policy"):
     from neuroctl.policies.shipped import plant_checksum
     from neuroctl.train import policy as tp
     from neuroctl.train.policy_run import restore
@@ -396,7 +396,7 @@ def _from_run_dir(folder: Path):
     config = folder / "config.json"
     if not config.is_file():
         raise ConfigError(
-            f"--policy: {folder} is neither a shipped policy folder (spec.toml) nor "
+            f"{option}: {folder} is neither a shipped policy folder (spec.toml) nor "
             "a train-policy run directory (config.json); pass one of those."
         )
     record = json.loads(config.read_text())
@@ -409,7 +409,7 @@ def _from_run_dir(folder: Path):
     plant = _load_plant(record["plant"]["name"])
     if plant_checksum(plant) != record["plant"]["checksum"]:
         raise ConfigError(
-            f"--policy: {folder} was trained on a plant with a different checksum "
+            f"{option}: {folder} was trained on a plant with a different checksum "
             "than the shipped one; evaluate it on the plant it was trained on."
         )
     parts, state = restore(folder, cfg)
@@ -444,7 +444,7 @@ def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
     jax.config.update("jax_enable_x64", True)
     from neuroctl.train import policy as tp
 
-    policy, plant, cfg = _from_run_dir(args.run)
+    policy, plant, cfg = _from_run_dir(args.run, "--run")
     env, env_params = tp.make_env(plant, cfg)
     evaluation = table_evaluation(
         args.run, env, env_params, policy, args.trials, args.progress

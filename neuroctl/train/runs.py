@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from neuroctl.envs.core import AbstractEnv
+from neuroctl.envs.params import override_params
 from neuroctl.envs.registry import make
 from neuroctl.errors import ConfigError, bad_value
 from neuroctl.io.runs import RunDir, read_record
@@ -84,28 +83,8 @@ def build_env(spec: RunSpec) -> tuple[AbstractEnv, Any]:
     """The env of `spec` and its params (defaults with the overrides applied)."""
     set_precision(spec.precision)
     env = make(spec.env, dtype=spec.precision, **spec.env_options)
-    return env, env.prepare_params(override_params(env.default_params, spec.env_params))
-
-
-def override_params(params, overrides: dict[str, float]):
-    """`params` with scalar fields replaced (``{"evidence_gain": 0.3}``)."""
-    valid = sorted(
-        f.name
-        for f in dataclasses.fields(params)
-        if np.ndim(getattr(params, f.name)) == 0 and getattr(params, f.name) is not None
-    )
-    for name, value in overrides.items():
-        if name not in valid:
-            raise bad_value(
-                f"env param {name!r}",
-                value,
-                f"one of the env's scalar params {valid}",
-                "check the name (see the env's Params class).",
-            )
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad_value(f"env param {name!r}", value, "a number", "pass a number.")
-        params = eqx.tree_at(lambda p, n=name: getattr(p, n), params, float(value))
-    return params
+    params = override_params(env.default_params, spec.env_params, env.param_aliases())
+    return env, env.prepare_params(params)
 
 
 def new_policy(spec: RunSpec, io: PolicyIO, env: AbstractEnv):

@@ -1,6 +1,7 @@
 """`ControlEnv`: composed envs equal the hand-written ones; a user's network in a few
 lines trains with the one trainer."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -197,3 +198,43 @@ def test_a_gain_needs_a_task_with_a_drive():
     )
     with pytest.raises(ConfigError, match="a task with an input drive"):
         rollout_actions(env, jax.random.key(0), jnp.ones((2, 1)))
+
+
+def test_the_registered_ids_are_composed_envs_that_step_as_before():
+    """Same ids, same behaviour: what `make` builds is a `ControlEnv` (wrapped to
+    observe what the hand-written env observed) stepping like the old class, and
+    the old param names still reach the same numbers."""
+    from neuroctl.envs import make
+    from neuroctl.envs.evidence_electrodes import (
+        ElectrodeLayout,
+        EvidenceStimElectrodes,
+    )
+    from neuroctl.envs.evidence_stim import EvidenceStim
+    from neuroctl.envs.params import get_param, override_params
+
+    short = dict(plant="untrained", trial_ms=20.0, response_window_ms=(15.0, 20.0))
+    plant = _short_plant()
+    for name in ("SpikeRate-v0", "SpikeRateBallStick-v0"):
+        assert isinstance(make(name, episode_ms=2.0).unwrapped, ControlEnv)
+
+    new = make("EvidenceStim-v0", dtype="float64", observe_evidence=True, **short)
+    old = EvidenceStim.from_plant(plant, dtype="float64", observe_evidence=True)
+    assert isinstance(new.unwrapped, ControlEnv)
+    actions = 1.0 + 0.5 * jnp.cos(jnp.arange(old.n_steps, dtype=float))[:, None]
+    _same_episode(old, new, actions)
+
+    new = make(
+        "EvidenceStimElectrodes-v0", dtype="float64", pulse_width_ms=0.1, **short
+    )
+    old = EvidenceStimElectrodes.from_plant(
+        plant, ElectrodeLayout(), BiphasicPulse(0.1), dtype="float64"
+    )
+    legacy = {"evidence_gain": 0.3, "i_max": 0.05, "energy_cost": 2.0}
+    p_new = override_params(new.default_params, legacy, new.param_aliases())
+    p_old = old.default_params
+    for k, v in legacy.items():
+        p_old = eqx.tree_at(lambda p, k=k: getattr(p, k), p_old, v)
+        path = new.param_aliases()[k]
+        np.testing.assert_allclose(get_param(p_new, path), v)
+    actions = 0.04 * jnp.cos(jnp.arange(old.n_steps * 4.0)).reshape(-1, 4)
+    _same_episode(old, new, actions, p_old, p_new)

@@ -8,16 +8,20 @@ import numpy as np
 import pytest
 
 from neuroctl.envs import make
+from neuroctl.envs.params import get_param
 
 
-@pytest.mark.parametrize("field", ["target_rate", "i_max", "error_cost", "v_init"])
+@pytest.mark.parametrize(
+    "field",
+    ["task.target_rate", "actuator.high", "task.error_cost", "v_init_jitter"],
+)
 def test_nan_params_under_jit_are_flagged_and_kept_finite(field):
     env = make("SpikeRate-v0", episode_ms=3.0, dtype="float64")
     params = env.default_params
     bad = eqx.tree_at(
-        lambda p: getattr(p, field),
+        lambda p: get_param(p, field),
         params,
-        jnp.full_like(getattr(params, field), jnp.nan),
+        jnp.full_like(jnp.asarray(get_param(params, field), float), jnp.nan),
     )
 
     @jax.jit
