@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import tyro
 
-from neuroctl.errors import bad_value
+from neuroctl.errors import ConfigError, bad_value, check_int
+from neuroctl.train.policy_commands import EvaluateArgs
 
 
 @dataclass(frozen=True)
@@ -291,11 +292,12 @@ def _curve(out: Path, report: dict, name: str) -> None:
 
 def format_report(report: dict) -> str:
     """The comparison as a few aligned lines."""
-    lines = [
-        f"held-out episodes: {report['eval_episodes']}; policy parameters of "
-        f"iteration {report['best_iteration']} (best validation return "
-        f"{report['best_validation_return']:+.5g})"
-    ]
+    lines = [f"held-out episodes: {report['eval_episodes']}"]
+    if report.get("best_iteration") is not None:
+        lines[0] += (
+            f"; policy parameters of iteration {report['best_iteration']} (best "
+            f"validation return {report['best_validation_return']:+.5g})"
+        )
     for label, key in (
         ("trained policy", "policy"),
         ("best constant", "best_constant"),
@@ -312,4 +314,106 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"train": train}
+@dataclass(frozen=True)
+class ShipArgs:
+    """Freeze a training run into a sealed policy folder (spec, checkpoint, card)."""
+
+    run: Path
+    """A `neuroctl train` run directory (finished: with metrics.json), or a
+    train-policy run directory (then as ship-policy)."""
+    out: Path
+    """The policy folder to write (spec.toml, checkpoint/, metrics.json, seal)."""
+    overwrite: bool = False
+    """Replace an existing --out folder (atomically: old kept until new is whole)."""
+    trials: int = 1000
+    """Held-out trials of the card's evaluation (train-policy runs only) [1]."""
+
+
+def ship(args: Annotated[ShipArgs, tyro.conf.arg(name="")]) -> Path:
+    """Freeze a training run (neuroctl train or train-policy) into a policy folder."""
+    from neuroctl.io.artefacts import check_destination
+    from neuroctl.io.runs import read_record
+
+    record = read_record(args.run)
+    check_destination(args.out, "policy", args.overwrite)  # before the work
+    if "spec" not in record:  # a train-policy run: the evidence-gain shipper
+        from neuroctl.train.policy_commands import ShipPolicyArgs, ship_run
+
+        return ship_run(ShipPolicyArgs(args.run, args.out, args.overwrite, args.trials))
+    from neuroctl.train.runs import set_precision
+    from neuroctl.train.shipping import ship_run as ship_network
+
+    set_precision(record["spec"].get("precision", "float32"))
+    path = ship_network(args.run, args.out, args.overwrite)
+    print(f"shipped {args.run} to {path}")
+    return path
+
+
+def evaluate_network(folder: Path, trials: int, seed, out, progress: bool) -> dict:
+    """A network policy folder or `neuroctl train` run vs its best constant."""
+    from neuroctl.io.runs import read_json, write_json_atomic
+    from neuroctl.train import evaluate as ev
+    from neuroctl.train.shipping import is_network_policy, load_network_policy
+
+    if is_network_policy(folder):
+        pol = load_network_policy(folder)
+        env, env_params, parts, params, card = pol[1:]
+    else:
+        from neuroctl.train.runs import load_run
+
+        _, env, env_params, parts, params = load_run(folder)
+        card = read_json(folder / "metrics.json") or {}
+    if "best_constant" not in card:
+        raise ConfigError(
+            f"--policy: {folder} has no best constant in its metrics.json; finish "
+            "the run (neuroctl train --resume ...) first."
+        )
+    keys = ev.evaluation_keys(trials, ev.EVAL_SEED if seed is None else seed)
+    best = np.asarray(card["best_constant"]["action"])
+    report = {
+        "eval_episodes": trials,
+        "best_iteration": card.get("best_iteration"),
+        "best_validation_return": card.get("best_validation_return"),
+        "policy": ev.summarise(
+            ev.run_policy(env, env_params, parts, params, keys, progress=progress)
+        ),
+        "best_constant": {
+            "action": best.tolist(),
+            **ev.summarise(
+                ev.run_constant(env, env_params, best, keys, progress=progress)
+            ),
+        },
+    }
+    print(format_report(report))
+    if out is not None:
+        print(f"wrote {write_json_atomic(out, report)}")
+    return report
+
+
+def _network_policy(policy: Path) -> Path | None:
+    """The folder of `policy` if it is a network policy or a `neuroctl train` run."""
+    from neuroctl.io.artefacts import resolve
+    from neuroctl.io.runs import read_json
+    from neuroctl.train.shipping import is_network_policy
+
+    try:
+        folder = resolve(policy, "policy")
+    except ConfigError:
+        return None  # the evidence-gain loader reports it
+    record = read_json(folder / "config.json")
+    is_run = isinstance(record, dict) and "spec" in record
+    return folder if is_run or is_network_policy(folder) else None
+
+
+def evaluate(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> dict:
+    """Evaluate a policy (shipped or a run) on held-out episodes against a baseline."""
+    network = _network_policy(args.policy)
+    if network is None:  # an evidence-gain policy: against g = 1
+        from neuroctl.train.policy_commands import evaluate_policy
+
+        return evaluate_policy(args)
+    check_int("--trials", args.trials, 1)
+    return evaluate_network(network, args.trials, args.seed, args.out, args.progress)
+
+
+COMMANDS = {"train": train, "evaluate": evaluate, "ship": ship}

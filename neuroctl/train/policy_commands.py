@@ -113,11 +113,15 @@ class TrainPolicyArgs:
 
 @dataclass(frozen=True)
 class EvaluateArgs:
-    """Evaluate a shipped policy (or a run directory) on held-out trials vs g = 1."""
+    """Evaluate a policy on held-out episodes against a baseline.
+
+    An evidence-gain policy against g = 1; a `neuroctl train` policy (shipped
+    folder or run) against its best constant action.
+    """
 
     policy: Path = Path("evidence_gain_mlp")
     """Shipped policy name (found wherever neuroctl is installed), a policy folder
-    (spec.toml + checkpoint/) or a train-policy --out dir."""
+    (spec.toml + checkpoint/), a train-policy --out dir or a `neuroctl train` run."""
     trials: int = 1000
     """Held-out trials [1]."""
     seed: int | None = None
@@ -528,6 +532,5 @@ def _shipped_stage(folder: Path) -> dict:
 
 COMMANDS = {
     "train-policy": train_policy,
-    "evaluate": evaluate_policy,
     "ship-policy": ship_run,
 }
