@@ -6,7 +6,7 @@ Usage (from the repository root, in a venv with ``neuron==9.0.2``)::
     python scripts/make_extracellular_references.py            # all cases
     python scripts/make_extracellular_references.py --no-write # run + print only
 
-Writes ``tests/data/neuron/xc_<case>.npz`` and ``tests/data/neuron/
+Writes ``tests/reference/xc_<case>.npz`` and ``tests/reference/
 extracellular_manifest.json`` (a complete description of every case: the tests
 rebuild the models from it). Takes a few seconds; needs only NEURON's built-in
 ``hh``, ``pas`` and ``extracellular``.
@@ -47,7 +47,7 @@ import numpy as np
 from neuron import h
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT_DIR = ROOT / "tests" / "data" / "neuron"
+OUT_DIR = ROOT / "tests" / "reference"
 DT = 0.025  # ms
 V_INIT = -65.0  # mV
 SIGMA = 0.3  # S/m

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the golden NEURON reference data in ``tests/data/neuron/``.
+"""Regenerate the golden NEURON reference data in ``tests/reference/``.
 
 Usage (from the repository root, inside the venv that has NEURON 9)::
 
@@ -47,7 +47,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MOD_DIR = ROOT / "scripts" / "neuron_mod"
-OUT_DIR = ROOT / "tests" / "data" / "neuron"
+OUT_DIR = ROOT / "tests" / "reference"
 
 DT = 0.025  # ms
 V_INIT = -65.0  # mV

@@ -1,10 +1,10 @@
 """Pin what every shipped policy does on 64 held-out trials (the redesign's anchor).
 
-Writes tests/data/shipped_policies_64.json: per shipped policy, its and the g = 1
+Writes tests/reference/shipped_policies_64.json: per shipped policy, its and the g = 1
 baseline's held-out summary on ``evaluation_keys(64)`` (correct trials, mean current
 power [nA²], charge [pC], mean gain, smallest margin [mV]) and the gains [1] of the
-first trial. tests/test_policies.py checks every later commit against it, so a
-refactor that changes what a shipped policy does fails loudly.
+first trial. tests/policies/test_shipped_policies.py checks every later commit
+against it, so a refactor that changes what a shipped policy does fails loudly.
 
     python scripts/pin_shipped_policies.py      # ~5 min on 2 cores
 """
@@ -24,7 +24,7 @@ from neuroctl.train.policy_eval import evaluate, gain_trace  # noqa: E402
 from neuroctl.train.ship import provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "tests" / "data" / "shipped_policies_64.json"
+OUT = ROOT / "tests" / "reference" / "shipped_policies_64.json"
 NAMES = (
     "evidence_gain_mlp",
     "evidence_gain_gru",

@@ -1,4 +1,6 @@
 import os
+import sys
+from pathlib import Path
 
 import jax
 import pytest
@@ -10,6 +12,10 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# tests mirror the packages (tests/biophysics, tests/envs, ...); shared helpers
+# (helpers.py) sit here, importable from every folder
+sys.path.insert(0, str(Path(__file__).parent))
 
 jax.config.update("jax_enable_x64", True)  # references and finite differences need f64
 jax.config.update("jax_numpy_rank_promotion", "raise")  # no silent broadcasting

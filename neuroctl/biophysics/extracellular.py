@@ -27,10 +27,10 @@ also counts each electrode current, with opposite sign, at its site (its return
 there), so the sources sum to zero.
 
 V_e at a branch point (zero area) moves no compartment: only its own reported v.
-Backward Euler matches NEURON 9 to ~1e-9 mV (tests/test_extracellular.py). With
-Crank–Nicolson the step's V_e is its mid-step value and ``v`` is solved directly, so
-a uniform V_e changes nothing and the scheme is second order; NEURON's own CN
-extrapolates ``v_i`` instead and jumps ``v`` by every change of V_e.
+Backward Euler matches NEURON 9 to ~1e-9 mV (tests/biophysics/test_extracellular.py).
+With Crank–Nicolson the step's V_e is its mid-step value and ``v`` is solved
+directly, so a uniform V_e changes nothing and the scheme is second order; NEURON's
+own CN extrapolates ``v_i`` instead and jumps ``v`` by every change of V_e.
 
 Distances below `min_distance` [µm] (default 1 µm) are clamped to it: a source on a
 node would be singular. Electrodes tens of µm away are unaffected by the clamp.

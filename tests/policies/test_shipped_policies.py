@@ -391,7 +391,7 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
 
 
 PINS = json.loads(
-    (Path(__file__).parent / "data" / "shipped_policies_64.json").read_text()
+    (Path(__file__).parents[1] / "reference" / "shipped_policies_64.json").read_text()
 )
 
 

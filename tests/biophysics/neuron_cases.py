@@ -1,4 +1,4 @@
-"""Rebuild the NEURON reference cases (tests/data/neuron/manifest.json) in neuroctl.
+"""Rebuild the NEURON reference cases (tests/reference/manifest.json) in neuroctl.
 
 The manifest is written by scripts/make_neuron_references.py; it describes every case
 completely (NEURON units), so no NEURON installation is needed here.
@@ -15,7 +15,7 @@ import numpy as np
 import neuroctl.biophysics as bp
 from neuroctl import units
 
-DATA = Path(__file__).parent / "data" / "neuron"
+DATA = Path(__file__).parents[1] / "reference"
 S = units.S_PER_CM2
 
 

@@ -21,7 +21,7 @@ from neuroctl.biophysics.extracellular import (
     simulate_with_lfp,
 )
 
-DATA = Path(__file__).parent / "data" / "neuron"
+DATA = Path(__file__).parents[1] / "reference"
 
 
 @cache
