@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_train_cli import TINY  # the smallest settings that train and report
 
 from neuroctl.cli.train import ShipArgs, TrainArgs, evaluate, ship, train
 from neuroctl.errors import ConfigError
@@ -15,15 +16,6 @@ from neuroctl.policies.base import merge
 from neuroctl.train.policy_commands import EvaluateArgs
 from neuroctl.train.runs import load_run
 from neuroctl.train.shipping import load_network_policy
-
-TINY = {
-    "iterations": 2,
-    "batch": 2,
-    "eval_episodes": 4,
-    "sweep_points": 3,
-    "sweep_episodes": 2,
-    "progress": False,
-}
 
 
 @pytest.fixture(scope="module")
