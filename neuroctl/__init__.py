@@ -20,6 +20,7 @@ GYMNASIUM_IDS = (
     "SpikeRateBallStick-v0",
     "EvidenceStim-v0",
     "EvidenceStimElectrodes-v0",
+    "BetaSuppression-v0",
 )
 
 

@@ -208,6 +208,7 @@ class ControlEnv(AbstractEnv):
         jitter = jax.random.uniform(key, (), dtype, -1.0, 1.0) * params.v_init_jitter
         net_params = self.network.cast_params(params.plant, dtype)
         sim = bp.init_state(self.network, net_params, self.v_init + jitter, dtype)
+        sim = params.task.init_sim(key, sim)
         task = params.task.init(key, dtype)
         return ControlState(sim, jnp.zeros((), jnp.int32), task)
 
@@ -216,7 +217,7 @@ class ControlEnv(AbstractEnv):
 
         Per solver step: the task's own drive (e.g. a stimulus stream), the
         actuator's currents on top of it, one solver step, and the task watching the
-        readouts.
+        readouts (`AbstractTask.substep_states`: the full states if it asks).
         """
         del key  # the plant is deterministic; a task's randomness is in its state
         n, dt, nodes = (
@@ -236,7 +237,7 @@ class ControlEnv(AbstractEnv):
             task_state, drive = task.drive(task_state, x)
             i_in, sources = actuator.apply(a, drive)  # [nA]
             new = bp.step(self.network, net_params, sim, i_in, dt)
-            task_state = task.substep(task_state, sim.v[nodes], new.v[nodes], dt, row)
+            task_state = task.substep_states(task_state, sim, new, nodes, dt, row)
             return (new, task_state), sources
 
         (sim, task_state), sources = jax.lax.scan(

@@ -167,17 +167,59 @@ def _evidence_electrodes(
     return evidence_control(p, electrodes, energy_cost=1.0, **kwargs)
 
 
+_BETA_OPTIONS = (
+    "signal",
+    "n_electrodes",
+    "frequency_hz",
+    "pulse_width_ms",
+    "i_max",
+    "episode_ms",
+    "dtype",
+    "v_max",
+    "lfp_position_um",
+    "charge_cost",
+    "beta_cost",
+    "warm_start_ms",
+    "n_warm",
+)
+
+
+def _beta_suppression(plant: str = "beta_parkinsonian", **kwargs: Any) -> AbstractEnv:
+    """Closed-loop DBS of a shipped beta plant (`neuroctl.envs.beta.beta_control`).
+
+    Options: `plant` (``"beta_parkinsonian"``, ``"beta_healthy"``), `signal`
+    (``"lfp"`` [nV] or ``"stn"`` [mV]), `n_electrodes`, `frequency_hz` [Hz] (sets
+    the control period: one biphasic pulse per period), `pulse_width_ms` [ms],
+    `i_max` [nA], `episode_ms` [ms], `dtype`, `v_max` [mV], `lfp_position_um`
+    [µm], `charge_cost` [1/pC], `beta_cost` [1/(unit²·s)], `warm_start_ms` [ms],
+    `n_warm`. `control_ms` and `dt` are not options (set by `frequency_hz` and the
+    plant).
+    """
+    from neuroctl.envs.beta import beta_control
+
+    unknown = sorted(set(kwargs) - set(_BETA_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"BetaSuppression: unknown options {unknown}; valid options are "
+            f"{sorted({*_BETA_OPTIONS, 'plant'})} (control_ms follows from "
+            "frequency_hz: one pulse per control period)."
+        )
+    return beta_control(plant, **kwargs)
+
+
 def register_all() -> None:
     """Register the built-in envs (safe to call more than once).
 
     ``EvidenceStim-v0`` and ``EvidenceStimElectrodes-v0`` need a shipped plant
-    (``envs/evidence_integration``) or ``plant="untrained"``; it is checked when the
-    env is made, not here.
+    (``envs/evidence_integration``) or ``plant="untrained"``; ``BetaSuppression-v0``
+    a shipped beta plant (``envs/beta_parkinsonian``); it is checked when the env
+    is made, not here.
     """
     register("SpikeRate-v0", _spike_rate("single"))
     register("SpikeRateBallStick-v0", _spike_rate("ball_and_stick"))
     register("EvidenceStim-v0", _evidence_stim)
     register("EvidenceStimElectrodes-v0", _evidence_electrodes)
+    register("BetaSuppression-v0", _beta_suppression)
 
 
 register_all()

@@ -50,6 +50,25 @@ class AbstractTask(eqx.Module):
         `v_old` and `v_new` are the readouts before and after it [mV].
         """
 
+    def init_sim(self, key: Array, sim: PyTree) -> PyTree:
+        """The solver state an episode starts from, given the env's (`bp.State`).
+
+        The default keeps it; a task may randomise it (e.g. a voltage spread per
+        node) from `key`, the key `init` gets (split it by purpose in both).
+        """
+        return sim
+
+    def substep_states(
+        self, state: PyTree, old: PyTree, new: PyTree, nodes, dt: float, row: Array
+    ) -> PyTree:
+        """`substep` seeing the full solver states `old` → `new` (`bp.State`).
+
+        For tasks that watch more than the readouts (e.g. an LFP, a weighted sum
+        of every node's voltage). The default passes on the readout voltages
+        ``v[nodes]`` [mV] to `substep`.
+        """
+        return self.substep(state, old.v[nodes], new.v[nodes], dt, row)
+
     @abc.abstractmethod
     def reward(self, state: PyTree, next_state: PyTree, t: Array) -> Array:
         """The task's reward for control step `t` (`state` → `next_state`) [1]."""
