@@ -178,7 +178,7 @@ class _Best:
 def _run_io(run: RunDir, env, env_params, spec: RunSpec) -> PolicyIO:
     """The saved `PolicyIO` of a resumed run, else measured and recorded."""
     if "io" in run.record:
-        return PolicyIO(**{k: _tuple(v) for k, v in run.record["io"].items()})
+        return io_from_record(run.record["io"])
     io = policy_io_for(env, env_params, spec)
     run.record = dict(run.record, io=dataclasses.asdict(io))
     run.write_json("config.json", run.record)
@@ -189,8 +189,11 @@ def policy_io_for(env, env_params, spec: RunSpec) -> PolicyIO:
     return bptt.policy_io(env, env_params, spec.init_fraction)
 
 
-def _tuple(v):
-    return tuple(v) if isinstance(v, list) else v
+def io_from_record(record: dict) -> PolicyIO:
+    """The `PolicyIO` saved as JSON/TOML (lists back to tuples)."""
+    return PolicyIO(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()}
+    )
 
 
 def _fit(run: RunDir, step_fn, state, opts: RunOptions, best: _Best):
@@ -220,7 +223,7 @@ def load_run(out: Path, best: bool = True):
     record = read_record(out)
     try:
         spec = RunSpec.from_record(record["spec"])
-        io = PolicyIO(**{k: _tuple(v) for k, v in record["io"].items()})
+        io = io_from_record(record["io"])
     except (KeyError, TypeError) as err:
         raise ConfigError(
             f"run: {out}/config.json lacks {err}; pass a run directory written by "

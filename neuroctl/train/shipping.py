@@ -29,7 +29,6 @@ from neuroctl.io.checkpoints import load_verified, tree_checksum
 from neuroctl.io.runs import read_json, read_record
 from neuroctl.io.toml import dumps
 from neuroctl.policies.base import Parts
-from neuroctl.policies.networks import PolicyIO
 
 KIND = "network"  # spec.toml's `kind` of these policy folders
 
@@ -102,7 +101,7 @@ def load_network_policy(folder: str | Path) -> NetworkPolicy:
         CheckpointError: a damaged, changed or unsealed folder.
     """
     from neuroctl.policies.base import split
-    from neuroctl.train.runs import RunSpec, build_env, new_policy
+    from neuroctl.train.runs import RunSpec, build_env, io_from_record, new_policy
 
     art = open_artefact(folder, "policy")
     path = art.folder / SPEC
@@ -113,7 +112,7 @@ def load_network_policy(folder: str | Path) -> NetworkPolicy:
         )
     try:
         spec = RunSpec.from_record(art.spec["spec"])
-        io = PolicyIO(**{k: _tuple(v) for k, v in art.spec["io"].items()})
+        io = io_from_record(art.spec["io"])
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{path}: {err}; the spec is incomplete.") from None
     env, env_params = build_env(spec)  # (sets the precision: x64 for float64)
@@ -131,10 +130,6 @@ def load_network_policy(folder: str | Path) -> NetworkPolicy:
     )
     params = jax.tree.map(jnp.asarray, params)
     return NetworkPolicy(spec, env, env_params, parts, params, art.card)
-
-
-def _tuple(v):
-    return tuple(v) if isinstance(v, list) else v
 
 
 __all__ = [
