@@ -77,6 +77,7 @@ from neuroctl.train.ship import provenance  # noqa: E402
 PLANT = "evidence_integration"
 N_BINS = 52  # 10-ms bins, as the learned profiles [1]
 N_REF = 520  # reference points of the feedback: one per control step [1]
+TRIAL_MS = 520.0  # the evidence plant's trial (plant.task.trial_ms) [ms]
 VARIANTS = ("open_loop", "feedback_profile", "tracking_profile")
 _NAMES = {
     "open_loop": "open loop",
@@ -353,11 +354,22 @@ def _replot(results: Path) -> None:
 def _policies(row: dict, args: Args) -> dict:
     """The design as each variant's policy."""
     profile, ref, delivery = row["profile"], row["reference_mV"], row["delivery"]
-    g_max = _configs(args)["open_loop"].g_max
+    configs = _configs(args)
+    g_max = configs["open_loop"].g_max
+    steps = {  # control steps per trial of each variant's env
+        k: round(TRIAL_MS / cfg.control_ms) for k, cfg in configs.items()
+    }
     return {
-        "open_loop": design.profile_policy(profile, g_max, delivery),
+        "open_loop": design.profile_policy(
+            profile, g_max, delivery, n_steps=steps["open_loop"]
+        ),
         "feedback_profile": design.feedback_policy(
-            profile, ref, g_max, delivery, args.feedback_gain
+            profile,
+            ref,
+            g_max,
+            delivery,
+            args.feedback_gain,
+            n_steps=steps["feedback_profile"],
         ),
         "tracking_profile": design.tracking_policy(
             profile,
@@ -366,6 +378,7 @@ def _policies(row: dict, args: Args) -> dict:
             args.tracking_feedback_gain,
             args.tracking_control_ms / args.tracking_ms,
             args.prediction,
+            n_steps=steps["tracking_profile"],
         ),
     }
 

@@ -3,7 +3,7 @@
 Why do gain policies on the evidence plant stop near ~15-30x less power than
 ``g = 1``? This script measures the plant's side of the answer without training
 anything. Each "late gate" applies no input (g ≈ 0) until an onset and a constant
-gain ``c`` from the onset to the trial end (an `OpenLoopGain` with 10-ms bins). On
+gain ``c`` from the onset to the trial end (an open-loop profile, 10-ms bins). On
 ``--trials`` held-out trials it reports the accuracy separately for each label and
 the power reduction against ``g = 1`` on the same trials.
 
@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
 from neuroctl.plotting.policy import late_gate_figure  # noqa: E402
-from neuroctl.policies import OpenLoopGain  # noqa: E402
+from neuroctl.policies.gain import make_policy, profile_of  # noqa: E402
 from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
 from neuroctl.train.policy_eval import run_trials  # noqa: E402
@@ -97,17 +97,24 @@ def gate_policy(
     evidence_switched: bool = False,
     current_shaped: bool = False,
 ):
-    """An `OpenLoopGain` applying ~0 before `onset_ms` [ms] and `gain` [1] after;
-    `evidence_switched`: only while the observed mean stimulus is < 0, else 0;
-    `current_shaped` (implies it): `gain` sets the current (see `OpenLoopGain`)."""
+    """An open-loop gain profile applying ~0 before `onset_ms` [ms] and `gain` [1]
+    after; `evidence_switched`: only while the observed mean stimulus is < 0, else
+    0; `current_shaped` (implies it): `gain` sets the current (see
+    `neuroctl.policies.gain`), at the default 1-ms control period."""
     n_bins = int(round(trial_ms / BIN_MS))
     starts = np.arange(n_bins) * BIN_MS
     g = np.where(starts >= onset_ms, gain, G_OFF) / g_max
     n_obs = 5 if current_shaped else 4 if evidence_switched else 3
-    policy = OpenLoopGain(n_bins, g_max=g_max, param_dtype=jnp.float64, n_obs=n_obs)
-    parts, params = tp.split(policy)
-    params["logits"] = jnp.asarray(np.log(g / (1.0 - g)))
-    return tp.merge(parts, params)
+    policy = make_policy(
+        "open_loop",
+        n_steps=int(round(trial_ms)),  # the default 1-ms control period
+        n_bins=n_bins,
+        g_max=g_max,
+        param_dtype=jnp.float64,
+        n_obs=n_obs,
+    )
+    profile_of(policy).profile[...] = jnp.asarray(np.log(g / (1.0 - g)))[:, None]
+    return policy
 
 
 def main(args: Args) -> None:

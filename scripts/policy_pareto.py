@@ -37,7 +37,7 @@ jax.config.update("jax_enable_x64", True)
 from neuroctl.io import save_figure  # noqa: E402
 from neuroctl.io.runs import read_log  # noqa: E402
 from neuroctl.plants import load  # noqa: E402
-from neuroctl.policies import FixedGain, plant_checksum  # noqa: E402
+from neuroctl.policies import make_policy, plant_checksum  # noqa: E402
 from neuroctl.train import policy as tp  # noqa: E402
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys  # noqa: E402
 from neuroctl.train.policy_eval import example_trials, run_trials, summarise  # noqa: E402
@@ -245,7 +245,7 @@ def main(args: Args) -> None:
     dtype = env.config.jnp_dtype
     points = []
     for g in args.constant_gains:
-        policy = FixedGain(g, g_max=2.0, param_dtype=dtype)
+        policy = make_policy("fixed", g_init=g, g_max=2.0, param_dtype=dtype)
         cache = args.runs / "constant" / f"g{g:g}_eval{args.trials}.json"
         s = _evaluate(env, env_params, policy, args.trials, cache)
         points.append({"kind": "constant", "gain": g, **s})

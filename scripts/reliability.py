@@ -64,10 +64,7 @@ def kill_training(work: Path, quick: bool) -> list[ac.Outcome]:
 
 
 def cli(work: Path, quick: bool) -> list[ac.Outcome]:
-    cases = ac.cli_cases()
-    if quick:
-        cases = [c for c in cases if c not in ac.KNOWN_CLI_BUGS]
-    return ac.cli_bad_values(work, cases, timeout=30)
+    return ac.cli_bad_values(work, ac.cli_cases(), timeout=30)
 
 
 def _collect(strategy, check, examples: int) -> list[ac.Outcome]:
@@ -154,9 +151,9 @@ def rollouts(work: Path, quick: bool) -> list[ac.Outcome]:
     return ac.rollouts_across_processes(work, processes=3)
 
 
-def known_bugs(work: Path, quick: bool) -> list[ac.Outcome]:
-    """Deterministic reproducers of what random moments rarely hit."""
-    return [ac.kill_between_renames(work)]
+def crash_windows(work: Path, quick: bool) -> list[ac.Outcome]:
+    """Deterministic kills in the windows random moments rarely hit."""
+    return ac.crash_windows(work)
 
 
 AREAS = {
@@ -169,7 +166,7 @@ AREAS = {
     "solver constructors": solver,
     "env actions/params": env_inputs,
     "rollouts across processes": rollouts,
-    "crash windows (forced)": known_bugs,
+    "crash windows (forced)": crash_windows,
 }
 KEYS = {
     "artefact edits": lambda c: c.split("/")[0] + " " + c.split()[-1],

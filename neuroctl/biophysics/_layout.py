@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroctl import units
+from neuroctl.biophysics.bounds import check_bounded
 from neuroctl.biophysics.calcium import CalciumDynamics
 from neuroctl.biophysics.morphology import branch_points
 from neuroctl.biophysics.network import (
@@ -350,6 +351,14 @@ def set_param(net: Network, params: Params, kind: type, name: str, value, sites)
     if name not in valid:
         raise ConfigError(
             f"name: {kind.__name__} has no parameter {name!r}; valid names: {valid}."
+        )
+    bound_of = getattr(kind, "param_bound", None)
+    if bound_of is not None:  # the constructor's check, for concrete values
+        check_bounded(
+            f"{kind.__name__}.{name}",
+            value,
+            bound_of(name),
+            f"pass a value in that range as {kind.__name__}.{name}.",
         )
     arr = getattr(module, name)
     if sites is None:

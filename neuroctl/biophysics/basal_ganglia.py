@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 
 from neuroctl import units
+from neuroctl.biophysics import bounds
 from neuroctl.biophysics.calcium import CalciumDynamics
 from neuroctl.biophysics.channels import AbstractChannel, Gates
 from neuroctl.biophysics.rates import relax, safe_exp
@@ -158,6 +159,7 @@ class CalciumActivatedK(AbstractChannel):
     g_ahp: FloatLike = 9.0  # [mS/cm²]
     e_k: FloatLike = -80.0  # [mV]
     k1: FloatLike = 15.0  # half-activation [Ca] [same units as State.cai]
+    param_bounds: ClassVar[dict[str, bounds.Bound]] = {"k1": bounds.CONCENTRATION}
 
     def gate_dynamics(self, v: Voltage, cai: Concentration) -> tuple[Gates, Gates]:
         ca = jnp.maximum(jnp.asarray(cai), 0.0)
@@ -274,6 +276,9 @@ class AppliedCurrent(AbstractChannel):
 
     gate_names: ClassVar[tuple[str, ...]] = ()
     i_app: FloatLike = 0.0  # [µA/cm²]
+    param_bounds: ClassVar[dict[str, bounds.Bound]] = {
+        "i_app": bounds.CURRENT_DENSITY  # [-1e4, 1e4] µA/cm²
+    }
 
     def gate_dynamics(self, v: Voltage, cai: Concentration) -> tuple[Gates, Gates]:
         return (), ()
@@ -331,19 +336,15 @@ class RTSynapse(AbstractSynapse):
     theta_g: FloatLike = 30.0  # [mV]
     theta_h: FloatLike = -39.0  # [mV]
     sigma_h: FloatLike = 8.0  # [mV]
-
-    def __check_init__(self) -> None:
-        """Finite parameters; g, α >= 0 [µS, 1/ms]; β, σ_H > 0 [1/ms, mV]."""
-        for name, low, strict in (
-            ("g", 0.0, False),
-            ("e_syn", None, False),
-            ("alpha", 0.0, False),
-            ("beta", 0.0, True),
-            ("theta_g", None, False),
-            ("theta_h", None, False),
-            ("sigma_h", 0.0, True),
-        ):
-            check_param(f"RTSynapse.{name}", getattr(self, name), low, strict)
+    param_bounds: ClassVar[dict[str, bounds.Bound]] = {
+        "g": bounds.POINT_CONDUCTANCE,  # [0, 1e3] µS
+        "e_syn": bounds.POTENTIAL,  # [-1e3, 1e3] mV
+        "alpha": bounds.RATE,  # [0, 1e5] 1/ms
+        "beta": bounds.POSITIVE_RATE,  # [1e-9, 1e5] 1/ms (a divisor)
+        "theta_g": bounds.POTENTIAL,
+        "theta_h": bounds.POTENTIAL,
+        "sigma_h": bounds.SLOPE,  # [1e-3, 1e3] mV
+    }
 
     def steady_and_rate(self, v_pre: Voltage) -> tuple[Array, Array]:
         x = (jnp.asarray(v_pre) - self.theta_g - self.theta_h) / self.sigma_h

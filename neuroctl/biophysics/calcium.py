@@ -1,11 +1,13 @@
 """Intracellular calcium: a decaying shell (Hay's ``CaDynamics_E2``); Nernst e_ca."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
 
 from neuroctl import units
+from neuroctl.biophysics import bounds
 from neuroctl.biophysics.rates import relax
-from neuroctl.errors import check_param
 from neuroctl.typing import Array, Concentration, FloatLike
 
 # dcai/dt [mM/ms] per (ica [µA/cm²] / depth [µm] / F [C/mol]):
@@ -16,6 +18,16 @@ _CA_FLUX_FACTOR = 10.0
 
 CAI_FLOOR = 1e-9  # [mM]: intracellular calcium is kept above this (physiological ~5e-5)
 
+_BOUNDS = {
+    "gamma": bounds.GAIN,  # [1]: ≤ 1 in Hay's model; Rubin–Terman's γ reaches ~0.2
+    "decay": bounds.TIME_CONSTANT,  # [ms]
+    "depth": bounds.DEPTH,  # [µm]
+    "min_cai": bounds.FLOOR_CONCENTRATION,  # [mM]
+    "cai0": bounds.CONCENTRATION,  # [mM]
+    "cao": bounds.CONCENTRATION,  # [mM]
+    "temperature": bounds.TEMPERATURE,  # [°C]
+}
+
 
 class CalciumDynamics(eqx.Module):
     """Calcium entering through Ca channels, buffered and pumped back to a floor.
@@ -24,6 +36,9 @@ class CalciumDynamics(eqx.Module):
     [µA/cm²] (the factor 10 converts units; the mod file writes 10000 with mA/cm²).
     The reversal potential follows Nernst,
     ``e_ca = 1000 · R T / (2 F) · ln(cao / cai)`` [mV], T = `temperature` + 273.15 K.
+    `cai` is kept at or above `CAI_FLOOR` (1e-9 mM), so it is never negative.
+    Parameters are checked on construction against `neuroctl.biophysics.bounds`
+    (e.g. decay in [1e-3, 1e9] ms, concentrations at most 1e3 mM).
 
     Reference: Destexhe et al. (1994); Hay et al. (2011) ``CaDynamics_E2.mod``.
     """
@@ -34,13 +49,19 @@ class CalciumDynamics(eqx.Module):
     min_cai: FloatLike = 1e-4  # floor of the pump [mM]
     cai0: FloatLike = 5e-5  # initial intracellular concentration [mM]
     cao: FloatLike = 2.0  # extracellular concentration [mM]
-    temperature: float = eqx.field(default=34.0, static=True)  # [°C]
+    temperature: float = eqx.field(
+        default=34.0, static=True, converter=bounds.plain_float
+    )  # [°C]
+    param_bounds: ClassVar[dict[str, bounds.Bound]] = _BOUNDS
 
     def __check_init__(self) -> None:
-        """Finite parameters; γ, decay, depth, cai0, cao > 0; min_cai >= 0."""
-        for name in ("gamma", "decay", "depth", "cai0", "cao"):
-            check_param(f"CalciumDynamics.{name}", getattr(self, name), 0.0, True)
-        check_param("CalciumDynamics.min_cai", self.min_cai, 0.0)
+        """Every parameter finite and within its range (`param_bounds`)."""
+        bounds.check_mechanism(self, self.param_bound)
+
+    @classmethod
+    def param_bound(cls, name: str) -> bounds.Bound | None:
+        """The range of field `name` (`neuroctl.biophysics.bounds`)."""
+        return cls.param_bounds.get(name)
 
     def advance(self, cai: Concentration, ica: Array, dt: FloatLike) -> Array:
         """New `cai` [mM] after `dt` [ms] with the Ca current `ica` [µA/cm²] frozen."""

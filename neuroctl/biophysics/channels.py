@@ -7,6 +7,11 @@ be differentiated, vmapped and frozen. To add a channel, subclass `AbstractChann
 name its gates and implement `gate_dynamics` and `currents`; the solver needs
 nothing else.
 
+Parameters are checked on construction against the ranges of
+`neuroctl.biophysics.bounds`: fields named ``g…`` are conductance densities
+[mS/cm²], ``e…`` potentials [mV], ``temperature`` [°C]; other fields are only
+required to be finite unless the class lists their kind in `param_bounds`.
+
 Gates follow ``dx/dt = (x_inf(v, cai) - x) · k(v, cai)`` and are advanced with
 exponential Euler (NEURON's ``cnexp``). Currents must be linear in the membrane
 voltage for fixed gates, ``i = g · v - g_e`` [µA/cm²]; this is what makes the implicit
@@ -14,14 +19,13 @@ voltage solve exact, as in NEURON.
 """
 
 import abc
-import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 
+from neuroctl.biophysics import bounds
 from neuroctl.biophysics.rates import efun, safe_exp, steady_and_rate
-from neuroctl.errors import check_param
 from neuroctl.typing import Array, Concentration, FloatLike, Voltage
 
 Gates = tuple[Array, ...]
@@ -34,10 +38,13 @@ class AbstractChannel(eqx.Module):
         gate_names: names of the gating variables, in the order of every gate tuple.
         ion: ``"ca"`` if the whole current is carried by calcium (it then feeds the
             calcium dynamics and uses the calcium reversal potential), else ``None``.
+        param_bounds: the `bounds.Bound` of fields the naming rule (module
+            docstring) does not cover, e.g. ``{"k1": bounds.CONCENTRATION}``.
     """
 
     gate_names: eqx.AbstractClassVar[tuple[str, ...]]
     ion: ClassVar[str | None] = None
+    param_bounds: ClassVar[dict[str, bounds.Bound]] = {}
 
     @abc.abstractmethod
     def gate_dynamics(self, v: Voltage, cai: Concentration) -> tuple[Gates, Gates]:
@@ -58,10 +65,21 @@ class AbstractChannel(eqx.Module):
         """
 
     def __check_init__(self) -> None:
-        """Every parameter finite; conductance densities (``g…``) >= 0."""
-        for f in dataclasses.fields(self):
-            low = 0.0 if f.name.startswith("g") else None
-            check_param(f"{type(self).__name__}.{f.name}", getattr(self, f.name), low)
+        """Every parameter finite and within its kind's range (`param_bound`)."""
+        bounds.check_mechanism(self, self.param_bound)
+
+    @classmethod
+    def param_bound(cls, name: str) -> bounds.Bound | None:
+        """The range of field `name`: `param_bounds`, else by name (module doc)."""
+        if name in cls.param_bounds:
+            return cls.param_bounds[name]
+        if name == "temperature":
+            return bounds.TEMPERATURE
+        if name.startswith("g"):
+            return bounds.CONDUCTANCE_DENSITY
+        if name.startswith("e"):
+            return bounds.POTENTIAL
+        return None
 
     def steady_gates(self, v: Voltage, cai: Concentration) -> Gates:
         """Gates at steady state for holding potential `v` [mV] and `cai` [mM]."""
@@ -104,7 +122,9 @@ class HH(AbstractChannel):
     ena: FloatLike = 50.0  # [mV]
     ek: FloatLike = -77.0  # [mV]
     el: FloatLike = -54.3  # [mV]
-    temperature: float = eqx.field(default=6.3, static=True)  # [°C]
+    temperature: float = eqx.field(
+        default=6.3, static=True, converter=bounds.plain_float
+    )  # [°C]
 
     def gate_dynamics(self, v: Voltage, cai: Concentration) -> tuple[Gates, Gates]:
         q10 = 3.0 ** ((self.temperature - 6.3) / 10.0)

@@ -141,7 +141,8 @@ class SKE2(AbstractChannel):
     """Small-conductance Ca²⁺-activated K⁺ current (Köhler et al. 1996): ``g z``.
 
     ``z_inf = 1 / (1 + (0.00043 mM / cai)^4.8)``, ``tau_z = 1 ms``; as in the mod
-    file, ``cai`` below 1e-7 mM is raised by 1e-7 mM.
+    file, ``cai`` below 1e-7 mM is raised by 1e-7 mM (after a negative ``cai``,
+    which the solver never produces, is read as 0, so ``z_inf`` stays in [0, 1]).
     """
 
     gate_names: ClassVar[tuple[str, ...]] = ("z",)
@@ -149,7 +150,7 @@ class SKE2(AbstractChannel):
     e_k: FloatLike = -85.0  # [mV]
 
     def gate_dynamics(self, v: Voltage, cai: Concentration) -> tuple[Gates, Gates]:
-        cai = jnp.asarray(cai)
+        cai = jnp.maximum(jnp.asarray(cai), 0.0)  # [mM]
         ca = jnp.where(cai < 1e-7, cai + 1e-7, cai)  # [mM]
         z_inf = 1.0 / (1.0 + (0.00043 / ca) ** 4.8)
         return (z_inf,), (jnp.ones_like(z_inf),)  # rate 1/(1 ms)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroctl import units
+from neuroctl.biophysics.calcium import CAI_FLOOR
 from neuroctl.biophysics.network import Network, Params
 from neuroctl.biophysics.rates import relax
 from neuroctl.errors import ConfigError, bad_value
@@ -133,7 +134,8 @@ def _initial_calcium(net: Network, params: Params, dtype) -> tuple[Array, Array]
     eca = jnp.full(net.n_nodes, d.reversal(jnp.asarray(d.cai0, dtype)), dtype)
     for b, ca in zip(net.calcium_block, params.calcium, strict=True):
         mask = jnp.asarray(b.mask)
-        cai = cai.at[b.lo : b.hi].set(jnp.where(mask, ca.cai0, cai[b.lo : b.hi]))
+        cai0 = jnp.maximum(ca.cai0, CAI_FLOOR)  # [mM]: a traced cai0 < 0 too
+        cai = cai.at[b.lo : b.hi].set(jnp.where(mask, cai0, cai[b.lo : b.hi]))
         e = ca.reversal(cai[b.lo : b.hi])
         eca = eca.at[b.lo : b.hi].set(jnp.where(mask, e, eca[b.lo : b.hi]))
     return cai, eca

@@ -1,18 +1,41 @@
 """Conductance-based synapses between compartments."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from neuroctl.biophysics import bounds
 from neuroctl.biophysics.rates import relax
-from neuroctl.errors import check_param
 from neuroctl.typing import Array, FloatLike, Voltage
 
 
 class AbstractSynapse(eqx.Module):
-    """A synapse with one state per connection and current ``g s (v_post − e)``."""
+    """A synapse with one state per connection and current ``g s (v_post − e)``.
+
+    Parameters are checked on construction against `neuroctl.biophysics.bounds`:
+    the kinds listed in `param_bounds`, else fields named ``g…`` are point
+    conductances [µS] and ``e…`` potentials [mV]; others need only be finite.
+    """
+
+    param_bounds: ClassVar[dict[str, bounds.Bound]] = {}
+
+    def __check_init__(self) -> None:
+        """Every parameter finite and within its kind's range (`param_bound`)."""
+        bounds.check_mechanism(self, self.param_bound)
+
+    @classmethod
+    def param_bound(cls, name: str) -> bounds.Bound | None:
+        """The range of field `name`: `param_bounds`, else by its name."""
+        if name in cls.param_bounds:
+            return cls.param_bounds[name]
+        if name.startswith("g"):
+            return bounds.POINT_CONDUCTANCE
+        if name.startswith("e"):
+            return bounds.POTENTIAL
+        return None
 
     @abc.abstractmethod
     def steady_and_rate(self, v_pre: Voltage) -> tuple[Array, Array]:
@@ -36,17 +59,13 @@ class GradedSynapse(AbstractSynapse):
     v_th: FloatLike = -35.0  # half-activation voltage [mV]
     delta: FloatLike = 10.0  # slope [mV]
     k_minus: FloatLike = 1.0  # unbinding rate [1/ms]
-
-    def __check_init__(self) -> None:
-        """Finite parameters; g >= 0 [µS], δ > 0 [mV], k_minus > 0 [1/ms]."""
-        for name, low, strict in (
-            ("g", 0.0, False),
-            ("e_syn", None, False),
-            ("v_th", None, False),
-            ("delta", 0.0, True),
-            ("k_minus", 0.0, True),
-        ):
-            check_param(f"GradedSynapse.{name}", getattr(self, name), low, strict)
+    param_bounds: ClassVar[dict[str, bounds.Bound]] = {
+        "g": bounds.POINT_CONDUCTANCE,  # [0, 1e3] µS
+        "e_syn": bounds.POTENTIAL,  # [-1e3, 1e3] mV
+        "v_th": bounds.POTENTIAL,
+        "delta": bounds.SLOPE,  # [1e-3, 1e3] mV
+        "k_minus": bounds.POSITIVE_RATE,  # [1e-9, 1e5] 1/ms
+    }
 
     def steady_and_rate(self, v_pre: Voltage) -> tuple[Array, Array]:
         x = (self.v_th - v_pre) / self.delta

@@ -18,17 +18,28 @@ class Demo:
     out: Path = Path("results/demo_simulation.png")
     """Where to write the figure (PNG)."""
     duration_ms: float = 200.0
-    """Simulated time per run [ms]."""
+    """Simulated time per run [ms] (at most 10**4)."""
     dt: float = 0.025
-    """Time step [ms]."""
+    """Time step [ms] (at most 1 and at most --duration-ms)."""
     scheme: Literal["be", "cn"] = "cn"
     """Backward Euler or Crank–Nicolson."""
     seed: int = 0
-    """Seed of the input noise."""
+    """Seed of the input noise, in [0, 2**32-1]."""
 
 
 def demo(cfg: Annotated[Demo, tyro.conf.arg(name="")]) -> Path:
     """Simulate a ball-and-stick cell and the shipped plant; write a figure (~20 s)."""
+    from neuroctl.options import (
+        MAX_SEED,
+        check_float,
+        check_ints,
+        check_output_file,
+    )
+
+    check_ints(cfg, {"seed": (0, MAX_SEED)})
+    check_float("--duration-ms", cfg.duration_ms, 0.0, 1e4, example=200.0)
+    check_float("--dt", cfg.dt, 0.0, min(1.0, cfg.duration_ms), example=0.025)
+    check_output_file("--out", cfg.out)
     import jax
 
     jax.config.update("jax_enable_x64", True)  # the shipped plant runs in float64
@@ -36,10 +47,6 @@ def demo(cfg: Annotated[Demo, tyro.conf.arg(name="")]) -> Path:
     from neuroctl.io import save_figure
     from neuroctl.plotting import demo_figure
 
-    if not cfg.duration_ms > 0 or not cfg.dt > 0:
-        raise SystemExit(
-            f"--duration-ms and --dt must be > 0 (got {cfg.duration_ms}, {cfg.dt})."
-        )
     t0 = time.perf_counter()
     r = run_demo(cfg.seed, cfg.duration_ms, cfg.dt, cfg.scheme)
     elapsed = time.perf_counter() - t0

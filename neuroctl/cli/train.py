@@ -16,8 +16,21 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import tyro
 
-from neuroctl.errors import ConfigError, bad_value, check_int
-from neuroctl.train.policy_commands import EvaluateArgs
+from neuroctl.errors import ConfigError, bad_value
+from neuroctl.options import (
+    MAX_BATCH,
+    MAX_BINS,
+    MAX_HIDDEN,
+    MAX_ITERATIONS,
+    MAX_SWEEP_POINTS,
+    MAX_TRIALS,
+    MAX_WINDOW,
+    blamed_on,
+    check_artefact_destination,
+    check_ints,
+    check_output_folder,
+)
+from neuroctl.train.policy_commands import EvaluateArgs, check_evaluate_args
 
 
 @dataclass(frozen=True)
@@ -41,44 +54,60 @@ class TrainArgs:
     policy: Literal["mlp", "gru", "open_loop", "constant"] = "mlp"
     """Policy: closed-loop MLP / GRU, open-loop time profile, one constant action."""
     hidden: int = 32
-    """Hidden units of mlp/gru [1]."""
+    """Hidden units of mlp/gru [1] (at most 4096)."""
     n_bins: int = 20
-    """Time bins of open_loop [1]."""
+    """Time bins of open_loop [1] (at most 10**4)."""
+    wrap: tuple[
+        Literal[
+            "evidence_switch", "current_shaping", "readout_feedback", "current_tracking"
+        ],
+        ...,
+    ] = ()
+    """Policy wrappers, innermost first (neuroctl.policies.wrappers), e.g. --wrap
+    readout_feedback current_shaping evidence_switch; each reads its observation
+    fields by name (an error names a field the env does not observe)."""
     init_fraction: float | None = None
     """Fresh policy's action: low + f·(high − low) of the action space [1];
     default: the best constant of the sweep (f clipped to [0.02, 0.98])."""
     precision: Literal["float32", "float64"] = "float32"
     """Env and policy dtype (the evidence plant was trained in float64)."""
     seed: int = 0
-    """Policy initialisation and training episodes [1]."""
+    """Policy initialisation and training episodes [1] (< 2**31-2: the larger
+    seeds are reserved for validation and held-out episodes)."""
     iterations: int = 100
-    """Total iterations to reach [1]."""
+    """Total iterations to reach [1] (at most 10**7)."""
     batch: int = 8
-    """Episodes per gradient step [1]."""
+    """Episodes per gradient step [1] (at most 2**16)."""
     lr: float = 0.01
     """Adam learning rate [1]."""
     decay_steps: int = 0
-    """Cosine decay of lr to 0.1·lr over this many iterations [1]; 0 = constant."""
+    """Cosine decay of lr to 0.1·lr over this many iterations [1] (at most 10**7);
+    0 = constant."""
     clip_norm: float = 1.0
     """Global gradient-norm clip [1]."""
     truncation: int = 0
-    """Truncated BPTT window [control steps]; 0 = through whole episodes."""
+    """Truncated BPTT window [control steps] (at most 10**6); 0 = through whole
+    episodes."""
     out: Path | None = None
     """Run directory (default: runs/<env>-<policy>)."""
     resume: bool = False
     """Continue the run in --out (or re-evaluate it once finished)."""
     save_every: int = 10
-    """Checkpoint period [iterations]."""
+    """Checkpoint period [iterations] (at most 10**7)."""
     validate_every: int = 10
-    """Validation period [iterations]: the best-validated parameters are kept."""
+    """Validation period [iterations] (at most 10**7): the best-validated
+    parameters are kept."""
     validate_episodes: int = 16
-    """Fixed validation episodes (neither training nor held-out ones) [1]."""
+    """Fixed validation episodes (neither training nor held-out ones) [1] (at most
+    10**6)."""
     eval_episodes: int = 100
-    """Held-out episodes for the final comparison [1]."""
+    """Held-out episodes for the final comparison [1] (at most 10**6)."""
     sweep_points: int = 9
-    """Constant actions low + f·(high − low), f = 0 … 1, tried for the baseline."""
+    """Constant actions low + f·(high − low), f = 0 … 1, tried for the baseline
+    (2 to 10**4)."""
     sweep_episodes: int = 32
-    """Validation episodes per sweep point (the pick; not the held-out ones) [1]."""
+    """Validation episodes per sweep point (the pick; not the held-out ones) [1]
+    (at most 10**6)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -101,25 +130,32 @@ def parse_pairs(option: str, pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _check(args: TrainArgs) -> None:
-    bounds = {
-        "iterations": 0,
-        "batch": 1,
-        "hidden": 1,
-        "n_bins": 1,
-        "save_every": 1,
-        "validate_every": 1,
-        "validate_episodes": 1,
-        "eval_episodes": 1,
-        "sweep_points": 2,
-        "sweep_episodes": 1,
-    }
-    for name, low in bounds.items():
-        value = getattr(args, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise bad_value(
-                f"--{name.replace('_', '-')}", value, f"an integer >= {low}", "fix it."
-            )
+def _check(args: TrainArgs) -> Path:
+    """Refuse bad options before any work; the run directory."""
+    from neuroctl.train.bptt import PROBE_SEED
+
+    check_ints(
+        args,
+        {
+            "hidden": (1, MAX_HIDDEN),
+            "n_bins": (1, MAX_BINS),
+            "seed": (0, PROBE_SEED - 1),
+            "iterations": (0, MAX_ITERATIONS),
+            "batch": (1, MAX_BATCH),
+            "decay_steps": (0, MAX_ITERATIONS),
+            "truncation": (0, MAX_WINDOW),
+            "save_every": (1, MAX_ITERATIONS),
+            "validate_every": (1, MAX_ITERATIONS),
+            "validate_episodes": (1, MAX_TRIALS),
+            "eval_episodes": (1, MAX_TRIALS),
+            "sweep_points": (2, MAX_SWEEP_POINTS),
+            "sweep_episodes": (1, MAX_TRIALS),
+        },
+    )
+    name = args.env.removeprefix("neuroctl/")
+    out = args.out or Path("runs") / f"{name}-{args.policy}"
+    check_output_folder("--out", out)
+    return out
 
 
 def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
@@ -130,15 +166,15 @@ def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
     from neuroctl.train import bptt
     from neuroctl.train.runs import RunOptions, RunSpec
 
-    _check(args)
-    name = args.env.removeprefix("neuroctl/")
+    out = _check(args)
     spec = RunSpec(
-        env=name,
+        env=args.env.removeprefix("neuroctl/"),
         env_options=parse_pairs("--env-option", args.env_option),
         env_params=parse_pairs("--param", args.param),
         policy=args.policy,
         hidden=args.hidden,
         n_bins=args.n_bins,
+        wrap=tuple(args.wrap),
         init_fraction=(
             init_fraction if args.init_fraction is None else args.init_fraction
         ),
@@ -152,7 +188,6 @@ def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
             truncation=args.truncation,
         ),
     )
-    out = args.out or Path("runs") / f"{name}-{args.policy}"
     opts = RunOptions(
         out,
         args.iterations,
@@ -326,16 +361,18 @@ class ShipArgs:
     overwrite: bool = False
     """Replace an existing --out folder (atomically: old kept until new is whole)."""
     trials: int = 1000
-    """Held-out trials of the card's evaluation (train-policy runs only) [1]."""
+    """Held-out trials of the card's evaluation (train-policy runs only) [1] (at
+    most 10**6)."""
 
 
 def ship(args: Annotated[ShipArgs, tyro.conf.arg(name="")]) -> Path:
     """Freeze a training run (neuroctl train or train-policy) into a policy folder."""
-    from neuroctl.io.artefacts import check_destination
     from neuroctl.io.runs import read_record
 
-    record = read_record(args.run)
-    check_destination(args.out, "policy", args.overwrite)  # before the work
+    check_ints(args, {"trials": (1, MAX_TRIALS)})  # the options, then the run
+    check_artefact_destination("--out", args.out, "policy", args.overwrite)
+    with blamed_on("--run"):
+        record = read_record(args.run)
     if "spec" not in record:  # a train-policy run: the evidence-gain shipper
         from neuroctl.train.policy_commands import ShipPolicyArgs, ship_run
 
@@ -386,6 +423,7 @@ def evaluate_network(folder: Path, trials: int, seed, out, progress: bool) -> di
     }
     print(format_report(report))
     if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         print(f"wrote {write_json_atomic(out, report)}")
     return report
 
@@ -407,12 +445,12 @@ def _network_policy(policy: Path) -> Path | None:
 
 def evaluate(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> dict:
     """Evaluate a policy (shipped or a run) on held-out episodes against a baseline."""
+    check_evaluate_args(args)
     network = _network_policy(args.policy)
     if network is None:  # an evidence-gain policy: against g = 1
         from neuroctl.train.policy_commands import evaluate_policy
 
         return evaluate_policy(args)
-    check_int("--trials", args.trials, 1)
     return evaluate_network(network, args.trials, args.seed, args.out, args.progress)
 
 

@@ -42,6 +42,7 @@ from neuroctl.envs.core import (
     AbstractEnvState,
     ControlConfig,
     Energy,
+    check_range,
     check_value,
 )
 from neuroctl.envs.objectives import EnergyCost
@@ -74,8 +75,13 @@ class ControlParams(AbstractEnvParams):
     divergence_penalty: ArrayLike = 1000.0  # [1]
 
     def __check_init__(self) -> None:
+        check_range("v_init_jitter", self.v_init_jitter, 0.0, 1e3, "mV", 2.0)
         check_value(
-            "v_init_jitter", self.v_init_jitter, lambda x: np.all(x >= 0), ">= 0"
+            "divergence_penalty",
+            self.divergence_penalty,
+            lambda x: np.all(x >= 0),
+            ">= 0",
+            "pass e.g. divergence_penalty=1000.0.",
         )
 
 

@@ -21,13 +21,17 @@ One control step holds the action for ``control_ms`` and advances the solver
 * ``observation_space(params)``, ``action_space(params)``: `Box` spaces in physical
   units.
 
-Bad input: a wrong action shape raises `ConfigError` at trace time; NaN entries of an
-action become 0 (``info.nan_action``); actions outside the space are clipped
-(``info.clipped``); a simulation that leaves the finite, ``|v| <= v_max`` region keeps
-the previous state, pays ``params.divergence_penalty`` and ends the episode
-(``info.diverged``), so observations stay finite. Non-finite env params (e.g. a
-NaN target passed traced under ``jit``) flag the step as diverged the same way, and
-the reward, observation and info of a diverged step are kept finite.
+Bad input: a wrong action shape or dtype raises `ConfigError` at trace time; NaN
+entries of an action become 0 (``info.nan_action``); actions outside the space are
+clipped (``info.clipped``); a simulation that leaves the finite, ``|v| <= v_max``
+region keeps the previous state, pays ``params.divergence_penalty`` and ends the
+episode (``info.diverged``), so observations stay finite. Non-finite env params (e.g.
+a NaN target passed traced under ``jit``), and a step whose charge, reward,
+observation or metrics come out non-finite (e.g. an overflow from a finite but
+absurd traced param), flag the step as diverged the same way; the reward,
+observation and info of a diverged step are kept finite. `reset` keeps its
+observation and solver state finite (non-finite entries, e.g. from a NaN jitter,
+read 0); non-finite params then flag the first step.
 """
 
 import abc
@@ -103,20 +107,35 @@ def _positive(name: str, value: object, fix: str) -> None:
         raise bad_value(name, value, "a finite number > 0", fix)
 
 
-def check_value(name: str, value: ArrayLike, ok, expected: str) -> None:
+def check_value(name: str, value: ArrayLike, ok, expected: str, fix: str = "") -> None:
     """Raise `ConfigError` unless `value` is finite and ``ok(value)``; skip tracers.
 
     For `__check_init__` of env params: concrete leaves are checked on
-    construction, traced ones (inside `vmap`/`jit`) are left alone.
+    construction, traced ones (inside `vmap`/`jit`) are left alone (non-finite
+    ones flag the episode as diverged instead; see the module docstring).
     """
+    fix = fix or f"fix {name}."
     try:
         x = np.asarray(value, dtype=float)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return
     except (TypeError, ValueError):
-        raise bad_value(name, value, "a real number or array", "fix it.") from None
+        raise bad_value(name, value, "a real number or array", fix) from None
     if not (np.all(np.isfinite(x)) and ok(x)):
-        raise bad_value(name, value, f"finite values {expected}", f"fix {name}.")
+        raise bad_value(name, value, f"finite values {expected}", fix)
+
+
+def check_range(
+    name: str, value: ArrayLike, low: float, high: float, unit: str, example: float
+) -> None:
+    """`check_value` for values in ``[low, high]`` [`unit`], suggesting `example`."""
+    check_value(
+        name,
+        value,
+        lambda x: np.all((x >= low) & (x <= high)),
+        f"in [{low:g}, {high:g}] [{unit}]",
+        f"pass e.g. {name}={example!r} [{unit}].",
+    )
 
 
 def _multiple(name: str, value: float, of_name: str, of: float) -> None:
@@ -355,7 +374,11 @@ class AbstractEnv(eqx.Module):
         """Start an episode: ``(obs, state)``."""
         params = self.prepare_params(params)
         state = self.init_state(key, params)
-        return self.observation(state, params), state
+        obs = self.observation(state, params)
+        # finite for any params (e.g. NaN ones traced under jit): non-finite entries
+        # read 0, and non-finite params flag the first step as diverged
+        state = eqx.tree_at(lambda s: s.sim, state, _finite_tree(state.sim))
+        return _finite(obs), state
 
     def step_env(self, key: Array, state, action: ArrayLike, params=None):
         """One control step, no auto-reset: ``(obs, state, reward, done, info)``.
@@ -365,9 +388,14 @@ class AbstractEnv(eqx.Module):
         params = self.prepare_params(params)
         action, clipped, nan_action = self._sanitise(action, params)
         proposed, currents = self.transition(key, state, action, params)
-        diverged = self._diverged(proposed) | ~_all_finite(params)
+        energy = energy_of(currents, self.config.dt)
+        diverged = (
+            self._diverged(proposed)
+            | ~_all_finite(params)
+            | ~self._outputs_finite(state, action, proposed, energy, params)
+        )
         next_state = tree_where(diverged, self._keep(state, proposed), proposed)
-        energy = _finite_where(diverged, energy_of(currents, self.config.dt))
+        energy = _finite_where(diverged, energy)
         reward = self.reward(state, action, next_state, energy, params)
         penalty = jnp.where(
             jnp.isfinite(params.divergence_penalty), params.divergence_penalty, 1e3
@@ -416,6 +444,20 @@ class AbstractEnv(eqx.Module):
         outside = jnp.any((action < space.low) | (action > space.high))
         return jnp.clip(action, space.low, space.high), outside, jnp.any(is_nan)
 
+    def _outputs_finite(self, state, action, proposed, energy: Energy, params):
+        """Whether the proposed step's energy, reward, obs and metrics are finite.
+
+        A finite but absurd param traced under jit (e.g. ``rate_tau = 1e-300`` ms)
+        can overflow them while the solver state stays finite.
+        """
+        outputs = (
+            energy,
+            self.reward(state, action, proposed, energy, params),
+            self.observation(proposed, params),
+            self.metrics(state, proposed, params),
+        )
+        return _all_finite(outputs)
+
     def _diverged(self, state: AbstractEnvState) -> Array:
         """Non-finite solver state or ``|v| > v_max`` (other state derives from it)."""
         floats = jax.tree.leaves(eqx.filter(state.sim, eqx.is_inexact_array))
@@ -440,6 +482,11 @@ def _finite(x: Array) -> Array:
     return jnp.where(jnp.isfinite(x), x, 0.0)
 
 
+def _finite_tree(tree: PyTree) -> PyTree:
+    """`tree` with non-finite float entries set to 0."""
+    return jax.tree.map(lambda x: _finite(x) if eqx.is_inexact_array(x) else x, tree)
+
+
 def _finite_where(cond: Array, tree: PyTree) -> PyTree:
     """`tree` with non-finite float entries set to 0 where `cond` (a diverged step)."""
 
@@ -452,7 +499,10 @@ def _finite_where(cond: Array, tree: PyTree) -> PyTree:
 
 
 def _check_action(action: ArrayLike, shape: tuple[int, ...]) -> None:
-    got = np.shape(action)
+    try:
+        got = np.shape(action)
+    except ValueError:  # a ragged nested list
+        got = "ragged"
     if got != shape:
         raise bad_value(
             "action",
@@ -460,8 +510,28 @@ def _check_action(action: ArrayLike, shape: tuple[int, ...]) -> None:
             f"shape {shape} (see env.action_space(params))",
             f"pass e.g. jnp.zeros({shape}); batch with jax.vmap, not by adding axes.",
         )
-    dtype = jnp.result_type(action)
-    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+    dtype = _dtype_of(action)
+    real = dtype is not None and (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    )
+    if not real:
         raise bad_value(
-            "action", f"array of dtype {dtype}", "a real (float) array", "cast it."
+            "action",
+            f"array of dtype {dtype}",
+            f"a real (float or integer) array of shape {shape}",
+            f"cast it, e.g. np.asarray(action, np.float32) with shape {shape}.",
         )
+
+
+def _dtype_of(action: ArrayLike) -> np.dtype | None:
+    """The dtype of `action` (arrays, tracers, lists), None if it has none."""
+    dtype = getattr(action, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(action).dtype
+        except (TypeError, ValueError):
+            return None
+    try:
+        return np.dtype(dtype)
+    except TypeError:  # e.g. JAX's key dtypes
+        return None

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroctl.errors import bad_value
+from neuroctl.errors import ConfigError, bad_value
 
 
 def numeric_params(params: Any, prefix: str = "") -> dict[str, Any]:
@@ -63,7 +63,9 @@ def override_params(params: Any, overrides: dict[str, float], aliases=None):
         aliases: ``{alias: dotted name}`` (``env.param_aliases()``).
 
     Raises:
-        ConfigError: an unknown name (listing the valid ones) or a non-number.
+        ConfigError: an unknown name (listing the valid ones), a non-number, or a
+            value the param's class refuses (its own check, e.g. ``rate_tau > 0``
+            [ms], re-run on the changed modules).
     """
     aliases = aliases or {}
     valid = numeric_params(params)
@@ -82,7 +84,31 @@ def override_params(params: Any, overrides: dict[str, float], aliases=None):
         old = valid[path]
         new = float(value) if np.ndim(old) == 0 else jnp.full(np.shape(old), value)
         params = eqx.tree_at(lambda p, q=path: get_param(p, q), params, new)
+        try:
+            recheck(params, path)
+        except ConfigError as err:
+            alias = f" (alias of {path!r})" if path != name else ""
+            raise ConfigError(f"env param {name!r}{alias} = {value!r}: {err}") from None
     return params
 
 
-__all__ = ["get_param", "numeric_params", "override_params"]
+def recheck(params: Any, name: str) -> None:
+    """Re-run the checks of every module on the dotted path to `name`.
+
+    `eqx.tree_at` skips ``__check_init__``; this runs it (of each class in the
+    module's MRO, as equinox does on construction) on the modules holding `name`.
+
+    Raises:
+        ConfigError: a module refuses its new value.
+    """
+    module = params
+    for part in name.split("."):
+        if isinstance(module, eqx.Module):
+            for cls in type(module).__mro__:
+                check = cls.__dict__.get("__check_init__")
+                if check is not None:
+                    check(module)
+        module = getattr(module, part)
+
+
+__all__ = ["get_param", "numeric_params", "override_params", "recheck"]

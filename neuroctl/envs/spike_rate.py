@@ -35,9 +35,11 @@ from neuroctl.envs.core import (
     AbstractEnvState,
     ControlConfig,
     Energy,
+    check_range,
     check_value,
 )
 from neuroctl.envs.spaces import Box
+from neuroctl.envs.tasks import RATE_TRACKING_BOUNDS
 from neuroctl.errors import bad_value
 from neuroctl.typing import Array, ArrayLike
 
@@ -97,19 +99,27 @@ class SpikeRateParams(AbstractEnvParams):
 
     def __check_init__(self) -> None:
         """Value checks on concrete leaves (skipped for traced ones, e.g. in vmap)."""
+        for name, (low, high, unit, example) in _RANGES.items():
+            check_range(name, getattr(self, name), low, high, unit, example)
         check_value(
-            "target_rate", self.target_rate, lambda x: np.all(x >= 0), ">= 0 [Hz]"
+            "i_max", self.i_max, lambda x: np.all(x > 0), "> 0 [nA]", _FIX["i_max"]
         )
-        for name, lo in _POSITIVE.items():
-            check_value(
-                name, getattr(self, name), lambda x, lo=lo: np.all(x > lo), "> 0"
-            )
         for name in _NON_NEGATIVE:
-            check_value(name, getattr(self, name), lambda x: np.all(x >= 0), ">= 0")
+            value = getattr(self, name)
+            check_value(name, value, lambda x: np.all(x >= 0), ">= 0", _FIX[name])
 
 
-_POSITIVE = {"i_max": 0.0, "rate_tau": 0.0, "spike_slope": 0.0}
-_NON_NEGATIVE = ("error_cost", "charge_cost", "v_init_jitter", "divergence_penalty")
+_RANGES = RATE_TRACKING_BOUNDS | {
+    "v_init": (-1e3, 1e3, "mV", -65.0),
+    "v_init_jitter": (0.0, 1e3, "mV", 2.0),
+}
+_NON_NEGATIVE = ("error_cost", "charge_cost", "divergence_penalty")
+_FIX = {
+    "i_max": "pass e.g. i_max=0.5 [nA].",
+    "error_cost": "pass e.g. error_cost=1e-4 [1/Hz²].",
+    "charge_cost": "pass e.g. charge_cost=0.1 [1/pC].",
+    "divergence_penalty": "pass e.g. divergence_penalty=1000.0.",
+}
 
 
 class SpikeRateState(AbstractEnvState):

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroctl.envs.core import check_value
+from neuroctl.envs.core import check_range, check_value
 from neuroctl.typing import Array, ArrayLike
 
 PyTree = Any
@@ -129,6 +129,17 @@ class RateMetrics(eqx.Module):
     rate_error: Array
 
 
+#: Accepted ranges of `RateTracking`'s (and `SpikeRate`'s) numbers: ``name: (low,
+#: high, unit, example)``. Generous (no neuron fires at 10 kHz), and such that the
+#: rate estimate and the reward stay finite: τ is a divisor, s too.
+RATE_TRACKING_BOUNDS = {
+    "target_rate": (0.0, 1e4, "Hz", 60.0),
+    "rate_tau": (1e-3, 1e6, "ms", 30.0),
+    "spike_threshold": (-1e3, 1e3, "mV", -20.0),
+    "spike_slope": (1e-3, 1e3, "mV", 2.0),
+}
+
+
 class RateTracking(AbstractTask):
     """One readout must fire at ``target_rate[t]``; reward −error_cost·(r − target)².
 
@@ -155,10 +166,16 @@ class RateTracking(AbstractTask):
     spike_slope: ArrayLike = 2.0  # [mV]
 
     def __check_init__(self) -> None:
-        check_value("target_rate", self.target_rate, lambda x: np.all(x >= 0), ">= 0")
-        check_value("error_cost", self.error_cost, lambda x: np.all(x >= 0), ">= 0")
-        for name in ("rate_tau", "spike_slope"):
-            check_value(name, getattr(self, name), lambda x: np.all(x > 0), "> 0")
+        """Ranges of `RATE_TRACKING_BOUNDS`; error_cost finite and >= 0."""
+        for name, (low, high, unit, example) in RATE_TRACKING_BOUNDS.items():
+            check_range(name, getattr(self, name), low, high, unit, example)
+        check_value(
+            "error_cost",
+            self.error_cost,
+            lambda x: np.all(x >= 0),
+            ">= 0 [1/Hz²]",
+            "pass e.g. error_cost=1e-4 [1/Hz²].",
+        )
 
     def init(self, key, dtype) -> Array:
         return jnp.zeros((), dtype)  # rate [Hz]

@@ -42,7 +42,10 @@ from neuroctl.io.checkpoints import (
     _open_no_follow,
     _scan_folder,
     _sha256_file,
+    recover_if_interrupted,
+    recover_interrupted,
     save_verified,
+    staging_folder,
 )
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../neuroctl
@@ -54,6 +57,7 @@ SPEC, CARD, CHECKPOINT, SEAL = "spec.toml", "metrics.json", "checkpoint", "seal.
 SEAL_FORMAT = "neuroctl-sealed-artefact"
 SEAL_VERSION = 1
 _ROOTS: dict[str, Kind] = {"plant": "envs", "policy": "policies"}
+_PLURAL = {"plant": "plants", "policy": "policies"}
 
 
 def shipped_root(kind: Kind) -> Path:
@@ -93,12 +97,14 @@ def resolve(name_or_path: str | os.PathLike, artefact: Artefact, root=None) -> P
     )
     folder = path if as_path else base / path
     if not (folder.exists() or folder.is_symlink()):
+        recover_if_interrupted(folder.absolute())
+    if not (folder.exists() or folder.is_symlink()):
         have = sorted(p.parent.name for p in base.glob(f"*/{SPEC}"))
         raise ConfigError(
             f"{artefact} {str(name_or_path)!r}: no folder {folder} (a {artefact} "
             f"folder holds {SPEC}, {CHECKPOINT}/, {CARD} and {SEAL}); shipped "
-            f"{artefact}s in {base}: {have or 'none'}; pass a name from that list "
-            "or a path to a folder."
+            f"{_PLURAL[artefact]} in {base}: {have or 'none'}; pass a name from "
+            "that list or a path to a folder."
         )
     return folder.absolute()
 
@@ -268,9 +274,10 @@ def write_artefact(
         overwrite: replace an existing folder (else it is an error).
     """
     final = Path(folder).absolute()
+    recover_interrupted(final)
     check_destination(final, artefact, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.with_name(f".{final.name}.shipping-{uuid.uuid4().hex}")
+    staging = staging_folder(final, "shipping")
     staging.mkdir()
     try:
         (staging / SPEC).write_text(spec_toml, encoding="utf-8")

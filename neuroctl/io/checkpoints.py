@@ -24,6 +24,8 @@ with non-array fields (activation functions), save `eqx.filter(model, eqx.is_arr
 and recombine the loaded arrays with `eqx.combine(arrays, static)`.
 """
 
+import errno
+import glob
 import hashlib
 import json
 import os
@@ -268,7 +270,61 @@ def _read_manifest(root: Path, sizes: dict[str, int]) -> dict:
             f"{FORMAT_VERSION}; "
             "use the neuroctl version that wrote it, or re-save the checkpoint"
         )
+    _check_schema(root, manifest)
     return manifest
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _is_dtype(x: Any) -> bool:
+    try:
+        return isinstance(x, str) and np.dtype(x).name == x
+    except TypeError:
+        return False
+
+
+_ENTRY_FIELDS = {  # manifest list -> {field: check}
+    "files": {
+        "path": lambda x: isinstance(x, str),
+        "size": _is_int,
+        "sha256": lambda x: isinstance(x, str),
+    },
+    "leaves": {
+        "path": lambda x: isinstance(x, str),
+        "shape": lambda x: isinstance(x, list) and all(map(_is_int, x)),
+        "dtype": _is_dtype,
+    },
+}
+
+
+def _check_schema(root: Path, manifest: dict) -> None:
+    """Every key `load_verified` reads is there, with its type.
+
+    So even a manifest whose checksum was forged raises only `CheckpointError`.
+    """
+
+    def bad(where: str, value: Any) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {root}: {MANIFEST!r}: {where} is {value!r}, not what "
+            f"save_verified writes (malformed or forged manifest); {_REFETCH}"
+        )
+
+    if not isinstance(manifest.get("tree_sha256"), str):
+        raise bad("'tree_sha256'", manifest.get("tree_sha256"))
+    if not isinstance(manifest.get("metadata"), dict):
+        raise bad("'metadata'", manifest.get("metadata"))
+    for key, fields in _ENTRY_FIELDS.items():
+        entries = manifest.get(key)
+        if not isinstance(entries, list):
+            raise bad(repr(key), entries)
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise bad(f"{key}[{i}]", entry)
+            for field, ok in fields.items():
+                if not ok(entry.get(field)):
+                    raise bad(f"{key}[{i}].{field}", entry.get(field))
 
 
 def _check_files(root: Path, listed: list[dict], sizes: dict[str, int]) -> None:
@@ -344,10 +400,16 @@ def _restore_arrays(root: Path, leaves: list[dict]) -> dict[str, np.ndarray]:
             )
     except Exception as err:  # files verified, yet Orbax fails: report it as ours
         raise CheckpointError(
-            f"checkpoint {root}: Orbax could not restore {ARRAYS!r} ({err!r}); "
-            f"{_REFETCH}"
+            f"checkpoint {root}: Orbax could not restore {ARRAYS!r} "
+            f"({type(err).__name__}: {_first_line(err)}); {_REFETCH}"
         ) from err
     return {name: np.asarray(restored[name]) for name in abstract}
+
+
+def _first_line(err: BaseException, limit: int = 200) -> str:
+    """The gist of an exception: its first line, at most `limit` characters."""
+    text = (str(err).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _check_restored(root: Path, arrays: dict, manifest: dict) -> None:
@@ -410,13 +472,113 @@ def _discard(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the folders `a` and `b` in one atomic step; False where unsupported.
+
+    Linux's ``renameat2(RENAME_EXCHANGE)`` (glibc >= 2.28) through ctypes; other
+    systems (or file systems without it) fall back to two renames, whose crash
+    window `recover_interrupted` closes on the next open or write.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    status = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
+    )
+    if status == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # not supported here: use the two-rename path
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _siblings(final: Path, tag: str) -> list[Path]:
+    return sorted(final.parent.glob(f".{glob.escape(final.name)}.{tag}-*"))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def staging_folder(final: Path, tag: str) -> Path:
+    """A fresh hidden sibling ``.<name>.<tag>-<pid>-<hex>`` to build `final` in."""
+    return final.with_name(f".{final.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex}")
+
+
+def recover_interrupted(final: Path) -> None:
+    """Finish or undo what a killed write left beside `final`.
+
+    A write builds the new folder in a hidden sibling (``.<name>.saving-<pid>-…``
+    or ``.shipping-…``) and swaps it in; where the atomic swap is unsupported the
+    old folder is first renamed aside (``.<name>.replaced-…``). A kill between
+    those two renames leaves no `final`: the old folder is renamed back, whole.
+    Staging siblings of processes that no longer run are removed, as are set-aside
+    old folders once `final` exists again.
+    """
+    final = Path(final).absolute()
+    if not final.parent.is_dir():
+        return
+    replaced = _siblings(final, "replaced")
+    if replaced and not (final.exists() or final.is_symlink()):
+        os.rename(replaced[-1], final)  # the previous version, as it was
+        _fsync_dir(final.parent)
+        replaced = replaced[:-1]
+    for old in replaced:
+        _discard(old)
+    for tag in ("saving", "shipping"):
+        for stale in _siblings(final, tag):
+            pid = stale.name.rsplit(f".{tag}-", 1)[1].split("-")[0]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                _discard(stale)
+
+
+def recover_if_interrupted(final: Path) -> None:
+    """`recover_interrupted` for a reader; no error where that is not allowed.
+
+    A missing folder whose old version a killed overwrite set aside is renamed back.
+    """
+    try:
+        recover_interrupted(final)
+    except OSError:
+        pass  # read-only place: the open fails below and names the folder
+
+
 def _move_into_place(staging: Path, final: Path) -> None:
-    """Rename the complete `staging` folder to `final`, replacing an old one."""
+    """Rename the complete `staging` folder to `final`, replacing an old one.
+
+    An existing `final` is swapped with `staging` atomically (`_exchange`), so a
+    reader sees the old folder or the new one; the old one, now at `staging`, is
+    then removed. Without the atomic swap: two renames (see `recover_interrupted`).
+    """
     if not final.exists():
         os.rename(staging, final)
+    elif _exchange(staging, final):
+        _discard(staging)  # now holds the old folder
     else:
         old = final.with_name(f".{final.name}.replaced-{uuid.uuid4().hex}")
-        os.rename(final, old)  # a crash between the renames leaves `old` intact
+        os.rename(final, old)  # a crash here: `recover_interrupted` renames it back
         os.rename(staging, final)
         _discard(old)
     _fsync_dir(final.parent)
@@ -448,9 +610,10 @@ def save_verified(
             f"checkpoint {final}: `tree` has no array leaves; pass a pytree of arrays"
         )
     metadata = _json_metadata(metadata, "metadata")
+    recover_interrupted(final)
     _check_destination(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.with_name(f".{final.name}.saving-{uuid.uuid4().hex}")
+    staging = staging_folder(final, "saving")
     staging.mkdir()
     try:
         with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
@@ -492,6 +655,8 @@ def load_verified(
         CheckpointError: naming the file, leaf or key, the problem and the fix.
     """
     root = Path(directory).absolute()
+    if not root.exists():
+        recover_if_interrupted(root)
     sizes = _scan_folder(root)
     manifest = _read_manifest(root, sizes)
     _check_files(root, manifest["files"], sizes)

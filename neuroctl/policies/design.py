@@ -7,7 +7,7 @@ its own), but a label-0 trial needs a hyperpolarising current over the last
 current-shaped policy receives no input at all, so the network runs the same
 deterministic trajectory in every such trial. What remains is an optimal-control
 problem on one noise-free trial: the current profile ``p(t) ≥ 0`` [1] (the current
-relative to that of a mean-strength sample, as in a current-shaped `OpenLoopGain`)
+relative to that of a mean-strength sample, as in a current-shaped profile)
 that, for a given mean current power, makes the label-0 margin::
 
     margin = mean_{window} v_readout0 − mean_{window} v_readout1      [mV]
@@ -19,12 +19,12 @@ perfect, noiseless current source along the input weights does no better from th
 same optimiser (``signed=True`` also lets the current depolarise, which gating a
 negative stream cannot). A real gate on the noisy stream delivers on average only
 `delivery_ratio` of the requested current, with fluctuations; `profile_policy`
-compensates the mean and returns the profile as a current-shaped `OpenLoopGain`;
+compensates the mean and returns the profile as a current-shaped profile policy;
 `feedback_policy` adds feedback on the readouts against the profile's noise-free
-trajectory (`reference_trajectory`): a `FeedbackProfile` that evens out the
+trajectory (`reference_trajectory`): a feedback profile that evens out the
 fluctuations instead of covering them with margin; `tracking_policy` also keeps
 books on the current delivered and makes up each shortfall within milliseconds
-(a `TrackingProfile`), before the readouts could show it.
+(a tracking profile), before the readouts could show it.
 
 Units: profile [1]; currents ``I_i = input_scale · w_i · EVIDENCE_SCALE · p`` [nA];
 power = mean over time and cells of ``I²`` [nA²] (the env's ``current_power``).
@@ -37,15 +37,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from neuroctl.errors import bad_value
 from neuroctl.plants import evidence_task as et
+from neuroctl.policies.base import AbstractPolicy
 from neuroctl.policies.gain import (
     EVIDENCE_SCALE,
     FEEDBACK_ONSET,
-    FeedbackProfile,
-    OpenLoopGain,
-    TrackingProfile,
+    TRIAL_STEPS,
+    feedback_of,
+    make_policy,
+    profile_of,
 )
 from neuroctl.typing import Array, ArrayLike
 
@@ -228,8 +231,10 @@ def feedback_policy(
     feedback_gain: float = 3.0,
     feedback_onset: float = FEEDBACK_ONSET,
     param_dtype=jnp.float64,
-) -> FeedbackProfile:
-    """`profile_policy` plus feedback: a `FeedbackProfile` (``n_obs = 5``).
+    *,
+    n_steps: int = TRIAL_STEPS,
+) -> AbstractPolicy:
+    """`profile_policy` plus feedback: ``make_policy("feedback_profile")``.
 
     Args:
         profile: designed profile ``(n_bins,)`` [1].
@@ -240,37 +245,42 @@ def feedback_policy(
             reference [1/mV].
         feedback_onset: fraction of the trial from which the feedback acts [1].
         param_dtype: parameter dtype.
+        n_steps: control steps per trial [1] (the env's ``n_steps``; default:
+            520, the 520-ms trial at 1-ms control periods).
     """
-    return _with_feedback(
-        FeedbackProfile,
+    return _designed(
+        "feedback_profile",
         profile,
-        reference,
         g_max,
         delivery,
-        feedback_gain,
-        feedback_onset,
         param_dtype,
+        n_steps,
+        feedback=(reference, feedback_gain, feedback_onset),
     )
 
 
-def _with_feedback(
-    cls, profile, reference, g_max, delivery, feedback_gain, onset, param_dtype
-):
-    """A `cls` (a `FeedbackProfile`) requesting ``profile/delivery`` [1].
+def _designed(kind, profile, g_max, delivery, param_dtype, n_steps, feedback=None):
+    """``make_policy(kind)`` requesting ``profile/delivery`` [1].
 
-    With `reference` [mV] and `feedback_gain` [1/mV] from `onset` [t/T].
+    `feedback`: (reference [mV], feedback gain [1/mV], onset [t/T]) to set.
     """
-    reference = np.asarray(reference, np.float64)
-    policy = cls(
-        len(profile),
+    policy = make_policy(
+        kind,
+        n_steps=n_steps,
+        n_bins=len(profile),
         g_max=g_max,
+        g_init=min(1.0, g_max / 2),
         param_dtype=param_dtype,
-        n_ref=len(reference) - 1,
-        feedback_onset=onset,
+        n_obs=5,
     )
-    policy.logits[...] = _request_logits(profile, g_max, delivery, param_dtype)
-    policy.reference[...] = jnp.asarray(reference, param_dtype)
-    policy.feedback_gain[...] = jnp.full((1,), feedback_gain, param_dtype)
+    logits = _request_logits(profile, g_max, delivery, param_dtype)
+    profile_of(policy).profile[...] = logits[:, None]
+    if feedback is not None:
+        reference, gain, onset = feedback
+        layer = feedback_of(policy)
+        layer.reference = nnx.Param(jnp.asarray(np.asarray(reference), param_dtype))
+        layer.feedback_gain[...] = jnp.full((1,), gain, param_dtype)
+        layer.onset = float(onset)
     return policy
 
 
@@ -283,8 +293,10 @@ def tracking_policy(
     prediction: float = 0.5,
     feedback_onset: float = FEEDBACK_ONSET,
     param_dtype=jnp.float64,
-) -> TrackingProfile:
-    """`feedback_policy` that keeps books on its current: a `TrackingProfile`.
+    *,
+    n_steps: int = TRIAL_STEPS,
+) -> AbstractPolicy:
+    """`feedback_policy` that keeps books on its current: ``"tracking_profile"``.
 
     It requests the profile itself (no `delivery_ratio` mark-up: the shortfall is
     made up as it happens).
@@ -300,19 +312,20 @@ def tracking_policy(
         prediction: linear extrapolation of the sample into the period [1].
         feedback_onset: fraction of the trial from which the feedback acts [1].
         param_dtype: parameter dtype.
+        n_steps: control steps per trial [1] (the env's ``n_steps``; default:
+            520, the 520-ms trial at 1-ms control periods).
     """
     for name, value in (("tracking_rate", tracking_rate), ("prediction", prediction)):
         if not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise bad_value(name, value, "a number in [0, 1]", "e.g. 1/6 and 0.5.")
-    policy = _with_feedback(
-        TrackingProfile,
+    policy = _designed(
+        "tracking_profile",
         profile,
-        reference,
         g_max,
         1.0,
-        feedback_gain,
-        feedback_onset,
         param_dtype,
+        n_steps,
+        feedback=(reference, feedback_gain, feedback_onset),
     )
     policy.tracking_rate[...] = jnp.full((1,), tracking_rate, param_dtype)
     policy.prediction[...] = jnp.full((1,), prediction, param_dtype)
@@ -320,15 +333,19 @@ def tracking_policy(
 
 
 def profile_policy(
-    profile: ArrayLike, g_max: float, delivery: float = 1.0, param_dtype=jnp.float64
-) -> OpenLoopGain:
-    """A current-shaped `OpenLoopGain` (``n_obs = 5``) requesting ``profile/delivery``.
+    profile: ArrayLike,
+    g_max: float,
+    delivery: float = 1.0,
+    param_dtype=jnp.float64,
+    *,
+    n_steps: int = TRIAL_STEPS,
+) -> AbstractPolicy:
+    """A current-shaped, evidence-switched profile requesting ``profile/delivery``.
 
-    Bins with no current request a negligible 1e-6 (logits stay finite).
+    ``make_policy("open_loop", n_obs=5)``; bins with no current request a
+    negligible 1e-6 (logits stay finite).
     """
-    policy = OpenLoopGain(len(profile), g_max=g_max, param_dtype=param_dtype, n_obs=5)
-    policy.logits[...] = _request_logits(profile, g_max, delivery, param_dtype)
-    return policy
+    return _designed("open_loop", profile, g_max, delivery, param_dtype, n_steps)
 
 
 def _request_logits(profile, g_max: float, delivery: float, param_dtype) -> Array:

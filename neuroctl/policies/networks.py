@@ -46,6 +46,9 @@ class PolicyIO:
         action_low: lower action bounds [action units].
         action_high: upper action bounds [action units].
         n_steps: control steps per episode [1] (`OpenLoop`'s time axis).
+        obs_fields: the name of each observation entry (``env.observation_fields``);
+            policy wrappers find the entries they read by name. Empty in records
+            written before it existed (then no wrapper can be built on it).
     """
 
     obs_loc: tuple[float, ...]
@@ -53,6 +56,19 @@ class PolicyIO:
     action_low: tuple[float, ...]
     action_high: tuple[float, ...]
     n_steps: int
+    obs_fields: tuple[str, ...] = ()
+
+    def field(self, name: str, reader: str) -> int:
+        """The index of observation field `name`, or an error naming it and `reader`."""
+        if name not in self.obs_fields:
+            raise bad_value(
+                f"{reader}: observation field",
+                name,
+                f"a field of the observation: one of {list(self.obs_fields)}",
+                f"observe {name!r} (e.g. ObserveFields(env, (..., {name!r}))) or "
+                f"drop {reader}.",
+            )
+        return self.obs_fields.index(name)
 
     def init_action(self, fraction: float) -> np.ndarray:
         """``low + fraction · (high − low)`` [action units]."""
@@ -140,9 +156,11 @@ class GRU(AbstractPolicy):
 
 
 class OpenLoop(AbstractPolicy):
-    """A time profile: bin ``⌊t · n_bins / n_steps⌋`` of the episode's control step t.
+    """A time profile: bin ``⌊(t / n_steps) · n_bins⌋`` at control step t.
 
-    The carry is the control-step counter (int32); the observation is not read.
+    The elapsed fraction ``t / n_steps`` (at most 1) is rounded to the policy's
+    dtype first, as the envs' ``t/T`` observation is. The carry is the
+    control-step counter (int32); the observation is not read.
     """
 
     def __init__(
@@ -160,14 +178,15 @@ class OpenLoop(AbstractPolicy):
         self.box = ActionBox(io.action_low, io.action_high, dtype)
         z0 = self.box.pre_action(io.init_action(init_fraction))
         self.profile = nnx.Param(jnp.tile(jnp.asarray(z0, dtype), (n_bins, 1)))
-        self.n_bins, self.n_steps = n_bins, io.n_steps
+        self.n_bins, self.n_steps, self.dtype = n_bins, io.n_steps, dtype
 
     def initial_carry(self) -> Array:
         return jnp.zeros((), jnp.int32)
 
     def __call__(self, carry, obs):
         del obs  # open loop
-        k = jnp.minimum(carry * self.n_bins // self.n_steps, self.n_bins - 1)
+        elapsed = jnp.minimum(carry / self.n_steps, 1.0).astype(self.dtype)  # t/T
+        k = jnp.minimum((elapsed * self.n_bins).astype(jnp.int32), self.n_bins - 1)
         return carry + 1, self.box(self.profile[...][k])
 
 

@@ -161,7 +161,7 @@ def load_policy(folder: str | Path, plant=None):
     """
     from neuroctl.plants import load
     from neuroctl.policies.base import merge, split
-    from neuroctl.policies.gain import make_policy
+    from neuroctl.policies.gain import control_steps, legacy_params, make_policy
 
     art = open_artefact(folder, "policy")
     folder, spec = art.folder, parse_spec(art.spec, art.folder / SPEC)
@@ -181,6 +181,7 @@ def load_policy(folder: str | Path, plant=None):
         )
     module = make_policy(  # the architecture; its parameters are loaded below
         spec.policy,
+        n_steps=control_steps(plant, spec.control_ms),
         hidden=spec.hidden,
         n_bins=spec.n_bins,
         g_max=spec.g_max,
@@ -189,13 +190,40 @@ def load_policy(folder: str | Path, plant=None):
         n_obs=spec.n_obs,
     )
     parts, like = split(module)
-    params, meta = load_verified(
-        folder / CHECKPOINT_DIR,
-        like=like,
-        expected_metadata={"plant_checksum": spec.plant_checksum},
-    )
+    expected = {"plant_checksum": spec.plant_checksum}
+    flat, _ = load_verified(folder / CHECKPOINT_DIR, expected_metadata=expected)
+    if LEGACY_LEAVES & set(flat):  # saved before the policies were composed
+        params = legacy_params(flat, spec.policy, like)
+        _check_like(folder, like, params)
+    else:
+        params, _ = load_verified(
+            folder / CHECKPOINT_DIR, like=like, expected_metadata=expected
+        )
     params = jax.tree.map(jnp.asarray, params)
     return merge(parts, params), spec, art.card
+
+
+#: leaf names only checkpoints written before the composed policies have
+LEGACY_LEAVES = {"logits", "logit"}
+
+
+def _check_like(folder: Path, like: dict, params: dict) -> None:
+    """`params` (mapped from an older checkpoint) has `like`'s leaves exactly."""
+    got = jax.tree_util.tree_flatten_with_path(params)[0]
+    want = jax.tree_util.tree_flatten_with_path(like)[0]
+    for (path, a), (path_like, b) in zip(got, want, strict=False):
+        if path != path_like or a.shape != b.shape or a.dtype != b.dtype:
+            raise CheckpointError(
+                f"policy {folder}: checkpoint leaf {jax.tree_util.keystr(path)} "
+                f"{a.shape} {a.dtype} does not fit the policy's "
+                f"{jax.tree_util.keystr(path_like)} {b.shape} {b.dtype}; re-ship "
+                "the policy with this neuroctl."
+            )
+    if len(got) != len(want):
+        raise CheckpointError(
+            f"policy {folder}: the checkpoint has {len(got)} leaves, the policy "
+            f"{len(want)}; re-ship the policy with this neuroctl."
+        )
 
 
 def policy_params(policy) -> dict[str, Any]:

@@ -246,4 +246,5 @@ def policy_io(env: AbstractEnv, env_params, init_fraction: float = 0.5) -> Polic
         action_low=tuple(float(x) for x in np.asarray(space.low).ravel()),
         action_high=tuple(float(x) for x in np.asarray(space.high).ravel()),
         n_steps=env.n_steps,
+        obs_fields=tuple(name for name, _ in env.observation_fields()),
     )

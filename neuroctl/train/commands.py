@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 
 import tyro
 
-from neuroctl.errors import bad_value, check_int
+from neuroctl.options import (
+    MAX_BATCH,
+    MAX_ITERATIONS,
+    MAX_KEEP,
+    MAX_SEED,
+    MAX_TRIALS,
+    check_artefact_destination,
+    check_folder,
+    check_ints,
+    check_output_folder,
+)
 
 EVIDENCE_OUT = Path("runs/plant/evidence_integration")  # gitignored
 
@@ -21,9 +31,10 @@ class TrainPlantArgs:
     seed: int = 0
     """Root seed of initialisation and training trials [1] (2**31-1 is reserved)."""
     iterations: int = 300
-    """Total iterations to reach [1]; a resumed run continues up to this number."""
+    """Total iterations to reach [1] (at most 10**7); a resumed run continues up to
+    this number."""
     batch: int = 8
-    """Trials per gradient step [1]."""
+    """Trials per gradient step [1] (at most 2**16)."""
     lr: float = 0.01
     """Adam learning rate on the logits [1]; may change on --resume (recorded)."""
     precision: Literal["float32", "float64"] = "float64"
@@ -33,9 +44,9 @@ class TrainPlantArgs:
     resume: bool = False
     """Continue from the newest checkpoint in --out (bit-identical continuation)."""
     save_every: int = 10
-    """Checkpoint period [iterations] (and always at the end)."""
+    """Checkpoint period [iterations] (at most 10**7; and always at the end)."""
     keep: int = 3
-    """Number of checkpoints kept [1]."""
+    """Number of checkpoints kept [1] (at most 1000)."""
     trial_ms: float = 520.0
     """Trial duration [ms] (shorter only for smoke tests)."""
     response_window_ms: tuple[float, float] = (500.0, 520.0)
@@ -50,14 +61,17 @@ def train_plant(args: Annotated[TrainPlantArgs, tyro.conf.arg(name="")]) -> Path
     """Train the evidence-integration plant by BPTT (resumable)."""
     import jax
 
-    for name, low, high in (
-        ("iterations", 1, None),
-        ("batch", 1, None),
-        ("save_every", 1, None),
-        ("keep", 1, None),
-        ("seed", 0, 2**31 - 2),
-    ):
-        check_int(f"--{name.replace('_', '-')}", getattr(args, name), low, high)
+    check_ints(
+        args,
+        {
+            "iterations": (1, MAX_ITERATIONS),
+            "batch": (1, MAX_BATCH),
+            "save_every": (1, MAX_ITERATIONS),
+            "keep": (1, MAX_KEEP),
+            "seed": (0, 2**31 - 2),
+        },
+    )
+    check_output_folder("--out", args.out)
     jax.config.update("jax_enable_x64", args.precision == "float64")
     from neuroctl.plants import evidence_task as et
     from neuroctl.train import plant as tr
@@ -96,11 +110,12 @@ class EvaluatePlantArgs:
     name: tyro.conf.Positional[str] = "evidence_integration"
     """Shipped plant (folder under envs/)."""
     trials: int = 1000
-    """Held-out trials [1]."""
+    """Held-out trials [1] (at most 10**6)."""
     seed: int = 2**31 - 1
-    """Evaluation seed (default: the fixed held-out seed, disjoint from training)."""
+    """Evaluation seed in [0, 2**32-1] (default: the fixed held-out seed, disjoint
+    from training)."""
     chunk: int = 50
-    """Trials simulated per vmapped call [1] (memory vs speed)."""
+    """Trials simulated per vmapped call [1] (at most 2**16; memory vs speed)."""
     root: Path | None = None
     """Folder holding shipped plants (default: the checkout's envs/)."""
 
@@ -109,9 +124,12 @@ def evaluate_plant(args: Annotated[EvaluatePlantArgs, tyro.conf.arg(name="")]) -
     """Accuracy of a shipped plant on held-out trials (reproduces its card)."""
     import jax
 
-    check_int("--trials", args.trials, 1)
-    check_int("--chunk", args.chunk, 1)
-    check_int("--seed", args.seed, 0, 2**32 - 1)
+    check_ints(
+        args,
+        {"trials": (1, MAX_TRIALS), "chunk": (1, MAX_BATCH), "seed": (0, MAX_SEED)},
+    )
+    if args.root is not None:
+        check_folder("--root", args.root, "a folder holding plant folders")
     jax.config.update("jax_enable_x64", True)
     from neuroctl.plants import load
     from neuroctl.train.ship import evaluate_accuracy
@@ -143,28 +161,28 @@ class FreezePlantArgs:
     overwrite: bool = False
     """Replace an existing --out folder (atomically: old kept until new is whole)."""
     step: int | None = None
-    """Checkpoint step to ship (default: newest)."""
+    """Checkpoint step to ship (default: newest; at most 10**7)."""
     trials: int = 1000
-    """Held-out trials for the card [1]."""
+    """Held-out trials for the card [1] (at most 10**6)."""
     chunk: int = 50
-    """Trials per vmapped evaluation call [1]."""
+    """Trials per vmapped evaluation call [1] (at most 2**16)."""
 
 
 def freeze_plant(args: Annotated[FreezePlantArgs, tyro.conf.arg(name="")]) -> Path:
     """Freeze a train-plant checkpoint into a verified plant folder."""
     import jax
 
-    check_int("--trials", args.trials, 1)
-    check_int("--chunk", args.chunk, 1)
-    if args.step is not None:
-        check_int("--step", args.step, 0)
-    if not (args.run / "checkpoints").is_dir():
-        raise bad_value(
-            "--run", str(args.run), "a train-plant run directory", "train first."
-        )
-    from neuroctl.io.artefacts import check_destination
-
-    check_destination(args.out, "plant", args.overwrite)  # before the evaluation
+    check_ints(
+        args,
+        {
+            "step": (0, MAX_ITERATIONS),
+            "trials": (1, MAX_TRIALS),
+            "chunk": (1, MAX_BATCH),
+        },
+    )
+    what = "a train-plant run directory (with checkpoints/)"
+    check_folder("--run", args.run / "checkpoints", what)
+    check_artefact_destination("--out", args.out, "plant", args.overwrite)
     jax.config.update("jax_enable_x64", True)
     from neuroctl.train.ship import freeze
 

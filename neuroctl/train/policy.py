@@ -42,8 +42,8 @@ import optax
 from neuroctl.envs.core import episode_keys, step_key
 from neuroctl.envs.evidence_stim import EvidenceStim, EvidenceStimParams
 from neuroctl.errors import bad_value
-from neuroctl.policies.base import Parts, merge, split
-from neuroctl.policies.gain import POLICIES, GainPolicy, make_policy
+from neuroctl.policies.base import AbstractPolicy, Parts, merge, split
+from neuroctl.policies.gain import POLICIES, make_policy
 from neuroctl.train import bptt
 from neuroctl.train.bptt import TrainState, iteration_keys
 from neuroctl.train.plant import EVAL_SEED
@@ -180,10 +180,14 @@ def _require(name: str, value, ok, expected: str) -> None:
         raise bad_value(name, value, expected, f"fix --{name.replace('_', '-')}.")
 
 
-def new_policy(cfg: PolicyTrainConfig) -> GainPolicy:
-    """The fresh policy of `cfg` (initialised from ``cfg.seed``)."""
+def new_policy(cfg: PolicyTrainConfig, n_steps: int) -> AbstractPolicy:
+    """The fresh policy of `cfg` (initialised from ``cfg.seed``).
+
+    `n_steps`: control steps per trial of its env [1] (``env.n_steps``).
+    """
     return make_policy(
         cfg.policy,
+        n_steps=n_steps,
         seed=cfg.seed,
         hidden=cfg.hidden,
         n_bins=cfg.n_bins,
@@ -329,8 +333,8 @@ class StepMetrics(NamedTuple):
     diverged: Array  # fraction of trials [1]
 
 
-def init_state(cfg: PolicyTrainConfig) -> tuple[Parts, TrainState]:
-    parts, params = split(new_policy(cfg))
+def init_state(cfg: PolicyTrainConfig, n_steps: int) -> tuple[Parts, TrainState]:
+    parts, params = split(new_policy(cfg, n_steps))
     opt_state = optimizer(cfg).init(params)
     return parts, TrainState(jnp.zeros((), jnp.int32), params, opt_state)
 

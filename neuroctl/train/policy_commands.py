@@ -17,6 +17,21 @@ from typing import Annotated, Literal
 import tyro
 
 from neuroctl.errors import ConfigError
+from neuroctl.options import (
+    MAX_BATCH,
+    MAX_BINS,
+    MAX_HIDDEN,
+    MAX_ITERATIONS,
+    MAX_SEED,
+    MAX_TRIALS,
+    MAX_WINDOW,
+    blamed_on,
+    check_artefact_destination,
+    check_folder,
+    check_ints,
+    check_output_file,
+    check_output_folder,
+)
 
 ENVS = ("neuroctl/EvidenceStim-v0",)
 
@@ -41,24 +56,27 @@ class TrainPolicyArgs:
     on the current it delivered (tracking_profile; both need --observe-evidence
     --observe-stimulus), trained constant."""
     hidden: int = 16
-    """Hidden units of mlp/gru [1]."""
+    """Hidden units of mlp/gru [1] (at most 4096)."""
     n_bins: int = 52
-    """Time bins of open_loop / feedback_profile / tracking_profile [1]."""
+    """Time bins of open_loop / feedback_profile / tracking_profile [1] (at most
+    10**4)."""
     g_max: float = 2.0
     """Largest gain [1] (g = sigmoid(logit)·g_max)."""
     g_init: float = 1.0
     """Gain of the fresh policy [1] (1 = the plant's native input)."""
     seed: int = 0
-    """Policy initialisation and training trials [1]."""
+    """Policy initialisation and training trials [1] (< 2**31-1, the held-out
+    seed)."""
     iterations: int = 40
-    """Total iterations to reach [1] (the default is the README's short budget,
-    ~5 min on 2 CPU cores; the shipped policy had 300 + 100)."""
+    """Total iterations to reach [1] (at most 10**7; the default is the README's
+    short budget, ~5 min on 2 CPU cores; the shipped policy had 300 + 100)."""
     batch: int = 8
-    """Trials per gradient step [1]."""
+    """Trials per gradient step [1] (at most 2**16)."""
     lr: float = 0.02
     """Adam learning rate [1] (0.05 with lambda_gain 1 collapsed to chance)."""
     decay_steps: int = 0
-    """Cosine decay of lr to 0.1·lr over this many iterations [1]; 0 = constant."""
+    """Cosine decay of lr to 0.1·lr over this many iterations [1] (at most 10**7);
+    0 = constant."""
     clip_norm: float = 1.0
     """Global gradient-norm clip [1]."""
     lambda_gain: float = 0.3
@@ -73,7 +91,8 @@ class TrainPolicyArgs:
     control_ms: float = 1.0
     """Control period: one gain is held this long [ms]."""
     truncation: int = 0
-    """Truncated BPTT window [control steps]; 0 = through whole trials."""
+    """Truncated BPTT window [control steps] (at most 10**6); 0 = through whole
+    trials."""
     precision: Literal["float32", "float64"] = "float64"
     """Policy and solver dtype (float32 full-trial gradients measured unreliable)."""
     observe_evidence: bool = False
@@ -91,9 +110,9 @@ class TrainPolicyArgs:
     resume: bool = False
     """Continue from the newest checkpoint in --out."""
     save_every: int = 10
-    """Checkpoint period [iterations] (and always at the end)."""
+    """Checkpoint period [iterations] (at most 10**7; and always at the end)."""
     eval_trials: int = 100
-    """Held-out trials for the final evaluation [1] (0 = skip)."""
+    """Held-out trials for the final evaluation [1] (at most 10**6; 0 = skip)."""
     figure: Path | None = None
     """Example-trial figure (stimulus, gain, readouts) written after the final
     evaluation; default ``<out>/example_trial.png`` (results/ holds only what
@@ -123,9 +142,10 @@ class EvaluateArgs:
     """Shipped policy name (found wherever neuroctl is installed), a policy folder
     (spec.toml + checkpoint/), a train-policy --out dir or a `neuroctl train` run."""
     trials: int = 1000
-    """Held-out trials [1]."""
+    """Held-out trials [1] (at most 10**6)."""
     seed: int | None = None
-    """Evaluation root seed (default: the reserved held-out seed 2**31-1)."""
+    """Evaluation root seed in [0, 2**32-1] (default: the reserved held-out seed
+    2**31-1)."""
     out: Path | None = None
     """Where to write metrics.json (default: print only)."""
     figure: Path | None = None
@@ -144,12 +164,52 @@ def _config(args: TrainPolicyArgs):
 
 
 def _check_args(args: TrainPolicyArgs) -> None:
-    for name in ("iterations", "save_every"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')}: got {value}; need >= 1.")
-    if args.eval_trials < 0:
-        raise ConfigError(f"--eval-trials: got {args.eval_trials}; need >= 0.")
+    """Refuse bad options before any work (the paths too, even where unused)."""
+    from neuroctl.train.plant import EVAL_SEED
+
+    check_ints(
+        args,
+        {
+            "hidden": (1, MAX_HIDDEN),
+            "n_bins": (1, MAX_BINS),
+            "seed": (0, EVAL_SEED - 1),
+            "iterations": (1, MAX_ITERATIONS),
+            "batch": (1, MAX_BATCH),
+            "decay_steps": (0, MAX_ITERATIONS),
+            "truncation": (0, MAX_WINDOW),
+            "save_every": (1, MAX_ITERATIONS),
+            "eval_trials": (0, MAX_TRIALS),
+        },
+    )
+    check_output_folder("--out", args.out)
+    if args.figure is not None:
+        check_output_file("--figure", args.figure)
+    if args.init_from is not None:
+        _check_init_from(args.init_from)
+    if args.ship is not None:
+        check_artefact_destination("--ship", args.ship, "policy", args.overwrite)
+
+
+def _check_init_from(src: Path) -> None:
+    what = "a train-policy run directory or a shipped policy folder"
+    check_folder("--init-from", src, what)
+    if not any((src / name).is_file() for name in ("spec.toml", "config.json")):
+        raise ConfigError(
+            f"--init-from: {src} holds neither spec.toml (a shipped policy) nor "
+            f"config.json (a run); pass {what}."
+        )
+
+
+def check_evaluate_args(args: EvaluateArgs) -> None:
+    """Refuse bad `neuroctl evaluate` options before any work."""
+    from neuroctl.io.artefacts import resolve
+
+    check_ints(args, {"trials": (1, MAX_TRIALS), "seed": (0, MAX_SEED)})
+    for name in ("out", "figure"):
+        if getattr(args, name) is not None:
+            check_output_file(f"--{name}", getattr(args, name))
+    with blamed_on("--policy"):
+        resolve(args.policy, "policy")
 
 
 def _load_plant(name: str):
@@ -165,10 +225,6 @@ def train_policy(args: Annotated[TrainPolicyArgs, tyro.conf.arg(name="")]) -> di
     _check_args(args)
     jax.config.update("jax_enable_x64", True)  # the shipped plants are float64
     cfg = _config(args)  # validates every field before anything runs
-    if args.ship is not None:
-        from neuroctl.io.artefacts import check_destination
-
-        check_destination(args.ship, "policy", args.overwrite)
     from neuroctl.policies.shipped import plant_checksum
     from neuroctl.train import policy as tp
     from neuroctl.train.policy_run import PolicyRunConfig
@@ -347,14 +403,17 @@ def ship_policy(
 def _check_shippable(policy) -> None:
     """Refuse what spec.toml + checkpoint cannot rebuild.
 
-    A `FeedbackProfile`'s onset is a constant, not a param: it must be the default.
+    A `ReadoutFeedback`'s onset is a constant, not a param: it must be the default.
     """
-    from neuroctl.policies import FeedbackProfile
-    from neuroctl.policies.gain import FEEDBACK_ONSET
+    from neuroctl.policies.gain import FEEDBACK_ONSET, feedback_of
 
-    if isinstance(policy, FeedbackProfile) and policy.feedback_onset != FEEDBACK_ONSET:
+    try:
+        onset = feedback_of(policy).onset
+    except ConfigError:
+        return  # no feedback layer
+    if onset != FEEDBACK_ONSET:
         raise ConfigError(
-            f"feedback_onset: got {policy.feedback_onset}; only the default "
+            f"feedback_onset: got {onset}; only the default "
             f"{FEEDBACK_ONSET} can be shipped (spec.toml does not record it); "
             "rebuild the policy with the default onset."
         )
@@ -364,8 +423,7 @@ def evaluate_policy(args: Annotated[EvaluateArgs, tyro.conf.arg(name="")]) -> di
     """Evaluate a shipped policy or a train-policy run against g = 1 (held-out)."""
     import jax
 
-    if args.trials < 1:
-        raise ConfigError(f"--trials: got {args.trials}; need >= 1.")
+    check_evaluate_args(args)
     jax.config.update("jax_enable_x64", True)
     from neuroctl.policies.shipped import load_policy
     from neuroctl.train import policy as tp
@@ -431,7 +489,8 @@ class ShipPolicyArgs:
     overwrite: bool = False
     """Replace an existing --out folder (atomically: old kept until new is whole)."""
     trials: int = 1000
-    """Held-out trials of the card's evaluation [1] (cached in the run directory)."""
+    """Held-out trials of the card's evaluation [1] (at most 10**6; cached in the
+    run directory)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -440,11 +499,8 @@ def ship_run(args: Annotated[ShipPolicyArgs, tyro.conf.arg(name="")]) -> Path:
     """Freeze a train-policy run into a verified, shippable policy folder."""
     import jax
 
-    if args.trials < 1:
-        raise ConfigError(f"--trials: got {args.trials}; need >= 1.")
-    from neuroctl.io.artefacts import check_destination
-
-    check_destination(args.out, "policy", args.overwrite)  # before the work
+    check_ints(args, {"trials": (1, MAX_TRIALS)})  # the options, then the run
+    check_artefact_destination("--out", args.out, "policy", args.overwrite)
     jax.config.update("jax_enable_x64", True)
     from neuroctl.train import policy as tp
 

@@ -13,7 +13,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from neuroctl.policies.gain import FixedGain, GainPolicy
+from neuroctl.policies import gain
+from neuroctl.policies.base import AbstractPolicy
 from neuroctl.train import policy as tp
 from neuroctl.train.evaluate import wilson_interval
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys
@@ -47,7 +48,7 @@ def _chunk(env, env_params, parts, params, keys):
 def run_trials(
     env,
     env_params,
-    policy: GainPolicy,
+    policy: AbstractPolicy,
     keys,
     chunk: int = 100,
     progress=False,
@@ -94,15 +95,15 @@ def summarise(trials: dict) -> Summary:
     )
 
 
-def baseline_policy(env_params, dtype) -> FixedGain:
+def baseline_policy(env_params, dtype) -> AbstractPolicy:
     """The plant's native input, ``g = 1`` throughout."""
-    return FixedGain(1.0, g_max=float(env_params.g_max), param_dtype=dtype)
+    return gain.baseline_policy(float(env_params.g_max), dtype)
 
 
 def evaluate(
     env,
     env_params,
-    policy: GainPolicy,
+    policy: AbstractPolicy,
     n_trials: int = 1000,
     seed: int = EVAL_SEED,
     chunk: int = 100,
@@ -143,7 +144,7 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else math.inf
 
 
-def gain_trace(env, env_params, policy: GainPolicy, key):
+def gain_trace(env, env_params, policy: AbstractPolicy, key):
     """One recorded trial: gains ``(T,)`` [1] and readouts ``(T, 2)`` [mV] kept."""
     parts, params = tp.split(policy)
     run = eqx.filter_jit(
@@ -152,7 +153,7 @@ def gain_trace(env, env_params, policy: GainPolicy, key):
     return jax.device_get(run(key))
 
 
-def example_trials(env, env_params, policy: GainPolicy, n_trials: int = 2) -> list:
+def example_trials(env, env_params, policy: AbstractPolicy, n_trials: int = 2) -> list:
     """Data of `neuroctl.plotting.policy.example_trial_figure` (one dict a trial).
 
     The first held-out trial of each label, under `policy` and under ``g = 1``.

@@ -66,7 +66,10 @@ def _initial_params(
     saved = read_record(src)
     src_cfg = tp.PolicyTrainConfig(**saved["train"])
     _check_source(src, src_cfg, saved["plant"]["checksum"], cfg, checksum, False)
-    params = restore(src, src_cfg)[1].params
+    from neuroctl.policies.gain import control_steps
+
+    n_steps = control_steps(plant, src_cfg.control_ms)
+    params = restore(src, src_cfg, n_steps=n_steps)[1].params
     new_inputs = cfg.n_obs - src_cfg.n_obs
     if new_inputs and cfg.policy != "open_loop":  # (a profile has no input layer)
         params = widen_to_evidence(params, cfg.policy, new_inputs)
@@ -158,7 +161,7 @@ def train_policy(
 ) -> tuple[tp.Parts, tp.TrainState]:
     """Train (or resume) a policy on `plant`; checkpoint periodically and at the end."""
     env, env_params = tp.make_env(plant, cfg)
-    parts, fresh = tp.init_state(cfg)
+    parts, fresh = tp.init_state(cfg, env.n_steps)
     record = run_record(cfg, plant_name, plant_checksum, run.init_from)
     with RunDir(run.out, record, run.resume, run.keep, upgrade=_upgrade) as rd:
         if rd.resumed:
@@ -185,9 +188,21 @@ def train_policy(
     return parts, state
 
 
-def restore(out: Path, cfg: tp.PolicyTrainConfig, step: int | None = None):
-    """``(parts, TrainState)`` of a run's checkpoint (newest unless `step`)."""
-    parts, fresh = tp.init_state(cfg)
+def restore(
+    out: Path, cfg: tp.PolicyTrainConfig, step: int | None = None, n_steps=None
+):
+    """``(parts, TrainState)`` of a run's checkpoint (newest unless `step`).
+
+    `n_steps`: control steps per trial of its env [1]; default: from the plant
+    the run recorded.
+    """
+    if n_steps is None:
+        from neuroctl.plants import load
+        from neuroctl.policies.gain import control_steps
+
+        plant = load(read_record(Path(out))["plant"]["name"])
+        n_steps = control_steps(plant, cfg.control_ms)
+    parts, fresh = tp.init_state(cfg, n_steps)
     with RunDir.open(out) as rd:
         state, _ = rd.restore(fresh, step)
     return parts, state

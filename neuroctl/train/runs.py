@@ -23,6 +23,7 @@ from neuroctl.errors import ConfigError, bad_value
 from neuroctl.io.runs import RunDir, read_record
 from neuroctl.policies.base import Parts, split
 from neuroctl.policies.networks import POLICY_KINDS, PolicyIO, build_policy
+from neuroctl.policies.wrappers import WRAPPERS, wrap
 from neuroctl.train import bptt, loop
 
 Precision = Literal["float32", "float64"]
@@ -41,6 +42,7 @@ class RunSpec:
     init_fraction: float = 0.5  # fresh action: low + f·(high − low) [1]
     precision: Precision = "float32"  # env and policy dtype
     train: bptt.BPTTConfig = bptt.BPTTConfig()
+    wrap: tuple[str, ...] = ()  # policy wrappers (`policies.wrappers.WRAPPERS`)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICY_KINDS:
@@ -51,6 +53,11 @@ class RunSpec:
             raise bad_value(
                 "precision", self.precision, "'float32' or 'float64'", "pick one."
             )
+        for name in self.wrap:
+            if name not in WRAPPERS:
+                raise bad_value(
+                    "wrap", name, f"one of {sorted(WRAPPERS)}", "pick from those."
+                )
         if "dtype" in self.env_options:
             raise bad_value(
                 "env_options.dtype",
@@ -66,6 +73,7 @@ class RunSpec:
     def from_record(cls, record: dict) -> "RunSpec":
         fields = dict(record)
         fields["train"] = bptt.BPTTConfig(**fields["train"])
+        fields["wrap"] = tuple(fields.get("wrap", ()))
         fields["env_options"] = {
             k: tuple(v) if isinstance(v, list) else v
             for k, v in fields["env_options"].items()
@@ -89,7 +97,7 @@ def build_env(spec: RunSpec) -> tuple[AbstractEnv, Any]:
 
 def new_policy(spec: RunSpec, io: PolicyIO, env: AbstractEnv):
     """The fresh policy of `spec` for an env with interface `io`."""
-    return build_policy(
+    policy = build_policy(
         spec.policy,
         io,
         seed=spec.train.seed,
@@ -98,6 +106,7 @@ def new_policy(spec: RunSpec, io: PolicyIO, env: AbstractEnv):
         init_fraction=spec.init_fraction,
         dtype=env.config.jnp_dtype,
     )
+    return wrap(policy, io, spec.wrap, env.config.jnp_dtype)
 
 
 @dataclass(frozen=True)
@@ -135,11 +144,20 @@ class Trained(NamedTuple):
     best_return: float
 
 
+def _upgrade(saved: dict) -> dict:
+    """A run record written before `RunSpec.wrap` existed: no wrappers."""
+    if "spec" in saved and "wrap" not in saved["spec"]:
+        return dict(saved, spec=dict(saved["spec"], wrap=[]))
+    return saved
+
+
 def train_run(spec: RunSpec, opts: RunOptions) -> Trained:
     """Train (or resume) `spec` in `opts.out`, keeping the best-validated params."""
     env, env_params = build_env(spec)
     compare = {"spec": spec.as_record()}
-    with RunDir(opts.out, compare, opts.resume, opts.keep, compare) as run:
+    with RunDir(
+        opts.out, compare, opts.resume, opts.keep, compare, upgrade=_upgrade
+    ) as run:
         io = _run_io(run, env, env_params, spec)
         parts, params = split(new_policy(spec, io, env))
         state, notes = run.restore(bptt.init_state(params, spec.train))

@@ -16,10 +16,6 @@ from adversarial_checks import (
 )
 
 WHOLE = ("spec.toml", "metrics.json", "seal.json")  # every byte in the slow variant
-# A hash-consistent (forged) manifest.json that lacks a key ("shape", "tree_sha256")
-# raises KeyError, not CheckpointError: a known bug (results/reliability.md), so CI
-# leaves the manifest out of the forged edits; scripts/reliability.py keeps it.
-FORGED_MANIFEST = ("checkpoint/manifest.json",)
 
 
 def test_the_shipped_folders_are_all_found():
@@ -67,14 +63,12 @@ def test_checkpoint_edits_behind_a_forged_seal_are_still_caught(tmp_path):
     """With seal.json and manifest.json recomputed, Orbax, the shapes/dtypes and
     tree_sha256 still refuse every edit that would change what loads."""
     names = ["evidence_integration", "evidence_gain_mlp"]
-    outcomes = forged_checkpoint_edits(
-        tmp_path, 3, seed=9, names=names, skip=FORGED_MANIFEST
-    )
+    outcomes = forged_checkpoint_edits(tmp_path, 3, seed=9, names=names)
     assert len(outcomes) > 2 * 9 * 3
     assert all(o.handled for o in outcomes), summarise(outcomes)
 
 
 @pytest.mark.slow
 def test_many_checkpoint_edits_behind_a_forged_seal(tmp_path):
-    outcomes = forged_checkpoint_edits(tmp_path, 20, seed=10, skip=FORGED_MANIFEST)
+    outcomes = forged_checkpoint_edits(tmp_path, 20, seed=10)
     assert all(o.handled for o in outcomes), summarise(outcomes)

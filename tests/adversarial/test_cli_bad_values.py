@@ -4,7 +4,6 @@ no traceback, a message naming the option."""
 import pytest
 from adversarial_checks import (
     CLI,
-    KNOWN_CLI_BUGS,
     cli_bad_values,
     cli_cases,
     cli_subprocess,
@@ -30,7 +29,7 @@ def test_every_subcommand_is_covered():
 
 @pytest.mark.parametrize("command", sorted(CLI))
 def test_bad_values_are_one_clear_error(command, tmp_path):
-    cases = [c for c in cli_cases() if c[0] == command and c not in KNOWN_CLI_BUGS]
+    cases = [c for c in cli_cases() if c[0] == command]
     outcomes = cli_bad_values(tmp_path, cases, timeout=120)
     assert all(o.handled for o in outcomes), summarise(outcomes)
 
@@ -39,6 +38,6 @@ def test_bad_values_are_one_clear_error(command, tmp_path):
 def test_the_real_process_prints_no_traceback(command, tmp_path):
     """The in-process harness agrees with a real process (one case per module of
     commands: cli/train.py, train/policy_commands.py, train/commands.py)."""
-    case = next(c for c in cli_cases() if c[0] == command and c not in KNOWN_CLI_BUGS)
+    case = next(c for c in cli_cases() if c[0] == command)
     outcome = cli_subprocess(tmp_path, *case)
     assert outcome.handled, outcome.reason

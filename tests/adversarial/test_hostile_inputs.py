@@ -1,10 +1,8 @@
 """Hypothesis over solver constructors and env actions/params: every non-finite
 output is either refused at construction (ConfigError) or flagged as diverged."""
 
-import numpy as np
 import pytest
 from adversarial_checks import (
-    absurd_magnitude,
     classify_build,
     env_action_outcome,
     env_param_names,
@@ -12,20 +10,15 @@ from adversarial_checks import (
     geometry,
     hostile_actions,
     hostile_floats,
-    known_env_param_bug,
     mechanism_case,
     mechanism_fields,
     mechanism_net,
     morphology_net,
     synapse_net,
 )
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-# Channel and synapse parameters are validated for sign and finiteness only: a
-# conductance or reversal potential of 1e38 overflows the float32 state to NaN
-# without an error (a known bug, see results/reliability.md); CI leaves out the
-# values `absurd_magnitude` names, scripts/reliability.py keeps them.
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -43,7 +36,6 @@ def test_morphologies_are_refused_or_simulate_finitely(case):
 @given(mechanism_case())
 def test_channel_parameters_are_refused_or_simulate_finitely(case):
     name, field, value = case
-    assume(not absurd_magnitude(value))
     outcome = classify_build(
         "solver", f"{name}({field}={value!r})", lambda: mechanism_net(*case)
     )
@@ -53,7 +45,6 @@ def test_channel_parameters_are_refused_or_simulate_finitely(case):
 @FAST
 @given(st.sampled_from(mechanism_fields("GradedSynapse")), hostile_floats())
 def test_synapse_parameters_are_refused_or_simulate_finitely(field, value):
-    assume(not absurd_magnitude(value))
     outcome = classify_build(
         "solver", f"GradedSynapse({field}={value!r})", lambda: synapse_net(field, value)
     )
@@ -61,7 +52,7 @@ def test_synapse_parameters_are_refused_or_simulate_finitely(field, value):
 
 
 @FAST
-@given(hostile_actions(known_bugs=False))
+@given(hostile_actions())
 def test_env_actions_never_reach_the_outputs_as_non_finite(action):
     outcome = env_action_outcome(action)
     assert outcome.handled, outcome.reason
@@ -70,15 +61,13 @@ def test_env_actions_never_reach_the_outputs_as_non_finite(action):
 @FAST
 @given(st.sampled_from(env_param_names()), hostile_floats(), st.booleans())
 def test_env_params_are_refused_or_flagged(name, value, traced):
-    assume(not known_env_param_bug(name, float(value)))
     outcome = env_param_outcome(name, float(value), traced)
     assert outcome.handled, outcome.reason
 
 
 @pytest.mark.parametrize("traced", [True, False])
 def test_every_env_param_with_nan(traced):
-    names = [n for n in env_param_names() if not known_env_param_bug(n, np.nan)]
-    bad = [env_param_outcome(n, float("nan"), traced) for n in names]
+    bad = [env_param_outcome(n, float("nan"), traced) for n in env_param_names()]
     assert all(o.handled for o in bad), [o.reason for o in bad if not o.handled]
 
 
@@ -95,7 +84,6 @@ def test_every_mechanism_parameter_at_every_extreme():
         for name in MECHANISMS
         for field in mechanism_fields(name)
         for value in EXTREMES
-        if not absurd_magnitude(value)
     ]
     assert all(o.handled for o in outcomes), [o.case for o in outcomes if not o.handled]
 
@@ -109,6 +97,5 @@ def test_every_env_param_at_every_extreme(traced):
         env_param_outcome(name, value, traced)
         for name in env_param_names()
         for value in EXTREMES
-        if not known_env_param_bug(name, value)
     ]
     assert all(o.handled for o in outcomes), [o.case for o in outcomes if not o.handled]

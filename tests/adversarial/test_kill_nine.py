@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from adversarial_checks import (
     _check_generation,
+    crash_windows,
     kill_during_training,
     kill_during_write,
     summarise,
@@ -21,6 +22,12 @@ def test_a_killed_overwrite_leaves_the_old_or_the_new_artefact(tmp_path):
 def test_a_killed_training_run_resumes_bit_identically(tmp_path):
     outcomes = kill_during_training(tmp_path, trials=2, iterations=5, seed=6, kills=1)
     assert all(o.handled for o in outcomes), summarise(outcomes)
+
+
+def test_kills_in_the_crash_windows_leave_the_old_or_the_new_artefact(tmp_path):
+    """Forced: after the atomic swap, and between the two renames of the fallback."""
+    outcomes = crash_windows(tmp_path)
+    assert len(outcomes) == 2 and all(o.handled for o in outcomes), summarise(outcomes)
 
 
 @pytest.mark.slow

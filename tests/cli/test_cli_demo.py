@@ -31,4 +31,5 @@ def test_demo_refuses_a_non_positive_dt(tmp_path):
         text=True,
         timeout=600,
     )
-    assert res.returncode != 0 and "--dt must be > 0" in res.stdout + res.stderr
+    assert res.returncode != 0 and "neuroctl: error: --dt:" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -44,6 +44,43 @@ def test_train_runs_on_every_registered_env(env, tmp_path):
     assert saved["best_constant"]["action"] == best["action"]
 
 
+def test_train_composes_wrappers_around_the_policy(tmp_path):
+    """--wrap builds the shipped feedback profile's structure on the generic env;
+    a wrapper whose field the env does not observe is one clear error."""
+    from neuroctl.train.runs import load_run
+
+    observe = ("observe_evidence=True", "observe_stimulus=True")
+    wraps = ("readout_feedback", "current_shaping", "evidence_switch")
+    args = TrainArgs(
+        env="EvidenceStim-v0",
+        env_option=(*SHORT_TRIAL, *observe),
+        policy="open_loop",
+        wrap=wraps,
+        precision="float64",
+        out=tmp_path / "w",
+        **TINY,
+    )
+    report = train(args)
+    assert np.isfinite(report["policy"]["return"])
+    saved = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert saved["spec"]["wrap"] == list(wraps)
+    parts = load_run(tmp_path / "w")[3]
+    assert "EvidenceSwitch" in str(parts.graphdef)
+    assert "ReadoutFeedback" in str(parts.graphdef)
+    res = _cli(
+        "--env",
+        "EvidenceStim-v0",
+        *(x for o in SHORT_TRIAL for x in ("--env-option", o)),
+        "--wrap",
+        "evidence_switch",
+        "--out",
+        "r",
+        tmp_path=tmp_path,
+    )
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "mean_stimulus" in res.stderr and "EvidenceSwitch" in res.stderr
+
+
 def _cli(*args, tmp_path):
     return subprocess.run(
         [sys.executable, "-m", "neuroctl.cli", "train", *args, "--no-progress"],

@@ -141,6 +141,72 @@ def test_a_write_killed_midway_leaves_the_old_folder_whole(tmp_path, monkeypatch
     assert [p.name for p in tmp_path.iterdir()] == ["p"]
 
 
+KILL_BETWEEN_RENAMES = """
+import os, signal, sys
+import numpy as np
+from neuroctl.io import checkpoints
+from neuroctl.io.artefacts import write_artefact
+
+real = os.rename
+
+
+def rename(src, dst):
+    real(src, dst)
+    if ".replaced-" in str(dst):  # the old folder set aside, the new one not yet in
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+os.rename = rename
+checkpoints._exchange = lambda a, b: False  # a system without an atomic swap
+write_artefact(sys.argv[1], "plant", 'kind = "toy"\\n', {"accuracy": 0.5},
+               {"w": np.arange(3.0)}, {}, overwrite=True)
+"""
+
+
+def test_an_overwrite_swaps_the_folders_in_one_step(tmp_path, monkeypatch):
+    """Linux: renameat2(RENAME_EXCHANGE); the old folder is never renamed aside."""
+    from neuroctl.io import checkpoints
+
+    folder = _write(tmp_path / "p")
+    renames, real = [], checkpoints.os.rename
+    monkeypatch.setattr(
+        checkpoints.os, "rename", lambda a, b: (renames.append(str(b)), real(a, b))
+    )
+    _write(folder, card={"accuracy": 0.5}, overwrite=True)
+    assert open_artefact(folder, "plant").card == {"accuracy": 0.5}
+    assert not [b for b in renames if ".replaced-" in b]
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]
+
+
+def test_a_kill_between_the_two_renames_is_recovered_on_open(tmp_path):
+    """Without the atomic swap a kill -9 between the renames leaves no folder;
+    the next open (or write) renames the old one back, whole."""
+    import subprocess
+    import sys
+
+    folder = _write(tmp_path / "p")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_BETWEEN_RENAMES, str(folder)], timeout=300
+    )
+    assert proc.returncode == -9
+    assert not folder.exists()  # the crash window really was hit
+    assert any(".replaced-" in p.name for p in tmp_path.iterdir())
+    assert open_artefact(folder, "plant").card == {"accuracy": 1.0}
+    _write(folder, card={"accuracy": 0.25}, overwrite=True)
+    assert open_artefact(folder, "plant").card == {"accuracy": 0.25}
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]  # staging cleaned up
+
+
+def test_staging_left_by_a_dead_process_is_removed_by_the_next_write(tmp_path):
+    folder = _write(tmp_path / "p")
+    dead = tmp_path / ".p.shipping-999999999-abc"  # no such pid
+    (dead / "checkpoint").mkdir(parents=True)
+    alive = tmp_path / f".p.saving-{__import__('os').getpid()}-abc"
+    alive.mkdir()  # a write in progress in a running process: left alone
+    _write(folder, card={"accuracy": 0.5}, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["p", alive.name])
+
+
 def test_a_destination_is_checked_before_any_work(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="not a folder"):

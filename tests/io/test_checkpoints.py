@@ -139,6 +139,36 @@ def test_edited_manifest_is_refused(saved):
         load_verified(saved)
 
 
+def _forge(folder: Path, edit) -> None:
+    """Edit the manifest and recompute its checksum, as a forger would."""
+    import hashlib
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    manifest["manifest_sha256"] = hashlib.sha256(ckpt._canonical(body)).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        (lambda m: m["leaves"][0].pop("shape"), r"leaves\[0\]\.shape"),
+        (lambda m: m.pop("tree_sha256"), "'tree_sha256'"),
+        (lambda m: m["leaves"][1].update(dtype="float99"), r"leaves\[1\]\.dtype"),
+        (lambda m: m["files"][0].update(size=-1), r"files\[0\]\.size"),
+        (lambda m: m.update(leaves={"a": 1}), "'leaves'"),
+        (lambda m: m.update(metadata=[1]), "'metadata'"),
+    ],
+)
+def test_a_forged_manifest_with_a_bad_key_is_a_checkpoint_error(saved, edit, where):
+    """A valid checksum over a malformed body: CheckpointError naming the key, never
+    a KeyError or TypeError."""
+    _forge(saved, edit)
+    with pytest.raises(CheckpointError, match=f"manifest.json'?: {where}"):
+        load_verified(saved)
+
+
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.bfloat16, jnp.int32])
 def test_wrong_dtype_in_like_is_refused(saved, dtype):
     params = make_params()

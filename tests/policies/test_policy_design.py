@@ -73,8 +73,8 @@ def test_profile_policy_requests_the_current_over_the_delivery():
     late = jnp.array([-70.0, -70.0, 0.75, -0.004, sample])  # second bin
     early = late.at[2].set(0.25)
     # gain = (p / delivery) · EVIDENCE_SCALE / (−s) = 0.6 · 2 = 1.2
-    np.testing.assert_allclose(policy(policy.initial_carry(), late)[1], 1.2)
-    assert float(policy(policy.initial_carry(), early)[1][0]) < 1e-5
+    np.testing.assert_allclose(at_time(policy, late)[1], 1.2)
+    assert float(at_time(policy, early)[1][0]) < 1e-5
 
 
 def test_bad_design_inputs_name_the_field(plant):
@@ -95,11 +95,20 @@ def test_bad_design_inputs_name_the_field(plant):
 FB_OBS = jnp.array([-70.0, -70.3, 0.9, -0.004, -0.005])  # d = +0.3 mV, late
 
 
+def at_time(policy, obs, carry=None, n_steps=520):
+    """`policy` on `obs` at the control step of its t/T (``obs[2]``): the open-loop
+    profile inside counts control steps in its carry (the int32 leaf)."""
+    step = jnp.asarray(round(float(obs[2]) * n_steps), jnp.int32)
+    carry = policy.initial_carry() if carry is None else carry
+    carry = jax.tree.map(lambda c: step if c.dtype == jnp.int32 else c, carry)
+    return policy(carry, obs)
+
+
 def test_fresh_feedback_profile_is_the_current_shaped_profile():
     fresh = make_policy("feedback_profile", n_bins=4, g_init=0.5, n_obs=5)
     profile = make_policy("open_loop", n_bins=4, g_init=0.5, n_obs=5)
     for obs in (FB_OBS, FB_OBS.at[2].set(0.1), FB_OBS.at[4].set(0.002)):
-        np.testing.assert_array_equal(fresh(None, obs)[1], profile(None, obs)[1])
+        np.testing.assert_array_equal(at_time(fresh, obs)[1], at_time(profile, obs)[1])
     with pytest.raises(ConfigError, match="n_obs"):
         make_policy("feedback_profile", n_obs=4)
     with pytest.raises(ConfigError, match="observe-stimulus"):
@@ -113,7 +122,7 @@ def test_feedback_corrects_the_current_by_the_readout_error_after_the_onset():
     )
 
     def gain(obs):  # s = −0.005: gain = requested current [1]
-        return float(policy(None, obs)[1][0])
+        return float(at_time(policy, obs)[1][0])
 
     # t/T 0.9: reference 0.46 mV, observed 0.3 → 0.16 mV behind: 0.4 + 2·0.16
     np.testing.assert_allclose(gain(FB_OBS), 0.4 + 2.0 * 0.16, rtol=1e-9)
@@ -122,9 +131,10 @@ def test_feedback_corrects_the_current_by_the_readout_error_after_the_onset():
     assert gain(ahead) == 0.0
     assert gain(FB_OBS.at[3].set(0.004)) == 0.0  # label-1 evidence: off
     parts, params = tp.split(policy)
-    grads = jax.grad(lambda p: tp.merge(parts, p)(None, FB_OBS)[1][0])(params)
-    assert float(grads["feedback_gain"][0]) == pytest.approx(0.16)
-    assert np.all(np.isfinite(grads["reference"])) and np.any(grads["reference"])
+    grads = jax.grad(lambda p: at_time(tp.merge(parts, p), FB_OBS)[1][0])(params)
+    feedback = grads["inner"]["inner"]  # EvidenceSwitch(CurrentShaping(feedback))
+    assert float(feedback["feedback_gain"][0]) == pytest.approx(0.16)
+    assert np.all(np.isfinite(feedback["reference"])) and np.any(feedback["reference"])
 
 
 def test_reference_is_the_noise_free_readout_difference(plant):
@@ -148,12 +158,23 @@ def test_feedback_policy_with_zero_gain_runs_as_the_open_loop_design(plant):
     profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
     ref = design.reference_trajectory(plant, profile, n_ref=30)
     keys = jax.random.split(jax.random.key(3), 4)
-    open_loop = run_trials(env, env_params, design.profile_policy(profile, 2.0), keys)
-    zero = design.feedback_policy(profile, ref, 2.0, feedback_gain=0.0)
+    n = env.n_steps
+    designed = design.profile_policy(profile, 2.0, n_steps=n)
+    open_loop = run_trials(env, env_params, designed, keys)
+    zero = design.feedback_policy(profile, ref, 2.0, feedback_gain=0.0, n_steps=n)
     closed = run_trials(env, env_params, zero, keys)
     np.testing.assert_array_equal(closed["current_power"], open_loop["current_power"])
-    fb = run_trials(env, env_params, design.feedback_policy(profile, ref, 2.0), keys)
+    fb_policy = design.feedback_policy(profile, ref, 2.0, n_steps=n)
+    fb = run_trials(env, env_params, fb_policy, keys)
     assert np.all(np.isfinite(fb["margin"])) and not np.any(fb["diverged"])
+
+
+def _set_feedback(params: dict, x):
+    """`params` of a feedback profile with k = x[0] and the reference shifted by x[1]
+    (``EvidenceSwitch(CurrentShaping(ReadoutFeedback(OpenLoop)))``)."""
+    layer = params["inner"]["inner"]
+    layer = dict(layer, feedback_gain=x[:1], reference=layer["reference"] + x[1])
+    return {"inner": {"inner": layer}}
 
 
 # per kind: the designed policy and the two params checked, perturbed by x
@@ -161,9 +182,7 @@ _FD_CASES = {
     "feedback_profile": (
         design.feedback_policy,
         jnp.array([3.0, 0.05]),  # [1/mV], shift of the reference [mV]
-        lambda params, x: dict(
-            params, feedback_gain=x[:1], reference=params["reference"] + x[1]
-        ),
+        lambda params, x: _set_feedback(params, x),
     ),
     "tracking_profile": (
         design.tracking_policy,
@@ -186,7 +205,7 @@ def test_feedback_gradient_matches_finite_differences(plant, kind):
     env, env_params = tp.make_env(plant, cfg)
     profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
     ref = design.reference_trajectory(plant, 0.7 * profile, n_ref=30)
-    parts, params = tp.split(build(profile, ref, 2.0))
+    parts, params = tp.split(build(profile, ref, 2.0, n_steps=env.n_steps))
     key = jax.random.key(11)  # a label-0 trial: the profile and feedback act
     assert int(tp.episode(env, env_params, parts, params, key).label) == 0
 
@@ -218,7 +237,9 @@ def test_training_starts_from_a_shipped_designed_policy(plant, tmp_path):
     )
     profile = np.array([0.1, 0.2, 0.5, 1.0, 0.3, 0.1])
     ref = np.linspace(0.0, 0.5, 521)  # [mV]; the shipped kind has 520 + 1 points
-    designed = design.feedback_policy(profile, ref, 2.0)
+    designed = design.feedback_policy(
+        profile, ref, 2.0, n_steps=tp.make_env(plant, cfg)[0].n_steps
+    )
     card = {"designed_by": "a test", "evaluation": {"power_reduction": 9.0}}
     checksum = plant_checksum(plant)
     folder = ship_policy(tmp_path / "p", designed, cfg, "short", checksum, card)
@@ -227,8 +248,11 @@ def test_training_starts_from_a_shipped_designed_policy(plant, tmp_path):
     )
     parts, state = train_policy(run, cfg, plant, "short", checksum)
     start = tp.split(designed)[1]
-    for name in ("logits", "reference", "feedback_gain"):  # lr 1e-12: unchanged
-        np.testing.assert_allclose(state.params[name], start[name], atol=1e-9)
+    assert jax.tree.structure(state.params) == jax.tree.structure(start)
+    for got, want in zip(  # lr 1e-12: unchanged
+        jax.tree.leaves(state.params), jax.tree.leaves(start), strict=True
+    ):
+        np.testing.assert_allclose(got, want, atol=1e-9)
     stages = _lineage(tmp_path / "r")
     assert stages[0]["shipped_policy"] == str(folder)
     assert stages[0]["designed_by"] == "a test"
@@ -276,7 +300,7 @@ def test_fresh_tracking_profile_is_the_feedback_profile():
     ]
     gains, carry = _steps(fresh, seq)
     np.testing.assert_array_equal(gains, _steps(feedback, seq)[0])
-    assert carry.shape == (3,) and np.any(gains > 0) and np.any(gains == 0)
+    assert carry[1].shape == (3,) and np.any(gains > 0) and np.any(gains == 0)
     with pytest.raises(ConfigError, match="n_obs"):
         make_policy("tracking_profile", n_obs=4)
     with pytest.raises(ConfigError, match="observe-stimulus"):
@@ -289,19 +313,23 @@ def test_tracking_makes_up_the_current_it_failed_to_deliver():
     policy = design.tracking_policy(
         [0.4, 0.4], np.zeros(3), 2.0, feedback_gain=0.0, tracking_rate=0.5
     )
+
     # owed 0.5 before the last period; it ran at g 1 on samples −0.002 → −0.004,
     # delivering 1 · 0.003 / 0.005 = 0.6: owed −0.1, so the request is
     # 0.4 − 0.5 · 0.1 = 0.35 on the predicted sample −0.004 + 0.5 · (−0.002)
-    carry = jnp.array([0.5, 1.0, -0.002])
+    def books(*values):  # the carry: (the profile's step counter, the books)
+        return jnp.zeros((), jnp.int32), jnp.array(values)
+
+    carry = books(0.5, 1.0, -0.002)
     obs = FB_OBS.at[4].set(-0.004)
-    new, gain = policy(carry, obs)
+    (_, new), gain = at_time(policy, obs, carry)
     np.testing.assert_allclose(gain, [0.35], rtol=1e-12)
     np.testing.assert_allclose(new, [0.3, 0.35, -0.004], rtol=1e-12)
     # a positive sample delivers nothing and the books keep the debt
-    new, gain = policy(jnp.array([0.0, 0.0, 0.001]), obs.at[4].set(0.002))
+    (_, new), gain = at_time(policy, obs.at[4].set(0.002), books(0.0, 0.0, 0.001))
     assert float(gain[0]) == 0.0 and float(new[0]) == pytest.approx(0.4)
     # label-1 evidence: off, and nothing is owed
-    new, gain = policy(carry, obs.at[3].set(0.004))
+    (_, new), gain = at_time(policy, obs.at[3].set(0.004), carry)
     assert float(gain[0]) == 0.0 and float(new[0]) == 0.0
 
 
@@ -323,7 +351,9 @@ def test_tracking_delivers_the_profiles_charge_in_the_env(plant):
         name: run_trials(
             env,
             env_params,
-            design.tracking_policy(profile, ref, 2.0, 0.0, rate, pred),
+            design.tracking_policy(
+                profile, ref, 2.0, 0.0, rate, pred, n_steps=env.n_steps
+            ),
             keys,
         )
         for name, rate, pred in (("plain", 0.0, 0.0), ("tracked", 1 / 3, 0.5))

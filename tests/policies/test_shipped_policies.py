@@ -42,43 +42,57 @@ def test_policies_map_one_observation_to_a_bounded_gain(kind):
     carry = policy.initial_carry()
     carry2, gain = policy(carry, one)
     assert gain.shape == (1,) and gain.dtype == jnp.float64
-    assert carry2.shape == carry.shape
-    np.testing.assert_allclose(gain, 0.5, atol=0.05)  # g_init where it starts
+    assert jax.tree.structure(carry2) == jax.tree.structure(carry)
+    assert [x.shape for x in jax.tree.leaves(carry2)] == [
+        x.shape for x in jax.tree.leaves(carry)
+    ]
+    np.testing.assert_allclose(gain, 0.5, rtol=1e-12)  # g_init where it starts
     # vmap at the call site over a batch of observations (and carries)
     last = jnp.concatenate([jnp.array([0.0, 20.0, 1.0]), stim])
     obs = jnp.stack([one, one + 10.0, last])
-    carries = jnp.stack([carry] * 3)
+    carries = jax.tree.map(lambda c: jnp.stack([c] * 3), carry)
     _, gains = jax.vmap(policy)(carries, obs)
     assert gains.shape == (3, 1)
     assert jnp.all((gains >= 0) & (gains <= 2.0))
 
 
-def test_open_loop_reads_only_time_and_mlp_reads_voltages():
-    open_loop = make_policy("open_loop", n_bins=4)
+def test_open_loop_reads_only_its_clock_and_mlp_reads_voltages():
+    open_loop = make_policy("open_loop", n_bins=4, n_steps=8)  # 2 steps per bin
     params = tp.split(open_loop)[1]
-    params["logits"] = jnp.array([-3.0, -1.0, 1.0, 3.0])
+    params["profile"] = jnp.array([[-3.0], [-1.0], [1.0], [3.0]])
     open_loop = tp.merge(tp.split(open_loop)[0], params)
-    gains = [
-        float(open_loop(None, jnp.array([v, -v, t]))[1][0])
-        for v, t in ((-70.0, 0.1), (0.0, 0.1), (-70.0, 0.9))
-    ]
-    assert gains[0] == gains[1] and gains[2] > gains[0]
+    carry, gains = open_loop.initial_carry(), []
+    for t in range(8):  # the observation is ignored; the bin follows the step
+        carry, g = open_loop(carry, jnp.array([-70.0 + 10 * t, 0.0, 0.99]))
+        gains.append(float(g[0]))
+    assert gains[0::2] == gains[1::2] and sorted(set(gains)) == gains[0::2]
     mlp = make_policy("mlp", seed=1)
     params = tp.split(mlp)[1]
     params["out"]["kernel"] = jnp.ones_like(params["out"]["kernel"])
     mlp = tp.merge(tp.split(mlp)[0], params)
-    g1 = mlp(None, jnp.array([-70.0, -70.0, 0.5]))[1]
-    g2 = mlp(None, jnp.array([-20.0, -70.0, 0.5]))[1]
+    g1 = mlp(mlp.initial_carry(), jnp.array([-70.0, -70.0, 0.5]))[1]
+    g2 = mlp(mlp.initial_carry(), jnp.array([-20.0, -70.0, 0.5]))[1]
     assert float(g1[0]) != float(g2[0])
 
 
-def test_fixed_gain_baseline_is_frozen_and_trainable_one_is_not():
-    from neuroctl.policies import FixedGain
+def test_the_baseline_applies_gain_one_and_the_fixed_policy_trains_one_gain():
+    from neuroctl.policies import baseline_policy
 
-    frozen = FixedGain(1.0)
-    assert tp.split(frozen)[1] == {}
+    baseline = baseline_policy(2.0, jnp.float64)
+    np.testing.assert_allclose(baseline((), OBS)[1], [1.0], rtol=1e-12)
     trainable = make_policy("fixed")
-    assert set(tp.split(trainable)[1]) == {"logit"}
+    assert set(tp.split(trainable)[1]) == {"z"}
+
+
+def test_wrappers_name_a_field_the_observation_lacks():
+    """A wrapper reads fields by name: on a 3-entry observation the evidence switch
+    has no mean stimulus to read, and says so."""
+    from neuroctl.policies import EvidenceSwitch, OpenLoop
+    from neuroctl.policies.gain import gain_io
+
+    io = gain_io(3, 2.0, n_steps=10)
+    with pytest.raises(ConfigError, match="mean_stimulus.*v_readout0"):
+        EvidenceSwitch(io, OpenLoop(io))
 
 
 def test_bad_policy_configs_name_the_field():
@@ -124,7 +138,7 @@ def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy
     plant, tmp_path
 ):
     """observe_evidence appends Σ s / steps; a widened seed policy acts as before."""
-    from neuroctl.policies.gain import EVIDENCE_SCALE, features
+    from neuroctl.policies.gain import EVIDENCE_SCALE
     from neuroctl.train.policy_run import widen_to_evidence
 
     cfg = tp.PolicyTrainConfig(observe_evidence=True)
@@ -133,7 +147,8 @@ def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy
     np.testing.assert_allclose(obs[3], stimulus[:n].mean(), rtol=1e-6)
     plain_env, _ = tp.make_env(plant, tp.PolicyTrainConfig())
     np.testing.assert_array_equal(obs[:3], plain_env.observation(state, env_params))
-    np.testing.assert_allclose(features(obs)[3], obs[3] / EVIDENCE_SCALE)
+    scaled = make_policy("mlp", n_obs=4, param_dtype=jnp.float64).scale(obs)
+    np.testing.assert_allclose(scaled[3], obs[3] / EVIDENCE_SCALE)
     # widening: a zero row for the new input, so the gain is unchanged
     for kind in ("mlp", "gru"):
         seed_policy = make_policy(kind, seed=2)
@@ -150,8 +165,8 @@ def test_evidence_observation_is_the_mean_stimulus_and_widening_keeps_the_policy
         tp.PolicyTrainConfig(policy="fixed", observe_evidence=True)
     # the evidence-switched profile: its gain while the mean stimulus is < 0, else 0
     profile = make_policy("open_loop", n_bins=4, g_init=0.5, n_obs=4)
-    on = profile(None, jnp.array([-70.0, -70.0, 0.6, -0.004]))[1]
-    off = profile(None, jnp.array([-70.0, -70.0, 0.6, 0.004]))[1]
+    on = profile(profile.initial_carry(), jnp.array([-70.0, -70.0, 0.6, -0.004]))[1]
+    off = profile(profile.initial_carry(), jnp.array([-70.0, -70.0, 0.6, 0.004]))[1]
     np.testing.assert_allclose(on, 0.5, rtol=1e-6)
     np.testing.assert_array_equal(off, 0.0)
     # a 3-entry observation for a 4-input policy is refused, not clamped
@@ -182,7 +197,7 @@ def test_stimulus_observation_is_the_latest_sample_and_shapes_the_current(plant)
 
     def gain(mean, sample):
         obs = jnp.array([-70.0, -70.0, 0.6, mean, sample])
-        return float(profile(None, obs)[1][0])
+        return float(profile(profile.initial_carry(), obs)[1][0])
 
     for sample in (-0.002, -0.005, -0.009):  # current = gain · sample: constant
         np.testing.assert_allclose(gain(-0.004, sample) * sample, -0.5 * EVIDENCE_SCALE)
@@ -191,12 +206,13 @@ def test_stimulus_observation_is_the_latest_sample_and_shapes_the_current(plant)
     assert gain(-0.004, -1e-6) == 2.0  # a tiny sample: clipped at g_max
     grad = jax.grad(
         lambda p: tp.merge(tp.split(profile)[0], p)(
-            None, jnp.array([-70.0, -70.0, 0.6, -0.004, 0.0])
+            profile.initial_carry(), jnp.array([-70.0, -70.0, 0.6, -0.004, 0.0])
         )[1][0]
     )(tp.split(profile)[1])
-    assert np.all(np.isfinite(grad["logits"]))  # s = 0 gives no 1/0 in gradients
+    # s = 0 gives no 1/0 in gradients
+    assert np.all(np.isfinite(grad["inner"]["inner"]["profile"]))
     with pytest.raises(ConfigError, match="obs"):
-        profile(None, jnp.array([-70.0, -70.0, 0.6, -0.004]))
+        profile(profile.initial_carry(), jnp.array([-70.0, -70.0, 0.6, -0.004]))
     # an evidence-observing mlp widened once more acts as before
     narrow = make_policy("mlp", seed=2, n_obs=4)
     wide = make_policy("mlp", n_obs=5)
@@ -210,7 +226,7 @@ def test_margin_decides_and_ce_scale_one_is_the_plant_cross_entropy(plant):
     """margin > 0 exactly on correct trials; CE(1·margin) is the env's CE."""
     cfg = tp.PolicyTrainConfig(policy="open_loop", n_bins=3, g_init=0.3)
     env, env_params = tp.make_env(plant, cfg)
-    parts, params = tp.split(tp.new_policy(cfg))
+    parts, params = tp.split(tp.new_policy(cfg, env.n_steps))
     keys = jax.random.split(jax.random.key(5), 6)
     eps = jax.jit(jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k)))(
         keys
@@ -239,7 +255,7 @@ def test_short_bptt_run_lowers_the_loss_and_the_energy(plant):
         policy="mlp", batch=4, lr=0.05, lambda_gain=1.0, lambda_current=1e4
     )
     env, env_params = tp.make_env(plant, cfg)
-    parts, state = tp.init_state(cfg)
+    parts, state = tp.init_state(cfg, env.n_steps)
     keys = jax.random.split(jax.random.key(123), 8)  # fixed held-out batch
     before = _fixed_batch_metrics(env, env_params, parts, state.params, cfg, keys)
     step = tp.make_train_step(env, env_params, parts, cfg)
@@ -254,14 +270,14 @@ def test_short_bptt_run_lowers_the_loss_and_the_energy(plant):
 def test_episode_gradient_matches_finite_differences(plant):
     cfg = tp.PolicyTrainConfig(policy="open_loop", n_bins=3, lambda_gain=0.5)
     env, env_params = tp.make_env(plant, cfg)
-    parts, params = tp.split(tp.new_policy(cfg))
+    parts, params = tp.split(tp.new_policy(cfg, env.n_steps))
     key = jax.random.key(7)
 
-    def loss(logits):
-        ep = tp.episode(env, env_params, parts, {"logits": logits}, key)
+    def loss(z):  # the profile's pre-actions, one per bin
+        ep = tp.episode(env, env_params, parts, {"profile": z[:, None]}, key)
         return tp.episode_loss(ep, cfg)
 
-    x = params["logits"] + jnp.array([0.3, -0.2, 0.1])
+    x = params["profile"][:, 0] + jnp.array([0.3, -0.2, 0.1])
     grad = jax.jit(jax.grad(loss))(x)
     direction = jnp.array([0.5, -1.0, 0.7])
     h = 1e-5
@@ -271,8 +287,10 @@ def test_episode_gradient_matches_finite_differences(plant):
 
 
 def test_ship_load_evaluate_is_bit_identical_and_checks_the_plant(plant, tmp_path):
+    from neuroctl.policies.gain import control_steps
+
     cfg = tp.PolicyTrainConfig(policy="gru", hidden=4)
-    policy = tp.new_policy(cfg)
+    policy = tp.new_policy(cfg, control_steps(plant, cfg.control_ms))
     parts, params = tp.split(policy)
     params = jax.tree.map(lambda x: x + 0.01, params)  # not the init
     policy = tp.merge(parts, params)
@@ -361,7 +379,7 @@ def test_run_directory_resumes_and_refuses_another_config(plant, tmp_path):
         "short",
         "abc",
     )
-    np.testing.assert_array_equal(s4.params["logit"], fresh.params["logit"])
+    np.testing.assert_array_equal(s4.params["z"], fresh.params["z"])
     assert int(s4.step) == 4
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert [json.loads(x)["iteration"] for x in lines] == [1, 2, 3, 4]
