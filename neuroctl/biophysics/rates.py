@@ -33,7 +33,8 @@ def efun(x: ArrayLike, y: FloatLike) -> Array:
     t_safe = jnp.where(small, 1.0, t)
     t_clip = jnp.minimum(t_safe, MAX_EXPONENT)
     exact = (t_safe * y) / jnp.expm1(t_clip)
-    series = y * (1.0 - t / 2.0 + t * t / 12.0 - t**4 / 720.0)
+    t_small = jnp.where(small, t, 0.0)  # no overflow of t⁴ in the untaken branch
+    series = y * (1.0 - t_small / 2.0 + t_small * t_small / 12.0 - t_small**4 / 720.0)
     return jnp.where(small, series, exact)
 
 

@@ -165,6 +165,9 @@ def test_efun_series_and_exact_branches_agree():
 @example(v=-229.42513147708794, cai=0.0625)  # float32 cancellation in efun_pair (CI)
 @example(v=-300.0, cai=1e-9)
 @example(v=300.0, cai=1e-1)
+@example(v=1e30, cai=1e-4)  # a diverged state: float32 dv was NaN (issue #17)
+@example(v=-1e30, cai=1e-4)
+@example(v=3e38, cai=1e-4)
 def test_rates_finite_for_any_voltage(v, cai):
     for ch in CHANNELS:
 
