@@ -78,6 +78,24 @@ CURRENT_DENSITY = Bound("current density", -1e4, 1e4, "µA/cm²")
 TEMPERATURE = Bound("temperature", 0.0, 100.0, "°C")
 
 
+def by_name(name: str, explicit: dict, conductance: Bound) -> Bound | None:
+    """The range of a mechanism field `name`.
+
+    `explicit` (a class's ``param_bounds``) first, else by the name:
+    ``temperature``; ``g…`` a `conductance`; ``e…`` a `POTENTIAL`; other fields
+    need only be finite (None).
+    """
+    if name in explicit:
+        return explicit[name]
+    if name == "temperature":
+        return TEMPERATURE
+    if name.startswith("g"):
+        return conductance
+    if name.startswith("e"):
+        return POTENTIAL
+    return None
+
+
 def check_bounded(field: str, value: object, bound: Bound | None, fix: str = ""):
     """Raise `ConfigError` unless `value` is real, finite and within `bound`.
 

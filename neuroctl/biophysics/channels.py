@@ -71,15 +71,7 @@ class AbstractChannel(eqx.Module):
     @classmethod
     def param_bound(cls, name: str) -> bounds.Bound | None:
         """The range of field `name`: `param_bounds`, else by name (module doc)."""
-        if name in cls.param_bounds:
-            return cls.param_bounds[name]
-        if name == "temperature":
-            return bounds.TEMPERATURE
-        if name.startswith("g"):
-            return bounds.CONDUCTANCE_DENSITY
-        if name.startswith("e"):
-            return bounds.POTENTIAL
-        return None
+        return bounds.by_name(name, cls.param_bounds, bounds.CONDUCTANCE_DENSITY)
 
     def steady_gates(self, v: Voltage, cai: Concentration) -> Gates:
         """Gates at steady state for holding potential `v` [mV] and `cai` [mM]."""

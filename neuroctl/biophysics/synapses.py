@@ -29,13 +29,7 @@ class AbstractSynapse(eqx.Module):
     @classmethod
     def param_bound(cls, name: str) -> bounds.Bound | None:
         """The range of field `name`: `param_bounds`, else by its name."""
-        if name in cls.param_bounds:
-            return cls.param_bounds[name]
-        if name.startswith("g"):
-            return bounds.POINT_CONDUCTANCE
-        if name.startswith("e"):
-            return bounds.POTENTIAL
-        return None
+        return bounds.by_name(name, cls.param_bounds, bounds.POINT_CONDUCTANCE)
 
     @abc.abstractmethod
     def steady_and_rate(self, v_pre: Voltage) -> tuple[Array, Array]:

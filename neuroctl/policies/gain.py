@@ -172,26 +172,29 @@ def control_steps(plant, control_ms: float) -> int:
     return plant.task.n_steps // substeps
 
 
+def layer_of(policy: AbstractPolicy, cls: type) -> AbstractPolicy:
+    """The first layer of type `cls` down a composed policy's ``inner`` chain."""
+    layer = policy
+    while not isinstance(layer, cls):
+        if not hasattr(layer, "inner"):
+            raise bad_value(
+                "policy",
+                type(policy).__name__,
+                f"a composition containing a {cls.__name__}",
+                f"pass a policy built with {cls.__name__} inside.",
+            )
+        layer = layer.inner
+    return layer
+
+
 def profile_of(policy: AbstractPolicy) -> OpenLoop:
     """The `OpenLoop` profile at the heart of a composed profile policy."""
-    while not isinstance(policy, OpenLoop):
-        if not hasattr(policy, "inner"):
-            raise bad_value(
-                "policy", type(policy).__name__, "a profile policy", "pass one."
-            )
-        policy = policy.inner
-    return policy
+    return layer_of(policy, OpenLoop)
 
 
 def feedback_of(policy: AbstractPolicy) -> ReadoutFeedback:
     """The `ReadoutFeedback` layer of a feedback or tracking profile policy."""
-    while not isinstance(policy, ReadoutFeedback):
-        if not hasattr(policy, "inner"):
-            raise bad_value(
-                "policy", type(policy).__name__, "a feedback profile", "pass one."
-            )
-        policy = policy.inner
-    return policy
+    return layer_of(policy, ReadoutFeedback)
 
 
 def legacy_params(flat: dict, kind: str, params: dict) -> dict:
