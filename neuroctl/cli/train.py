@@ -202,9 +202,11 @@ def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
 
 def train(args: Annotated[TrainArgs, tyro.conf.arg(name="")]) -> dict:
     """Train a policy by BPTT on any registered env and compare it with constants."""
+    from neuroctl.io.runs import check_fresh
     from neuroctl.train.runs import build_env, train_run
 
     spec, opts = spec_and_options(args)
+    check_fresh(opts.out, opts.resume)  # before the sweep, not after it
     sweep = constant_sweep(*build_env(spec), args, opts.out)
     best = max(sweep, key=lambda s: s["return"])
     spec, opts = spec_and_options(args, min(max(best["fraction"], 0.02), 0.98))

@@ -46,6 +46,21 @@ def record_diff(saved: dict, wanted: dict) -> list[str]:
     ]
 
 
+def check_fresh(out: Path, resume: bool) -> None:
+    """Before any work: refuse an `out` holding checkpoints unless `resume`.
+
+    The same rule `RunDir` applies, from the folder names alone (Orbax keeps one
+    numbered folder per saved step), so a command can check it before a sweep.
+    """
+    folder = Path(out) / "checkpoints"
+    steps = sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit())
+    if steps and not resume:
+        raise ConfigError(
+            f"out: {out} already holds checkpoints (latest step {steps[-1]}); pass "
+            "--resume to continue or choose a new --out."
+        )
+
+
 class RunDir:
     """One run directory (see the module docstring); use as a context manager.
 

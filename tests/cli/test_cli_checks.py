@@ -209,3 +209,15 @@ def test_blamed_on_renames_a_bare_field_or_prefixes_the_option():
     with pytest.raises(ConfigError, match="^--policy: policy 'x': no folder$"):
         with blamed_on("--policy"):
             raise ConfigError("policy 'x': no folder")
+
+
+def test_train_refuses_a_run_folder_with_checkpoints_before_the_sweep(
+    tmp_path, monkeypatch, no_work
+):
+    """Without --resume, a folder that holds checkpoints is refused before the
+    constant sweep runs (it was refused only after it, by the run directory)."""
+    (tmp_path / "run" / "checkpoints" / "4").mkdir(parents=True)
+    argv = ["train", "--env", "SpikeRate-v0", "--env-option", "episode_ms=10"]
+    message = _error([*argv, "--out", "run"], tmp_path, monkeypatch)
+    assert "already holds checkpoints (latest step 4)" in message, message
+    assert "--resume" in message
