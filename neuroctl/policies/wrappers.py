@@ -110,13 +110,11 @@ class CurrentShaping(AbstractPolicyWrapper):
         self.low, self.high = _one_action(io, "CurrentShaping")
         if not (isinstance(unit, (int, float)) and unit > 0):
             raise bad_value("unit", unit, "a number > 0 [1]", f"{EVIDENCE_SCALE}")
-        self.inner, self.index, self.unit = (
-            inner,
-            io.field(field, "CurrentShaping"),
-            unit,
-        )
+        self.size, (self.index,) = _fields(io, "CurrentShaping", field)
+        self.inner, self.unit = inner, unit
 
     def __call__(self, carry, obs):
+        _check_obs(obs, self.size)
         carry, request = self.inner(carry, obs)
         s = obs[self.index]
         neg = s < 0.0

@@ -103,6 +103,6 @@ def test_a_missing_field_or_a_wide_action_is_a_clear_error(env_io):
     wide = dataclasses.replace(io, action_low=(0.0, 0.0), action_high=(1.0, 1.0))
     with pytest.raises(ConfigError, match="CurrentShaping: action"):
         CurrentShaping(wide, OpenLoop(wide))
-    policy = EvidenceSwitch(io, OpenLoop(io))
-    with pytest.raises(ConfigError, match="obs"):  # JAX would clamp the index
-        policy(policy.initial_carry(), jnp.zeros(2))
+    for policy in (EvidenceSwitch(io, OpenLoop(io)), CurrentShaping(io, OpenLoop(io))):
+        with pytest.raises(ConfigError, match="obs"):  # JAX would clamp the index
+            policy(policy.initial_carry(), jnp.zeros(2))
