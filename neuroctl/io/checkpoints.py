@@ -626,6 +626,25 @@ def save_verified(
     return final
 
 
+def leaf_names(tree: Any) -> list[str]:
+    """The checkpoint names of `tree`'s leaves, in flatten order (module docstring)."""
+    return [name for name, _ in _named_leaves(tree)[0]]
+
+
+def tree_like(directory: str | os.PathLike, flat: dict, like: Any) -> Any:
+    """`flat` in `like`'s structure, checked as `load_verified(like=...)` checks.
+
+    `flat` is ``{leaf name: array}``, as `load_verified` returns without `like`:
+    names, shapes and dtypes must match `like`'s exactly. For a tree whose leaves
+    were renamed after loading (an older checkpoint format); `directory` only names
+    the checkpoint in errors.
+    """
+    root = Path(directory).absolute()
+    entries = [_leaf_entry(name, np.asarray(a)) for name, a in flat.items()]
+    names, treedef = _check_like(root, like, entries)
+    return jax.tree_util.tree_unflatten(treedef, [flat[name] for name in names])
+
+
 def load_verified(
     directory: str | os.PathLike,
     like: Any = None,

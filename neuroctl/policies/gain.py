@@ -31,7 +31,6 @@ policy applies ``g_init`` (default 1, the plant's native input) everywhere.
 
 import math
 
-import jax
 import jax.numpy as jnp
 
 from neuroctl.errors import bad_value
@@ -197,23 +196,25 @@ def feedback_of(policy: AbstractPolicy) -> ReadoutFeedback:
     return layer_of(policy, ReadoutFeedback)
 
 
-def legacy_params(flat: dict, kind: str, params: dict) -> dict:
-    """Params of a policy saved before the redesign, in `make_policy`'s structure.
+#: leaf names only checkpoints written before the composed policies have
+LEGACY_LEAVES = {"logits", "logit"}
 
-    Shipped checkpoints name a profile ``logits`` ``(n_bins,)`` and keep the
-    feedback and tracking params at the top level; `params` (a fresh policy's
-    pure dict) gives the structure they are poured into. Arrays are unchanged.
+
+def legacy_params(flat: dict, names: list[str]) -> dict:
+    """A checkpoint saved before the redesign, renamed to `make_policy`'s leaves.
+
+    Shipped profile checkpoints name the profile ``logits`` ``(n_bins,)`` (a fixed
+    gain ``logit``) and keep the feedback and tracking params at the top level;
+    the composed policy nests them under its wrappers (`names`: its leaf names,
+    `neuroctl.io.checkpoints.leaf_names`). Values are unchanged; a leaf the old
+    checkpoint lacks is left out, for `tree_like` to name.
     """
-    if kind in ("mlp", "gru"):
-        return flat
-    if kind == "fixed":
-        return {"z": flat["logit"]}
-    out = jax.tree.map(lambda x: x, params)  # a copy to fill
-    node = out
-    while "profile" not in node:  # down the wrappers to the OpenLoop
-        for name in ("tracking_rate", "prediction", "reference", "feedback_gain"):
-            if name in node:
-                node[name] = flat[name]
-        node = node["inner"]
-    node["profile"] = flat["logits"][:, None]
+    renamed = {"profile": ("logits", lambda a: a[:, None]), "z": ("logit", None)}
+    out = {}
+    for name in names:
+        old, reshape = renamed.get(
+            name.rsplit("/", 1)[-1], (name.rsplit("/", 1)[-1], None)
+        )
+        if old in flat:
+            out[name] = flat[old] if reshape is None else reshape(flat[old])
     return out

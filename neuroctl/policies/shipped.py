@@ -28,7 +28,13 @@ import numpy as np
 
 from neuroctl.errors import ConfigError
 from neuroctl.io.artefacts import SPEC, open_artefact, shipped_root
-from neuroctl.io.checkpoints import CheckpointError, load_verified, tree_checksum
+from neuroctl.io.checkpoints import (
+    CheckpointError,
+    leaf_names,
+    load_verified,
+    tree_checksum,
+    tree_like,
+)
 
 CHECKPOINT_DIR = "checkpoint"
 KIND = "evidence_gain"  # spec.toml's `kind` for these policies
@@ -161,7 +167,12 @@ def load_policy(folder: str | Path, plant=None):
     """
     from neuroctl.plants import load
     from neuroctl.policies.base import merge, split
-    from neuroctl.policies.gain import control_steps, legacy_params, make_policy
+    from neuroctl.policies.gain import (
+        LEGACY_LEAVES,
+        control_steps,
+        legacy_params,
+        make_policy,
+    )
 
     art = open_artefact(folder, "policy")
     folder, spec = art.folder, parse_spec(art.spec, art.folder / SPEC)
@@ -190,40 +201,13 @@ def load_policy(folder: str | Path, plant=None):
         n_obs=spec.n_obs,
     )
     parts, like = split(module)
+    checkpoint = folder / CHECKPOINT_DIR
     expected = {"plant_checksum": spec.plant_checksum}
-    flat, _ = load_verified(folder / CHECKPOINT_DIR, expected_metadata=expected)
+    flat, _ = load_verified(checkpoint, expected_metadata=expected)
     if LEGACY_LEAVES & set(flat):  # saved before the policies were composed
-        params = legacy_params(flat, spec.policy, like)
-        _check_like(folder, like, params)
-    else:
-        params, _ = load_verified(
-            folder / CHECKPOINT_DIR, like=like, expected_metadata=expected
-        )
-    params = jax.tree.map(jnp.asarray, params)
+        flat = legacy_params(flat, leaf_names(like))
+    params = jax.tree.map(jnp.asarray, tree_like(checkpoint, flat, like))
     return merge(parts, params), spec, art.card
-
-
-#: leaf names only checkpoints written before the composed policies have
-LEGACY_LEAVES = {"logits", "logit"}
-
-
-def _check_like(folder: Path, like: dict, params: dict) -> None:
-    """`params` (mapped from an older checkpoint) has `like`'s leaves exactly."""
-    got = jax.tree_util.tree_flatten_with_path(params)[0]
-    want = jax.tree_util.tree_flatten_with_path(like)[0]
-    for (path, a), (path_like, b) in zip(got, want, strict=False):
-        if path != path_like or a.shape != b.shape or a.dtype != b.dtype:
-            raise CheckpointError(
-                f"policy {folder}: checkpoint leaf {jax.tree_util.keystr(path)} "
-                f"{a.shape} {a.dtype} does not fit the policy's "
-                f"{jax.tree_util.keystr(path_like)} {b.shape} {b.dtype}; re-ship "
-                "the policy with this neuroctl."
-            )
-    if len(got) != len(want):
-        raise CheckpointError(
-            f"policy {folder}: the checkpoint has {len(got)} leaves, the policy "
-            f"{len(want)}; re-ship the policy with this neuroctl."
-        )
 
 
 def policy_params(policy) -> dict[str, Any]:

@@ -474,7 +474,9 @@ def _from_run_dir(folder: Path, option: str = "--policy"):
             f"{option}: {folder} was trained on a plant with a different checksum "
             "than the shipped one; evaluate it on the plant it was trained on."
         )
-    parts, state = restore(folder, cfg)
+    from neuroctl.policies.gain import control_steps
+
+    parts, state = restore(folder, cfg, n_steps=control_steps(plant, cfg.control_ms))
     return tp.merge(parts, state.params), plant, cfg
 
 
