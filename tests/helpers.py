@@ -46,3 +46,20 @@ def short_plant(trial_ms: float = 30.0) -> EvidencePlant:
     return EvidencePlant(
         plant.network, plant.params, plant.g, plant.input_weights, task, "short"
     )
+
+
+def cli_help() -> str:
+    """``neuroctl --help`` as a new user sees it, 200 columns wide (asserts exit 0)."""
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "neuroctl.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout

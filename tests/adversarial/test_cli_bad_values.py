@@ -12,18 +12,9 @@ from adversarial_checks import (
 
 
 def test_every_subcommand_is_covered():
-    import os
-    import subprocess
-    import sys
+    from helpers import cli_help
 
-    res = subprocess.run(
-        [sys.executable, "-m", "neuroctl.cli", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    listed = res.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
+    listed = cli_help().split("{", 1)[1].split("}", 1)[0].split(",")
     assert sorted(listed) == sorted(CLI)
 
 
