@@ -17,14 +17,16 @@ largest label-0 margin at a given power (see that module). This script
 2. evaluates each designed profile on the noisy env (``--trials`` held-out
    trials, the Pareto evaluation's) as three policies:
 
-   * *open loop*: a current-shaped `OpenLoopGain` requesting ``profile /
-     delivery`` to make up for the mean shortfall of gating the noisy stream
-     (`delivery_ratio`);
-   * *feedback*: a `FeedbackProfile` that also corrects the request by the
-     observed readout difference against the design's noise-free trajectory
-     (``--feedback-gain`` per mV, from 0.8 of the trial on);
-   * *tracking*: a `TrackingProfile` that keeps books on the current it delivered
-     and makes up each shortfall within ``--tracking-ms``, with a predicted sample
+   * *open loop*: a current-shaped profile (``make_policy("open_loop",
+     n_obs=5)``) requesting ``profile / delivery`` to make up for the mean
+     shortfall of gating the noisy stream (`delivery_ratio`);
+   * *feedback*: a feedback profile (`ReadoutFeedback` inside) that also
+     corrects the request by the observed readout difference against the
+     design's noise-free trajectory (``--feedback-gain`` per mV, from 0.8 of the
+     trial on);
+   * *tracking*: a tracking profile (`CurrentTracking`) that keeps books on the
+     current it delivered and makes up each shortfall within ``--tracking-ms``,
+     with a predicted sample
      in the gain, at a ``--tracking-control-ms`` control period and gains up to
      ``--tracking-g-max`` (plus readout feedback, ``--tracking-feedback-gain``);
 
@@ -515,11 +517,11 @@ def _table(rec: dict) -> str:
     tr = rec["tracking"]
     lines += [
         "",
-        "Policies: *open loop* = the profile as a current-shaped `OpenLoopGain` "
+        "Policies: *open loop* = the profile as a current-shaped open-loop profile "
         "requesting profile/delivery; *feedback* = the same plus "
         f"{rec['feedback_gain']:g}/mV × (noise-free readout difference − observed "
-        "one) from 0.8 of the trial on (a `FeedbackProfile`; the reference is the "
-        "design's noise-free trajectory); *tracking* = a `TrackingProfile`: it "
+        "one) from 0.8 of the trial on (`ReadoutFeedback`; the reference is the "
+        "design's noise-free trajectory); *tracking* = `CurrentTracking`: it "
         "requests the profile itself (no delivery mark-up), keeps books on the "
         "current it delivered (read from the next sample) and makes up a shortfall "
         f"over ~{tr['tracking_ms']:g} ms, divides by a predicted sample "
