@@ -110,6 +110,11 @@ class TrainArgs:
     (at most 10**6)."""
     progress: bool = True
     """Show progress bars."""
+    devices: int = 1
+    """Devices each batch of episodes is split over (data parallel) [1]; 1 = no
+    mesh. --batch and --validate-episodes must be multiples of it; results equal
+    one device's up to float rounding. On CPU, set
+    XLA_FLAGS=--xla_force_host_platform_device_count=N first."""
 
 
 def parse_pairs(option: str, pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -150,12 +155,26 @@ def _check(args: TrainArgs) -> Path:
             "eval_episodes": (1, MAX_TRIALS),
             "sweep_points": (2, MAX_SWEEP_POINTS),
             "sweep_episodes": (1, MAX_TRIALS),
+            "devices": (1, MAX_BATCH),
         },
     )
+    _check_devices(args)
     name = args.env.removeprefix("neuroctl/")
     out = args.out or Path("runs") / f"{name}-{args.policy}"
     check_output_folder("--out", out)
     return out
+
+
+def _check_devices(args: TrainArgs) -> None:
+    """--batch and --validate-episodes split over --devices, which JAX has."""
+    if args.devices == 1:
+        return
+    from neuroctl.train.sharding import check_divisible, data_mesh
+
+    check_divisible("--batch", args.batch, args.devices)
+    check_divisible("--validate-episodes", args.validate_episodes, args.devices)
+    with blamed_on("--devices"):
+        data_mesh(args.devices)
 
 
 def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
@@ -196,6 +215,7 @@ def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
         progress=args.progress,
         validate_every=args.validate_every,
         validate_episodes=args.validate_episodes,
+        devices=args.devices,
     )
     return spec, opts
 
@@ -259,15 +279,31 @@ def compare(env, env_params, parts, params, best, args: TrainArgs) -> dict:
     from neuroctl.train import evaluate as ev
 
     keys = ev.evaluation_keys(args.eval_episodes)
-    pol = ev.run_policy(env, env_params, parts, params, keys, progress=args.progress)
+    mesh = _mesh(args.devices)
+    pol = ev.run_policy(
+        env, env_params, parts, params, keys, progress=args.progress, mesh=mesh
+    )
     const = ev.run_constant(
-        env, env_params, best, keys, progress=args.progress, desc="best constant"
+        env,
+        env_params,
+        best,
+        keys,
+        progress=args.progress,
+        desc="best constant",
+        mesh=mesh,
     )
     return {
         "eval_episodes": args.eval_episodes,
         "policy": ev.summarise(pol),
         "best_constant": {"action": best.tolist(), **ev.summarise(const)},
     }
+
+
+def _mesh(devices: int):
+    """The data mesh of --devices (None for one device)."""
+    from neuroctl.train.sharding import data_mesh
+
+    return data_mesh(devices) if devices > 1 else None
 
 
 def _write_report(out: Path, report: dict) -> None:

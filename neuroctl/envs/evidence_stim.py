@@ -18,11 +18,15 @@ it, so a policy can shape the injected current itself (e.g. hold it nearly
 constant, the cheapest current for a given mean drive). Reward per control step::
 
     reward = −energy_cost · mean_{t, i} I_i(t)²      (mean over solver steps, cells)
+             − gain_cost · g²  − charge_cost · Σ_{t, i} |I_i(t)|·dt
 
-plus, on the last step, the task outcome: ``−cross_entropy(logits, label)``
-(``outcome="cross_entropy"``) or ``+1 / −1`` for a correct / wrong decision
+plus, on the last step, the task outcome: ``−cross_entropy(margin_scale · logits,
+label)`` (``outcome="cross_entropy"``) or ``+1 / −1`` for a correct / wrong decision
 (``outcome="sign"``), with ``logits`` = the readouts' mean voltage over the response
-window, as the plant was trained (FACTS.md: the closed-loop stimulation result).
+window [mV], as the plant was trained (FACTS.md: the closed-loop stimulation
+result). ``margin_scale`` [1/mV] = 1 is the plant's own CE; a larger one saturates
+at a smaller readout margin (`neuroctl.train.policy`). Every weight is a param, so
+the episode return is the objective BPTT minimises (its negative) and RL maximises.
 
 Trials are streamed. They follow `evidence_task.sample_trial` (same key split, so
 the same per-trial mean ``μ = ±evidence_mean + jitter``; white noise
@@ -69,9 +73,13 @@ class EvidenceStimParams(AbstractEnvParams):
         g: synaptic conductances of the plant, ``(n_synapses,)`` [µS].
         w: input weights of the plant, ``(n_cells,)`` [1].
         g_max: largest gain (action upper bound) [1].
-        energy_cost: weight of the mean squared injected current [1/nA²].
+        energy_cost: weight of the mean squared injected current, per control
+            step [1/nA²].
         evidence_mean: |μ| of the trial's white noise [1] (psychometric sweeps).
         divergence_penalty: subtracted once if the simulation diverges [1].
+        gain_cost: weight of g², per control step [1].
+        charge_cost: weight of the injected charge Σ|I|·dt, per control step [1/pC].
+        margin_scale: scale of the readout means inside the terminal CE [1/mV].
     """
 
     g: ArrayLike
@@ -80,13 +88,25 @@ class EvidenceStimParams(AbstractEnvParams):
     energy_cost: ArrayLike = 100.0  # [1/nA²]
     evidence_mean: ArrayLike = 0.005  # [1]
     divergence_penalty: ArrayLike = 1000.0  # [1]
+    gain_cost: ArrayLike = 0.0  # [1]
+    charge_cost: ArrayLike = 0.0  # [1/pC]
+    margin_scale: ArrayLike = 1.0  # [1/mV]
 
     def __check_init__(self) -> None:
         check_value("g", self.g, lambda x: np.all(x >= 0), ">= 0 [µS]")
         check_value("w", self.w, lambda x: np.all(x >= 0), ">= 0")
         check_value("g_max", self.g_max, lambda x: np.all(x > 0), "> 0")
-        for name in ("energy_cost", "evidence_mean", "divergence_penalty"):
+        for name in (
+            "energy_cost",
+            "evidence_mean",
+            "divergence_penalty",
+            "gain_cost",
+            "charge_cost",
+        ):
             check_value(name, getattr(self, name), lambda x: np.all(x >= 0), ">= 0")
+        check_value(
+            "margin_scale", self.margin_scale, lambda x: np.all(x > 0), "> 0 [1/mV]"
+        )
 
 
 class EvidenceStimState(AbstractEnvState):
@@ -125,11 +145,16 @@ class EvidenceStimMetrics(eqx.Module):
         decided: this step ended the trial [bool].
         correct: 1.0 if the decision was right (last step only) [1].
         cross_entropy: of the readout means vs the label (last step only) [nats].
+        margin: readout mean of the correct class minus the other's (last step
+            only) [mV]; < 0: a wrong decision.
+        label: the trial's class so far (1: summed evidence > 0) [1].
     """
 
     decided: Array
     correct: Array
     cross_entropy: Array
+    margin: Array
+    label: Array
 
 
 class EvidenceStim(AbstractEnv):
@@ -394,16 +419,20 @@ class EvidenceStim(AbstractEnv):
         return decision_outcome(task, alive)
 
     def reward(self, state, action, next_state, energy: Energy, params) -> Array:
-        cost = params.energy_cost * energy.current_power  # [1/nA²]·[nA²]
-        outcome = self.task_outcome(next_state)
+        cost = (
+            params.energy_cost * energy.current_power  # [1/nA²]·[nA²]
+            + params.gain_cost * jnp.mean(action**2)  # [1]·[1]
+            + params.charge_cost * energy.charge  # [1/pC]·[pC]
+        )
+        outcome = self.task_outcome(next_state, params.margin_scale)
         return -cost + jnp.where(self.terminal(next_state, params), outcome, 0.0)
 
-    def task_outcome(self, state: EvidenceStimState) -> Array:
-        """Terminal reward of a finished trial: −CE or ±1 (see `outcome`) [1]."""
-        logits = self.logits(state)
-        if self.outcome == "sign":
-            return 2.0 * et.accuracy(logits, state.label) - 1.0
-        return -et.cross_entropy(logits, state.label)
+    def task_outcome(self, state: EvidenceStimState, margin_scale=1.0) -> Array:
+        """Terminal reward of a finished trial: −CE or ±1 (see `outcome`) [1].
+
+        `margin_scale` [1/mV] multiplies the readout means inside the CE.
+        """
+        return task_outcome(self.logits(state), state.label, self.outcome, margin_scale)
 
     def terminal(self, state: EvidenceStimState, params) -> Array:
         return state.t >= self.n_steps
@@ -413,16 +442,31 @@ class EvidenceStim(AbstractEnv):
         return decision_metrics(decided, self.logits(next_state), next_state.label)
 
 
+def task_outcome(logits: Array, label: Array, outcome: str, margin_scale) -> Array:
+    """Terminal reward of a decision: ``−CE(margin_scale·logits)`` or ±1 [1].
+
+    Two classes: the CE is ``softplus(−margin_scale·margin)``; `margin_scale` = 1
+    [1/mV] is the plant's own loss (multiplying by 1 is exact).
+    """
+    if outcome == "sign":
+        return 2.0 * et.accuracy(logits, label) - 1.0
+    return -et.cross_entropy(margin_scale * logits, label)
+
+
 def decision_metrics(
     decided: Array, logits: Array, label: Array
 ) -> EvidenceStimMetrics:
-    """The trial's `EvidenceStimMetrics` (0 unless `decided`)."""
+    """The trial's `EvidenceStimMetrics` (outcomes 0 unless `decided`)."""
     correct = et.accuracy(logits, label)
     ce = et.cross_entropy(logits, label)
+    diff = logits[1] - logits[0]  # r1 − r0 [mV]
+    margin = jnp.where(label == 1, diff, -diff)
     return EvidenceStimMetrics(
         decided=decided,
         correct=jnp.where(decided, correct, 0.0),
         cross_entropy=jnp.where(decided, ce, 0.0),
+        margin=jnp.where(decided, margin, 0.0),
+        label=jnp.asarray(label, jnp.int32),
     )
 
 

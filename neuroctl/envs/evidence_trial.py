@@ -5,8 +5,8 @@ One episode is one trial of the plant's task, streamed as `EvidenceStim` streams
 step from ``fold_in(noise_key, t)``, the task's Butterworth filter step by step
 (``s``), and the evidence current ``input_gain · input_scale · w_i · s`` [nA] into
 each cell's basal input. The readouts are summed over the response window; on the
-last control step the task pays ``−CE(readout means, label)`` (or ``±1``,
-``outcome="sign"``). Fields: ``mean_stimulus`` (Σ s / steps so far) and
+last control step the task pays ``−CE(margin_scale · readout means, label)`` (or
+``±1``, ``outcome="sign"``). Fields: ``mean_stimulus`` (Σ s / steps so far) and
 ``stimulus`` (the latest ``s``) [1].
 
 `TaskInputGain` is the actuator that scales this drive (`EvidenceStim`'s action);
@@ -26,6 +26,7 @@ from neuroctl.envs.evidence_stim import (
     decision_metrics,
     decision_outcome,
     sos_step,
+    task_outcome,
 )
 from neuroctl.envs.spaces import Box
 from neuroctl.envs.tasks import AbstractTask
@@ -60,6 +61,8 @@ class EvidenceTrial(AbstractTask):
         n_steps: control steps per trial (static) [1].
         substeps: solver steps per control step (static) [1].
         outcome: ``"cross_entropy"`` or ``"sign"`` (static).
+        margin_scale: scale of the readout means inside the terminal CE [1/mV]
+            (1: the plant's own loss).
     """
 
     w: ArrayLike
@@ -69,6 +72,7 @@ class EvidenceTrial(AbstractTask):
     n_steps: int = eqx.field(static=True, default=520)
     substeps: int = eqx.field(static=True, default=40)
     outcome: str = eqx.field(static=True, default="cross_entropy")
+    margin_scale: ArrayLike = 1.0  # [1/mV]
 
     def __check_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -76,6 +80,9 @@ class EvidenceTrial(AbstractTask):
         check_value("w", self.w, lambda x: np.all(x >= 0), ">= 0")
         for name in ("input_gain", "evidence_mean"):
             check_value(name, getattr(self, name), lambda x: np.all(x >= 0), ">= 0")
+        check_value(
+            "margin_scale", self.margin_scale, lambda x: np.all(x > 0), "> 0 [1/mV]"
+        )
 
     def _sos(self) -> np.ndarray:
         return et.filter_sos(self.task)
@@ -126,10 +133,9 @@ class EvidenceTrial(AbstractTask):
         return state.readout_sum / (window.stop - window.start)
 
     def _outcome(self, state: TrialState) -> Array:
-        logits = self.logits(state)
-        if self.outcome == "sign":
-            return 2.0 * et.accuracy(logits, state.label) - 1.0
-        return -et.cross_entropy(logits, state.label)
+        return task_outcome(
+            self.logits(state), state.label, self.outcome, self.margin_scale
+        )
 
     def reward(self, state, next_state, t) -> Array:
         return jnp.where(t + 1 >= self.n_steps, self._outcome(next_state), 0.0)
@@ -261,6 +267,9 @@ def _aliases(actuator: AbstractActuator) -> dict[str, str]:
         "energy_cost": "objective.current_power",
         "evidence_mean": "task.evidence_mean",
         "evidence_gain": "task.input_gain",
+        "margin_scale": "task.margin_scale",
+        "gain_cost": "objective.action_sq",
+        "charge_cost": "objective.charge",
     }
     if isinstance(actuator, TaskInputGain):
         names["g_max"] = "actuator.g_max"

@@ -40,6 +40,7 @@ from neuroctl.envs.rollout import Trajectory, closed_loop, episode_return
 from neuroctl.errors import bad_value
 from neuroctl.policies.base import Parts, merge
 from neuroctl.policies.networks import PolicyIO
+from neuroctl.train.sharding import Mesh, check_divisible, map_batch
 from neuroctl.typing import Array
 
 EVAL_SEED = 2**31 - 1  # root of held-out episodes; never a training seed
@@ -112,14 +113,39 @@ class TrainState(eqx.Module):
 
 
 class StepMetrics(NamedTuple):
-    """Batch means of one iteration (before the update)."""
+    """Batch means of one iteration (before the update).
+
+    ``outcome`` holds the batch means of the env's own episode outcome
+    (`AbstractEnv.episode_outcome`: e.g. ``correct`` and ``cross_entropy`` of a
+    decision task, the rate error of a tracking task); the log writes its entries
+    under their own names.
+    """
 
     loss: Array  # −mean return [1]
     episode_return: Array  # [1]
     current_power: Array  # mean over steps of the mean I² [nA²]
     charge: Array  # injected charge per episode [pC]
+    action_mean: Array  # mean over steps and action entries [action units]
     grad_norm: Array  # [1]
     diverged: Array  # fraction of episodes [1]
+    outcome: dict  # name → batch mean of the env's episode outcome
+
+
+def batch_metrics(
+    env: AbstractEnv, trajs: Trajectory, loss: Array, grads: PyTree
+) -> StepMetrics:
+    """`StepMetrics` of a batch of trajectories (leading axis: episodes)."""
+    outcome = jax.vmap(env.episode_outcome)(trajs.infos.task, trajs.alive)
+    return StepMetrics(
+        loss=loss,
+        episode_return=-loss,
+        current_power=jnp.mean(trajs.infos.current_power),
+        charge=jnp.mean(jnp.sum(trajs.infos.charge, axis=-1)),
+        action_mean=jnp.mean(trajs.infos.action),
+        grad_norm=optax.tree.norm(grads),
+        diverged=jnp.mean(jnp.any(trajs.infos.diverged, axis=-1)),
+        outcome={k: jnp.mean(v) for k, v in outcome.items()},
+    )
 
 
 def episode(
@@ -160,14 +186,26 @@ def init_state(params: dict, cfg: BPTTConfig) -> TrainState:
     return TrainState(jnp.zeros((), jnp.int32), params, opt_state)
 
 
-def make_train_step(env: AbstractEnv, env_params, parts: Parts, cfg: BPTTConfig):
-    """Jitted ``state -> (state, StepMetrics)``: one update on a fresh batch."""
+def make_train_step(
+    env: AbstractEnv,
+    env_params,
+    parts: Parts,
+    cfg: BPTTConfig,
+    mesh: Mesh | None = None,
+):
+    """Jitted ``state -> (state, StepMetrics)``: one update on a fresh batch.
+
+    With a `mesh` (`neuroctl.train.sharding.data_mesh`) the batch is split over
+    its devices (``cfg.batch`` a multiple of their count); the state is replicated.
+    """
     opt = optimizer(cfg.lr, cfg.decay_steps, cfg.clip_norm)
+    check_divisible("batch", cfg.batch, mesh)
+    run = map_batch(
+        lambda p, k: episode(env, env_params, parts, p, k, cfg.truncation), mesh
+    )
 
     def batch_loss(params, keys):
-        trajs = jax.vmap(
-            lambda k: episode(env, env_params, parts, params, k, cfg.truncation)
-        )(keys)
+        trajs = run(params, keys)
         returns = jax.vmap(episode_return)(trajs)
         return -jnp.mean(returns), trajs
 
@@ -178,26 +216,26 @@ def make_train_step(env: AbstractEnv, env_params, parts: Parts, cfg: BPTTConfig)
             state.params, keys
         )
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
-        metrics = StepMetrics(
-            loss=loss,
-            episode_return=-loss,
-            current_power=jnp.mean(trajs.infos.current_power),
-            charge=jnp.mean(jnp.sum(trajs.infos.charge, axis=-1)),
-            grad_norm=optax.tree.norm(grads),
-            diverged=jnp.mean(jnp.any(trajs.infos.diverged, axis=-1)),
-        )
+        metrics = batch_metrics(env, trajs, loss, grads)
         params = optax.apply_updates(state.params, updates)
         return TrainState(state.step + 1, params, opt_state), metrics
 
     return train_step
 
 
-def make_validation(env: AbstractEnv, env_params, parts: Parts, keys: Array):
-    """Jitted ``params -> mean return`` on the fixed episodes `keys` (no gradient)."""
+def make_validation(
+    env: AbstractEnv, env_params, parts: Parts, keys: Array, mesh: Mesh | None = None
+):
+    """Jitted ``params -> mean return`` on the fixed episodes `keys` (no gradient).
+
+    With a `mesh`, the episodes are split over its devices (as `make_train_step`).
+    """
+    check_divisible("validate_episodes", len(keys), mesh)
+    run = map_batch(lambda p, k: episode(env, env_params, parts, p, k), mesh)
 
     @jax.jit
     def validate(params: dict) -> Array:
-        trajs = jax.vmap(lambda k: episode(env, env_params, parts, params, k))(keys)
+        trajs = run(params, keys)
         return jnp.mean(jax.vmap(episode_return)(trajs))
 
     return validate

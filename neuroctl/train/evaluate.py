@@ -14,7 +14,9 @@ every training key; everything compared runs on the same episodes. Per episode:
   ``rate_rmse_hz``).
 
 `summarise` averages them; an outcome named ``correct`` is also reported as an
-accuracy with its 95 % Wilson interval.
+accuracy with its 95 % Wilson interval. Given a `mesh`
+(`neuroctl.train.sharding.data_mesh`), each chunk of episodes is split over its
+devices (a short last chunk is padded with repeats, then trimmed).
 """
 
 import math
@@ -29,6 +31,7 @@ from neuroctl.envs.core import AbstractEnv
 from neuroctl.envs.rollout import Trajectory, episode_return
 from neuroctl.policies.base import Parts
 from neuroctl.train.bptt import EVAL_SEED, VALIDATION_SEED, constant_episode, episode
+from neuroctl.train.sharding import Mesh, map_batch
 from neuroctl.typing import Array
 
 
@@ -54,58 +57,76 @@ def episode_stats(env: AbstractEnv, traj: Trajectory) -> dict[str, Array]:
 
 
 @eqx.filter_jit
-def _policy_chunk(env, env_params, parts: Parts, params, keys):
-    def one(key):
-        traj = episode(env, env_params, parts, params, key, remat=False)
+def _policy_chunk(env, env_params, parts: Parts, params, keys, mesh=None):
+    def one(shared, key):
+        traj = episode(env, shared[0], parts, shared[1], key, remat=False)
         return episode_stats(env, traj)
 
-    return jax.vmap(one)(keys)
+    return map_batch(one, mesh, "chunk")((env_params, params), keys)
 
 
 @eqx.filter_jit
-def _constant_chunk(env, env_params, action, keys):
-    def one(key):
-        return episode_stats(env, constant_episode(env, env_params, action, key))
+def _constant_chunk(env, env_params, action, keys, mesh=None):
+    def one(shared, key):
+        return episode_stats(env, constant_episode(env, *shared, key))
 
-    return jax.vmap(one)(keys)
+    return map_batch(one, mesh, "chunk")((env_params, action), keys)
 
 
-def _chunked(fn, keys: Array, chunk: int, progress: bool, desc: str):
+def _chunked(fn, keys: Array, chunk: int, progress: bool, desc: str, mesh=None):
     from tqdm.auto import tqdm
 
     out = []
     starts = range(0, len(keys), chunk)
     for lo in tqdm(starts, disable=not progress, unit="chunk", desc=desc):
-        out.append(jax.device_get(fn(keys[lo : lo + chunk])))
+        part = keys[lo : lo + chunk]
+        stats = jax.device_get(fn(_padded(part, mesh)))
+        out.append({k: v[: len(part)] for k, v in stats.items()})
     return {k: np.concatenate([np.asarray(o[k]) for o in out]) for k in out[0]}
 
 
+def _padded(keys: Array, mesh: Mesh | None) -> Array:
+    """`keys` repeated cyclically to a multiple of `mesh`'s devices (trim after)."""
+    short = 0 if mesh is None else -len(keys) % mesh.size
+    return keys if not short else keys[jnp.arange(len(keys) + short) % len(keys)]
+
+
 def run_policy(
-    env, env_params, parts: Parts, params, keys, chunk=64, progress=False, desc=None
+    env,
+    env_params,
+    parts: Parts,
+    params,
+    keys,
+    chunk=64,
+    progress=False,
+    desc=None,
+    mesh: Mesh | None = None,
 ):
     """Per-episode stats (NumPy arrays) of a split policy on `keys`."""
     params_ = env.prepare_params(env_params)
     return _chunked(
-        lambda k: _policy_chunk(env, params_, parts, params, k),
+        lambda k: _policy_chunk(env, params_, parts, params, k, mesh),
         keys,
         chunk,
         progress,
         desc or "policy",
+        mesh,
     )
 
 
 def run_constant(
-    env, env_params, action, keys, chunk=64, progress=False, desc=None
+    env, env_params, action, keys, chunk=64, progress=False, desc=None, mesh=None
 ) -> dict:
     """Per-episode stats of the constant `action` [action units] on `keys`."""
     params_ = env.prepare_params(env_params)
     a = jnp.asarray(action, env.config.jnp_dtype)
     return _chunked(
-        lambda k: _constant_chunk(env, params_, a, k),
+        lambda k: _constant_chunk(env, params_, a, k, mesh),
         keys,
         chunk,
         progress,
         desc or "constant",
+        mesh,
     )
 
 

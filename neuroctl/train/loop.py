@@ -18,8 +18,15 @@ from neuroctl.io.runs import RunDir
 
 
 def _scalars(metrics: Any) -> dict[str, float]:
+    """Metric name → float; a dict-valued entry logs its items under their names."""
     values = metrics._asdict() if hasattr(metrics, "_asdict") else dict(metrics)
-    return {k: float(v) for k, v in jax.device_get(values).items()}
+    out = {}
+    for k, v in jax.device_get(values).items():
+        if isinstance(v, Mapping):
+            out.update((name, float(x)) for name, x in v.items())
+        else:
+            out[k] = float(v)
+    return out
 
 
 def _means(recent, postfix: Mapping[str, str]) -> dict[str, str]:

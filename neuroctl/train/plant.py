@@ -58,6 +58,7 @@ import optax
 from neuroctl.biophysics import Network, Params
 from neuroctl.errors import bad_value
 from neuroctl.plants import evidence_task as et
+from neuroctl.train.sharding import Mesh, check_divisible, map_batch
 from neuroctl.typing import Array
 
 #: Root seed of held-out evaluation trials; disjoint from every training key.
@@ -207,20 +208,33 @@ def batch_loss(
     net_params: Params,
     task: et.TaskConfig,
     lengths: Sequence[int] | None,
+    mesh: Mesh | None = None,
 ) -> tuple[Array, tuple[Array, Array]]:
-    """Mean cross-entropy [nats] over a batch of trials and ``(logits, labels)``."""
+    """Mean cross-entropy [nats] over a batch of trials and ``(logits, labels)``.
 
-    def one(trial):
-        return et.trial_loss(net, net_params, params, trial, task, lengths)
+    With a `mesh` the trials are split over its devices (`sharding.map_batch`).
+    """
 
-    losses, (logits, labels) = jax.vmap(one)(trials)
+    def one(p, trial):
+        return et.trial_loss(net, net_params, p, trial, task, lengths)
+
+    losses, (logits, labels) = map_batch(one, mesh)(params, trials)
     return jnp.mean(losses), (logits, labels)
 
 
 def make_train_step(
-    net: Network, net_params: Params, task: et.TaskConfig, cfg: TrainConfig
+    net: Network,
+    net_params: Params,
+    task: et.TaskConfig,
+    cfg: TrainConfig,
+    mesh: Mesh | None = None,
 ) -> Callable[[TrainState, Array], tuple[TrainState, StepMetrics]]:
-    """A jitted ``train_step(state, key) -> (state, metrics)`` (pure; net static)."""
+    """A jitted ``train_step(state, key) -> (state, metrics)`` (pure; net static).
+
+    With a `mesh` (`neuroctl.train.sharding.data_mesh`) the trials are split over
+    its devices (``cfg.batch`` a multiple of their count); the state is replicated.
+    """
+    check_divisible("batch", cfg.batch, mesh)
     optimizer = make_optimizer(cfg)
     lengths = cfg.checkpoint_lengths if cfg.checkpoint_lengths else None
     grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
@@ -230,7 +244,7 @@ def make_train_step(
         keys = jax.random.split(key, cfg.batch)
         trials = jax.vmap(lambda k: et.sample_trial(k, task))(keys)
         (loss, (logits, labels)), grads = grad_fn(
-            state.params, trials, net, net_params, task, lengths
+            state.params, trials, net, net_params, task, lengths, mesh
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)

@@ -1,15 +1,16 @@
-"""BPTT for stimulation policies: closed-loop episodes of `EvidenceStim`, pure.
+"""Gain policies on the evidence plant: a recipe for the one BPTT trainer.
 
-A policy (`neuroctl.policies`, Flax NNX) is split once, outside jit, into its graph
-and a plain pytree of trainable parameters (``nnx.split(policy, nnx.Param, ...)``
-then ``nnx.to_pure_dict``); the loss merges them back inside the trace. One episode
-is one 520-ms trial: a `lax.scan` over control steps, each holding the policy's gain
-for ``control_ms`` (a scan of solver steps inside `EvidenceStim.step_env`). Every
-control step is rematerialised (`jax.checkpoint`): the backward pass stores one
-network state per control step (520 per trial) and recomputes the 40 solver steps
-inside it, so memory is O(control steps), not O(solver steps).
+`PolicyTrainConfig` names a gain policy (`neuroctl.policies.gain`), the
+`EvidenceStim` env it acts in (`make_env`) and the objective; training is
+`neuroctl.train.bptt` (the trainer of every env): a batch of keyed closed-loop
+trials, each a `lax.scan` over control steps, every step rematerialised
+(`jax.checkpoint`: the backward pass stores one network state per control step and
+recomputes the 40 solver steps inside it, so memory is O(control steps)), loss =
+−(mean episode return).
 
-Loss per trial (all terms averaged over the batch)::
+The objective lives in the env's reward (`make_env` sets its weights), so the
+number BPTT minimises is the one an RL agent maximises through the Gymnasium face.
+Loss per trial, written out in `episode_loss` (averaged over the batch)::
 
     CE(ce_scale · readout means, label)             [nats]
       + lambda_gain    · mean_t g_t²                 [1]·[1]
@@ -39,13 +40,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from neuroctl.envs.core import episode_keys, step_key
 from neuroctl.envs.evidence_stim import EvidenceStim, EvidenceStimParams
 from neuroctl.errors import bad_value
 from neuroctl.policies.base import AbstractPolicy, Parts, merge, split
 from neuroctl.policies.gain import POLICIES, make_policy
 from neuroctl.train import bptt
-from neuroctl.train.bptt import TrainState, iteration_keys
+from neuroctl.train.bptt import TrainState
 from neuroctl.train.plant import EVAL_SEED
 from neuroctl.typing import Array
 
@@ -239,58 +239,26 @@ def episode(
     truncation: int = 0,
     record: bool = False,
 ) -> Episode:
-    """One closed-loop trial of the policy ``merge(parts, params)`` (differentiable).
+    """One closed-loop trial of ``merge(parts, params)``, summarised (differentiable).
 
-    Keys follow `neuroctl.envs.rollout` (`episode_keys`, `step_key`), so the trial
-    of `key` is the one `rollout`/the Gymnasium face would run.
+    The trial is `neuroctl.train.bptt.episode` (the one closed-loop rollout the
+    trainer differentiates; keys as `rollout`/the Gymnasium face), read off as an
+    `Episode`.
     """
-    k_reset, k_steps, _ = episode_keys(key)
-    obs, state = env.reset(k_reset, env_params)
-    carry = merge(parts, params).initial_carry()
-
-    @jax.checkpoint
-    def body(loop, t):
-        obs, state, carry = loop
-        if truncation:  # cut the gradient through the state every `truncation` steps
-            cut = (t % truncation) == 0
-            state, carry = jax.tree.map(
-                lambda x: (
-                    jnp.where(cut, jax.lax.stop_gradient(x), x)
-                    if eqx.is_inexact_array(x)
-                    else x
-                ),
-                (state, carry),
-            )
-        carry, gain = merge(parts, params)(carry, obs)
-        obs, state, _, _, info = env.step_env(
-            step_key(k_steps, t), state, gain, env_params
-        )
-        out = (
-            info.action[0],
-            info.current_power,
-            info.charge,
-            info.task.cross_entropy,
-            info.task.correct,
-            info.diverged,
-            obs[:2],
-        )
-        return (obs, state, carry), out
-
-    steps = jnp.arange(env.n_steps)
-    (_, last, _), (gains, power, charge, ce, correct, diverged, readouts) = (
-        jax.lax.scan(body, (obs, state, carry), steps)
-    )
-    diff = env.logits(last) @ jnp.array([-1.0, 1.0], last.sim.v.dtype)  # r1 − r0 [mV]
+    traj = bptt.episode(env, env_params, parts, params, key, truncation)
+    info = traj.infos
+    gains = info.action[:, 0]  # as applied (clipped to [0, g_max]) [1]
+    readouts = jnp.concatenate([traj.obs[1:, :2], traj.final_obs[None, :2]])
     return Episode(
-        cross_entropy=jnp.sum(ce),  # nonzero on the last step only
-        margin=jnp.where(last.label == 1, diff, -diff),
-        label=last.label,
-        correct=jnp.sum(correct),
+        cross_entropy=jnp.sum(info.task.cross_entropy),  # set on the last step only
+        margin=jnp.sum(info.task.margin),
+        label=info.task.label[-1],
+        correct=jnp.sum(info.task.correct),
         mean_gain_sq=jnp.mean(gains**2),
         mean_gain=jnp.mean(gains),
-        current_power=jnp.mean(power),
-        charge=jnp.sum(charge),
-        diverged=jnp.any(diverged),
+        current_power=jnp.mean(info.current_power),
+        charge=jnp.sum(info.charge),
+        diverged=jnp.any(info.diverged),
         gains=gains if record else None,
         readouts=readouts if record else None,
     )
@@ -299,19 +267,28 @@ def episode(
 def episode_loss(ep: Episode, cfg: PolicyTrainConfig) -> Array:
     """CE(ce_scale·margin) + λ_g·mean g² + λ_I·mean I² + λ_Q·charge of one trial [1].
 
-    Two classes: CE of the scaled readout means is ``softplus(−ce_scale·margin)``;
-    ``ce_scale`` = 1 is exactly ``ep.cross_entropy``.
+    The objective `make_env` puts into the env's reward, written out: on the same
+    trial it equals −(episode return) to float rounding (tested), which is what
+    the trainer minimises. Two classes: CE of the scaled readout means is
+    ``softplus(−ce_scale·margin)``.
     """
-    ce = (
-        ep.cross_entropy
-        if cfg.ce_scale == 1.0
-        else jax.nn.softplus(-cfg.ce_scale * ep.margin)
-    )
     return (
-        ce
+        jax.nn.softplus(-cfg.ce_scale * ep.margin)
         + cfg.lambda_gain * ep.mean_gain_sq
         + cfg.lambda_current * ep.current_power
         + cfg.lambda_charge * ep.charge
+    )
+
+
+def bptt_config(cfg: PolicyTrainConfig) -> bptt.BPTTConfig:
+    """The trainer's part of `cfg` (seed, batch, Adam, clipping, truncation)."""
+    return bptt.BPTTConfig(
+        seed=cfg.seed,
+        batch=cfg.batch,
+        lr=cfg.lr,
+        decay_steps=cfg.decay_steps,
+        clip_norm=cfg.clip_norm,
+        truncation=cfg.truncation,
     )
 
 
@@ -320,23 +297,9 @@ def optimizer(cfg: PolicyTrainConfig) -> optax.GradientTransformation:
     return bptt.optimizer(cfg.lr, cfg.decay_steps, cfg.clip_norm)
 
 
-class StepMetrics(NamedTuple):
-    """Batch means of one iteration (before the update)."""
-
-    loss: Array
-    cross_entropy: Array
-    accuracy: Array
-    mean_gain: Array
-    current_power: Array  # [nA²]
-    charge: Array  # [pC]
-    grad_norm: Array
-    diverged: Array  # fraction of trials [1]
-
-
 def init_state(cfg: PolicyTrainConfig, n_steps: int) -> tuple[Parts, TrainState]:
     parts, params = split(new_policy(cfg, n_steps))
-    opt_state = optimizer(cfg).init(params)
-    return parts, TrainState(jnp.zeros((), jnp.int32), params, opt_state)
+    return parts, bptt.init_state(params, bptt_config(cfg))
 
 
 def make_train_step(
@@ -345,41 +308,22 @@ def make_train_step(
     parts: Parts,
     cfg: PolicyTrainConfig,
 ):
-    """Jitted ``state -> (state, StepMetrics)``: one Adam step on a fresh batch."""
-    opt = optimizer(cfg)
+    """Jitted ``state -> (state, bptt.StepMetrics)``: the one BPTT trainer's step.
 
-    def batch_loss(params, keys):
-        eps = jax.vmap(
-            lambda k: episode(env, env_params, parts, params, k, cfg.truncation)
-        )(keys)
-        losses = jax.vmap(lambda e: episode_loss(e, cfg))(eps)
-        return jnp.mean(losses), eps
-
-    @jax.jit
-    def train_step(state: TrainState):
-        keys = iteration_keys(cfg.seed, state.step, cfg.batch)
-        (loss, eps), grads = jax.value_and_grad(batch_loss, has_aux=True)(
-            state.params, keys
-        )
-        updates, opt_state = opt.update(grads, state.opt_state, state.params)
-        metrics = StepMetrics(
-            loss=loss,
-            cross_entropy=jnp.mean(eps.cross_entropy),
-            accuracy=jnp.mean(eps.correct),
-            mean_gain=jnp.mean(eps.mean_gain),
-            current_power=jnp.mean(eps.current_power),
-            charge=jnp.mean(eps.charge),
-            grad_norm=optax.tree.norm(grads),
-            diverged=jnp.mean(eps.diverged.astype(loss.dtype)),
-        )
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(state.step + 1, params, opt_state), metrics
-
-    return train_step
+    `env_params` must come from `make_env` (its reward carries `cfg`'s objective).
+    """
+    return bptt.make_train_step(env, env_params, parts, bptt_config(cfg))
 
 
 def make_env(plant, cfg: PolicyTrainConfig) -> tuple[EvidenceStim, EvidenceStimParams]:
-    """The `EvidenceStim` env on `plant` for `cfg` (period, g_max, dtype, obs)."""
+    """The `EvidenceStim` env on `plant` for `cfg`, its reward = −`episode_loss`.
+
+    Period, g_max, dtype and observation from `cfg`; the loss's weights become
+    the reward's per-step weights (means over the ``T`` control steps: a weight
+    λ on a mean is λ/T on each step): ``energy_cost = λ_I/T``, ``gain_cost =
+    λ_g/T``, ``charge_cost = λ_Q`` (the charge is a sum), ``margin_scale =
+    ce_scale``.
+    """
     env = EvidenceStim.from_plant(
         plant,
         control_ms=cfg.control_ms,
@@ -387,5 +331,41 @@ def make_env(plant, cfg: PolicyTrainConfig) -> tuple[EvidenceStim, EvidenceStimP
         observe_evidence=cfg.observe_evidence,
         observe_stimulus=cfg.observe_stimulus,
     )
-    params = eqx.tree_at(lambda p: p.g_max, env.default_params, cfg.g_max)
+    n = env.n_steps
+    params = eqx.tree_at(
+        lambda p: (
+            p.g_max,
+            p.energy_cost,
+            p.gain_cost,
+            p.charge_cost,
+            p.margin_scale,
+        ),
+        env.default_params,
+        (
+            cfg.g_max,
+            cfg.lambda_current / n,
+            cfg.lambda_gain / n,
+            cfg.lambda_charge,
+            cfg.ce_scale,
+        ),
+    )
     return env, env.prepare_params(params)
+
+
+__all__ = [  # (merge, split, Parts, TrainState: re-exported for the scripts)
+    "EVAL_SEED",
+    "Episode",
+    "Parts",
+    "PolicyTrainConfig",
+    "TrainState",
+    "bptt_config",
+    "episode",
+    "episode_loss",
+    "init_state",
+    "make_env",
+    "make_train_step",
+    "merge",
+    "new_policy",
+    "optimizer",
+    "split",
+]

@@ -41,7 +41,9 @@ class TrainPolicyArgs:
     """Train a stimulation-gain policy by BPTT through the frozen plant.
 
     The loss per trial is CE + lambda_gain·mean_t g² + lambda_current·mean I²
-    + lambda_charge·charge (neuroctl.train.policy). Resumable with --resume.
+    + lambda_charge·charge (neuroctl.train.policy), which is −(the env's episode
+    return): the gain recipe of `neuroctl train`'s one BPTT trainer. Resumable with
+    --resume.
     """
 
     env: Literal["neuroctl/EvidenceStim-v0"] = "neuroctl/EvidenceStim-v0"

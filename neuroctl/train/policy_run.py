@@ -4,8 +4,10 @@ Layout of a run directory ``out/``::
 
     config.json          PolicyTrainConfig + the plant's name and checksum
     checkpoints/<step>/  Orbax `CheckpointManager` steps of the `TrainState`
-    log.jsonl            one line per iteration: loss, CE, accuracy, mean gain,
-                         current power [nA²], charge [pC], grad norm, times [s]
+    log.jsonl            one line per iteration (`neuroctl.train.bptt.StepMetrics`):
+                         loss, return, current power [nA²], charge [pC], mean
+                         gain (action_mean), grad norm, diverged, the trials'
+                         correct and cross_entropy [nats], times [s]
 
 ``resume=True`` restores the newest checkpoint and continues bit-identically (the
 trials of iteration ``i`` depend only on the seed and ``i``); log lines after the
@@ -183,7 +185,7 @@ def train_policy(
             save_every=run.save_every,
             progress=run.progress,
             desc="train-policy",
-            postfix={"loss": "loss", "acc": "accuracy", "gain": "mean_gain"},
+            postfix={"loss": "loss", "acc": "correct", "gain": "action_mean"},
         )
     return parts, state
 

@@ -24,7 +24,7 @@ from neuroctl.io.runs import RunDir, read_record
 from neuroctl.policies.base import Parts, split
 from neuroctl.policies.networks import POLICY_KINDS, PolicyIO, build_policy
 from neuroctl.policies.wrappers import WRAPPERS, wrap
-from neuroctl.train import bptt, loop
+from neuroctl.train import bptt, loop, sharding
 
 Precision = Literal["float32", "float64"]
 
@@ -121,6 +121,7 @@ class RunOptions:
     progress: bool = True  # show a tqdm bar
     validate_every: int = 10  # validation period [iterations]
     validate_episodes: int = 16  # fixed validation episodes [1]
+    devices: int = 1  # split each batch over this many devices [1]; 1: no mesh
 
 
 class Trained(NamedTuple):
@@ -163,9 +164,12 @@ def train_run(spec: RunSpec, opts: RunOptions) -> Trained:
         state, notes = run.restore(bptt.init_state(params, spec.train))
         for note in notes:
             print(f"neuroctl: {note}; using an older checkpoint")
-        step_fn = bptt.make_train_step(env, env_params, parts, spec.train)
+        mesh = sharding.data_mesh(opts.devices) if opts.devices > 1 else None
+        if mesh is not None:  # results equal one device's up to float rounding
+            state = sharding.replicate(state, mesh)
+        step_fn = bptt.make_train_step(env, env_params, parts, spec.train, mesh)
         keys = bptt.validation_keys(opts.validate_episodes)
-        validate = bptt.make_validation(env, env_params, parts, keys)
+        validate = bptt.make_validation(env, env_params, parts, keys, mesh)
         best = _Best(run, validate, state)
         if best.step is None:  # a fresh run: the starting point is a candidate
             best.check(state)

@@ -142,3 +142,18 @@ def test_every_subcommand_has_a_summary():
     for name in names:
         line = next(x for x in text.splitlines() if f"• {name} " in x)
         assert len(line.split(f"• {name}")[1].strip(" │")) > 10, line
+
+
+def test_devices_are_checked_before_the_work(tmp_path):
+    """--devices must divide --batch and --validate-episodes and exist (this test
+    process has one CPU device; tests/train/test_sharding.py runs on eight)."""
+    with pytest.raises(ConfigError, match=r"--batch: got 8 .* multiple of the 3 dev"):
+        train(TrainArgs(devices=3, batch=8, out=tmp_path, **_no_batch(TINY)))
+    with pytest.raises(ConfigError, match=r"--validate-episodes: got 16 .* use --v"):
+        train(TrainArgs(devices=3, batch=3, out=tmp_path, **_no_batch(TINY)))
+    with pytest.raises(ConfigError, match=r"--devices: got 2 .*device_count=2"):
+        train(TrainArgs(devices=2, batch=2, out=tmp_path, **_no_batch(TINY)))
+
+
+def _no_batch(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k != "batch"}

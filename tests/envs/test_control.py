@@ -222,6 +222,18 @@ def test_the_registered_ids_are_composed_envs_that_step_as_before():
     assert isinstance(new.unwrapped, ControlEnv)
     actions = 1.0 + 0.5 * jnp.cos(jnp.arange(old.n_steps, dtype=float))[:, None]
     _same_episode(old, new, actions)
+    # the objective's weights (the gain recipe's loss, `neuroctl.train.policy`)
+    # under the hand-written names reach the same returns
+    weights = {"gain_cost": 0.3, "charge_cost": 0.05, "margin_scale": 10.0}
+    p_new = override_params(new.default_params, weights, new.param_aliases())
+    p_old = eqx.tree_at(
+        lambda p: (p.gain_cost, p.charge_cost, p.margin_scale),
+        old.default_params,
+        tuple(weights.values()),
+    )
+    a = _same_episode(old, new, actions, p_old, p_new)
+    b = rollout_actions(old, jax.random.key(11), actions)
+    assert not np.allclose(a.rewards, b.rewards)  # the weights count
 
     new = make(
         "EvidenceStimElectrodes-v0", dtype="float64", pulse_width_ms=0.1, **short

@@ -244,6 +244,49 @@ def test_margin_decides_and_ce_scale_one_is_the_plant_cross_entropy(plant):
     )
 
 
+def test_bptt_loss_is_minus_the_gymnasium_return_on_the_same_trial(plant):
+    """The gain recipe's loss is the env's −return, which the trainer minimises and
+    the Gymnasium face pays out (its actions replayed on the same trial)."""
+    from gymnasium.utils import seeding
+
+    from neuroctl.envs.gym import GymEnv, key_from_np_random
+    from neuroctl.envs.rollout import episode_return
+    from neuroctl.train import bptt
+
+    cfg = tp.PolicyTrainConfig(
+        policy="mlp",
+        hidden=4,
+        lambda_gain=0.7,
+        lambda_current=3e3,
+        lambda_charge=0.02,
+        ce_scale=10.0,
+    )
+    env, env_params = tp.make_env(plant, cfg)
+    parts, state = tp.init_state(cfg, env.n_steps)
+    params = jax.tree.map(lambda x: x + 0.05, state.params)  # not the init
+    key = key_from_np_random(seeding.np_random(3)[0])
+    ep = tp.episode(env, env_params, parts, params, key)
+    loss = float(tp.episode_loss(ep, cfg))
+    assert float(ep.mean_gain_sq) > 0 and float(ep.charge) > 0
+    traj = bptt.episode(env, env_params, parts, params, key)  # what the trainer runs
+    np.testing.assert_allclose(loss, -float(episode_return(traj)), rtol=1e-10)
+    gym = GymEnv(env, env_params, normalize_actions=False)
+    gym.reset(seed=3)
+    total, done, t = 0.0, False, 0
+    while not done:
+        _, r, term, trunc, _ = gym.step(np.asarray(traj.actions[t]))
+        total, done, t = total + r, term or trunc, t + 1
+    assert t == env.n_steps
+    np.testing.assert_allclose(loss, -total, rtol=1e-10)
+    # each weight is in the return: dropping one moves it by that term
+    no_charge = dataclasses.replace(cfg, lambda_charge=0.0)
+    env2, params2 = tp.make_env(plant, no_charge)
+    ret2 = float(episode_return(bptt.episode(env2, params2, parts, params, key)))
+    np.testing.assert_allclose(
+        -ret2, loss - cfg.lambda_charge * float(ep.charge), rtol=1e-10
+    )
+
+
 def _fixed_batch_metrics(env, env_params, parts, params, cfg, keys):
     eps = jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k))(keys)
     loss = jnp.mean(jax.vmap(lambda e: tp.episode_loss(e, cfg))(eps))
