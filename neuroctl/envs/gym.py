@@ -234,12 +234,21 @@ class GymVectorEnv(gymnasium.vector.VectorEnv):
         infos = {**info, **{f"_{k}": every for k in info}}
         if done.any():
             obs = np.full(self.num_envs, None, dtype=object)
-            finals = {k: np.where(done, v, np.zeros_like(v)) for k, v in info.items()}
+            finals = {k: _where_done(done, v) for k, v in info.items()}
             for i in np.flatnonzero(done):
                 obs[i] = np.asarray(final_obs[i], OBS_DTYPE)
             infos.update(final_obs=obs, _final_obs=done, _final_info=done)
             infos["final_info"] = {**finals, **{f"_{k}": done for k in finals}}
         return infos
+
+
+def _where_done(done: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """`v` where `done` (``(num_envs,)``), 0 elsewhere.
+
+    `v` may have trailing axes (an action of several entries).
+    """
+    mask = done.reshape(done.shape + (1,) * (np.ndim(v) - 1))
+    return np.where(mask, v, np.zeros_like(v))
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -136,3 +136,33 @@ def test_gymnax_adapter_five_tuple_under_jit_vmap():
     assert isinstance(info, dict) and info["charge"].shape == (n,)
     assert (state.t == 0).all()  # auto-reset
     assert bool(jnp.all(jax.vmap(adapter.observation_space(params).contains)(obs)))
+
+
+def test_vector_env_final_info_of_a_multi_entry_action():
+    """An episode ends in a vector env whose action has several entries.
+
+    The final info keeps each finished env's (K,)-shaped action (it raised before).
+    """
+    import neuroctl.biophysics as bp
+    from neuroctl.envs import ControlEnv, SiteCurrents
+    from neuroctl.envs.tasks import NoTask
+    from neuroctl.plants import Plant
+
+    cell = bp.Cell(bp.Morphology.single_compartment()).insert(bp.HH(), 0)
+    net = bp.Network.build(
+        [cell, cell],
+        stimuli=[bp.Site(0), bp.Site(1)],
+        recordings=[bp.Site(0), bp.Site(1)],
+    )
+    plant = Plant.from_network(net)
+    actuator = SiteCurrents.on(plant, ["input0", "input1"], low=0.0, high=1.0)  # [nA]
+    env = ControlEnv.build(
+        plant, actuator, NoTask(), config=ControlConfig(episode_ms=2.0)
+    )
+    envs = GymVectorEnv(env, 3, normalize_actions=False)
+    envs.reset(seed=0)
+    actions = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], np.float32)
+    envs.step(actions)
+    _, _, terminated, _, info = envs.step(actions)
+    assert terminated.all() and info["_final_info"].all()
+    np.testing.assert_allclose(info["final_info"]["action"], actions, rtol=1e-6)
