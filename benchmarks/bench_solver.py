@@ -1,320 +1,621 @@
-"""Side-by-side solver benchmark: neuroctl vs Jaxley 0.14 (and NEURON 9), one script.
+"""Side-by-side solver benchmark: neuroctl vs Jaxley 0.14 (and NEURON 9), pinned.
 
-Usage (needs the `ref` extra):  python -m benchmarks.bench_solver [--quick] [--write]
+Usage (needs the `ref` extra)::
 
-Network: the Jaxley paper's evidence-integration RNN shape (20 three-branch Hay-channel
-cells + 2 readouts = 62 compartments, 82 nodes with branch points, 69 + 40 = 109
-graded synapses), identical connectivity in both simulators. Prints, per precision:
-forward µs/step at batch 1 and 32, compile time, gradient time (checkpointed BPTT over
-20,800 steps w.r.t. the 109 conductances), XLA memory of forward vs gradient, peak
-process memory of each run, and the ratios. Then 100 batched ball-and-stick runs vs 100
-sequential NEURON runs (traces checked against each other first). With --write the
-table goes to results/benchmarks.md.
+    python -m benchmarks.bench_solver [--quick] [--write] [--rounds 3] [--skip ...]
+
+Every measurement runs in a fresh worker process pinned to one core
+(``taskset -c 1 python -m benchmarks.solver_worker '<case>'``, see `_harness`);
+the two simulators' workers alternate (neuroctl, Jaxley, neuroctl, Jaxley, ...)
+over `--rounds` rounds; inside a worker each configuration is repeated 3 times,
+each repetition running >= 1 s, and the minimum is kept; the table shows the
+minimum over rounds. The machine's load and how busy the other core was are
+printed with every table.
+
+Tables:
+
+* forward scaling with batch (1, 8, 64, 256, 1,024; float32, and batch 1 in
+  float64) on the Jaxley paper's evidence-integration RNN (20 three-branch Hay
+  cells + 2 readouts = 62 compartments, 109 graded synapses): µs/step and ns per
+  compartment-step;
+* forward scaling with network size: N = 10 ... 10,000 identical three-branch HH
+  cells with sparse graded synapses (`hh_nets`), checked in float64 first (max
+  |Δv| between the simulators);
+* checkpointed gradient (2 levels, w.r.t. the 109 conductances) vs forward on the
+  paper network, T = 20,800 steps, with compile times and XLA memory;
+* kernels per forward step and per backward step, counted in the compiled HLO's
+  innermost while bodies (`_harness.while_body_kernels`);
+* 100 ball-and-sticks in one vmapped call vs 100 sequential NEURON runs;
+* one BPTT policy iteration (`neuroctl.train.bptt`, 8 trials of EvidenceStim-v0,
+  float64): the baseline later speed work must beat.
+
+``--write`` replaces the solver section of results/benchmarks.md (the environment
+section, written by bench_envs, is kept). ``--quick`` is a few-minute smoke run
+(short scans, small batches/networks, one round, no BPTT).
 """
 
+from __future__ import annotations
+
 import argparse
-import os
-import platform
+import json
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import jax
+from benchmarks import _harness as H
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-import neuroctl.biophysics as bp  # noqa: E402
-from benchmarks import peers  # noqa: E402
-from neuroctl.plants.evidence_net import build_network  # noqa: E402
-
-DT = 0.025  # [ms]
-T_FULL = 20_800  # one 520-ms trial
-LOSS_WINDOW = 800  # steps (the 20-ms response window)
-LEVELS = 2  # checkpointing levels for both solvers (sqrt(T) memory, one recompute)
+WORKER = "solver_worker"
+SIMS = ("neuroctl", "jaxley")
+RESULTS = Path("results/benchmarks.md")
+ENV_SECTION = "# Environment benchmarks (CPU)"
 
 
-def our_network() -> bp.Network:
-    return build_network(pairs=peers.evidence_pairs())
+@dataclass(frozen=True)
+class Plan:
+    """What to measure (full run or --quick)."""
+
+    paper_configs: tuple  # (batch, dtype, T)
+    hh: tuple  # (N, T)
+    grad_T: int
+    check_T: int = 800
+    rounds: int = 3
+    bptt: bool = True
+    skip: tuple = ()
+    bptt_options: dict = field(default_factory=dict)
 
 
-def our_forward(net, T, batch, dtype):
-    p = net.cast_params(net.default_params, dtype)
-    s = bp.init_state(net, p, -65.0, dtype)
-    sim = jax.vmap(lambda x: bp.simulate(net, p, s, x, DT)[1])
-    return jax.jit(sim)
+FULL = Plan(
+    paper_configs=(
+        (1, "float32", 4000),
+        (8, "float32", 2000),
+        (64, "float32", 400),
+        (256, "float32", 200),
+        (1024, "float32", 100),
+        (1, "float64", 4000),
+    ),
+    hh=((10, 4000), (100, 4000), (1000, 1000), (10_000, 200)),
+    grad_T=20_800,
+)
+QUICK = Plan(
+    paper_configs=((1, "float32", 1000), (64, "float32", 100), (1, "float64", 1000)),
+    hh=((10, 1000), (100, 1000)),
+    grad_T=2000,
+    check_T=400,
+    rounds=1,
+    bptt=False,
+)
 
 
-def our_grad(net, T, batch, dtype, lengths=None):
-    lengths = lengths or bp.checkpoint_lengths_for(T, LEVELS)
-    s = bp.init_state(net, net.default_params, -65.0, dtype)
-
-    def loss(g, x):
-        p = net.with_param(net.default_params, bp.GradedSynapse, "g", g)
-        p = net.cast_params(p, dtype)
-        rec = jax.vmap(
-            lambda xi: bp.simulate(net, p, s, xi, DT, checkpoint_lengths=lengths)[1]
-        )(x)
-        return rec[:, -LOSS_WINDOW:, :2].mean()
-
-    return jax.jit(jax.value_and_grad(loss))
-
-
-def currents(batch, T, dtype, layout):
-    x = peers.example_currents(batch, T, seed=0)  # (batch, 20, T) nA
-    if layout == "ours":
-        x = np.swapaxes(x, 1, 2)  # (batch, T, 20)
-    return jnp.asarray(x, dtype)
-
-
-def mem_ours(T=T_FULL, batch=1, dtype="float32", grad=False):
-    """`peak_memory_of` factory: set up (build, compile) and return the run closure."""
-    dt = jnp.dtype(dtype)
-    net = our_network()
-    x = currents(batch, T, dt, "ours")
-    if grad:
-        f = our_grad(net, T, batch, dt)
-        g0 = jnp.asarray(net.default_params.synapses[0].g, dt)
-        jax.block_until_ready(f(g0, x))
-        return lambda: f(g0, x)
-    f = our_forward(net, T, batch, dt)
-    jax.block_until_ready(f(x))
-    return lambda: f(x)
-
-
-def row(name, ours, theirs, unit, better="lower"):
-    ratio = theirs / ours if better == "lower" else ours / theirs
-    return f"| {name} | {ours:.3g} {unit} | {theirs:.3g} {unit} | **{ratio:.1f}x** |"
-
-
-def bench_precision(dtype_name, quick, jnet, out):
-    dt = jnp.dtype(dtype_name)
-    T = 2000 if quick else T_FULL
-    net = our_network()
-    lines = [
-        f"\n### {dtype_name}\n",
-        "| measure | neuroctl | Jaxley 0.14 | speed-up |",
-        "|---|---|---|---|",
-    ]
-    for batch in (1, 32):
-        Tb = T if batch == 1 else min(T, 2000)
-        ours = our_forward(net, Tb, batch, dt)
-        xo = currents(batch, Tb, dt, "ours")
-        c_ours = peers.time_compile(ours, xo) if batch == 1 else None
-        t_ours = peers.time_run(ours, xo, repeats=3) / Tb * 1e6
-        theirs = peers.jaxley_runner(jnet, Tb, DT, batch, dtype_name)
-        xj = theirs.prepare(currents(batch, Tb, dt, "jaxley"))
-        c_theirs = peers.time_compile(theirs, xj) if batch == 1 else None
-        t_theirs = peers.time_run(theirs, xj, repeats=3) / Tb * 1e6
-        lines.append(
-            row(f"forward, batch {batch} (µs/step, T={Tb})", t_ours, t_theirs, "µs")
-        )
-        if c_ours is not None:
-            lines.append(row(f"forward compile (T={Tb})", c_ours, c_theirs, "s"))
-        out[f"{dtype_name}_fwd_b{batch}"] = (t_ours, t_theirs)
-        if c_ours is not None:
-            out[f"{dtype_name}_compile"] = (c_ours, c_theirs)
-    g_ours = our_grad(net, T, 1, dt)
-    g0 = jnp.asarray(net.default_params.synapses[0].g, dt)
-    x1 = currents(1, T, dt, "ours")
-    cg_ours = peers.time_compile(g_ours, g0, x1)
-    tg_ours = peers.time_run(g_ours, g0, x1, repeats=2)
-    g_theirs = peers.jaxley_grad_runner(
-        jnet,
-        T,
-        DT,
-        1,
-        dtype_name,
-        loss_window=LOSS_WINDOW,
-        checkpoint_lengths=list(bp.checkpoint_lengths_for(T, LEVELS)),
+def plan_from_args(argv=None) -> tuple[Plan, argparse.Namespace]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="few-minute smoke run")
+    ap.add_argument("--write", action="store_true", help="update " + str(RESULTS))
+    ap.add_argument("--rounds", type=int, help="rounds of A,B alternation")
+    ap.add_argument("--max-n", type=int, help="largest N of the HH scaling table")
+    ap.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["paper_fwd", "paper_grad", "hh", "bas", "bptt"],
     )
-    xj1 = g_theirs.prepare(currents(1, T, dt, "jaxley"), g_theirs.params0)
-    cg_theirs = peers.time_compile(g_theirs, *xj1)
-    tg_theirs = peers.time_run(g_theirs, *xj1, repeats=2)
-    fwd_ours = out[f"{dtype_name}_fwd_b1"][0] * T * 1e-6
-    fwd_theirs = out[f"{dtype_name}_fwd_b1"][1] * T * 1e-6
-    lines += [
-        row(f"gradient, checkpointed (s, T={T})", tg_ours, tg_theirs, "s"),
-        row("gradient compile", cg_ours, cg_theirs, "s"),
-        f"| gradient / forward time | {tg_ours / fwd_ours:.2f} | "
-        f"{tg_theirs / fwd_theirs:.2f} | |",
-    ]
-    mem_f = peers.xla_memory_analysis(our_forward(net, T, 1, dt), x1)
-    mem_g = peers.xla_memory_analysis(g_ours, g0, x1)
-    mf, mg = _xla_total(mem_f), _xla_total(mem_g)
-    lines.append(
-        f"| XLA memory: forward / gradient (MB) | {mf:.2f} / {mg:.2f} "
-        f"(ratio {mg / mf:.2f}) | | |"
-    )
-    out[f"{dtype_name}_grad"] = (tg_ours, tg_theirs, tg_ours / fwd_ours, mg / mf)
-    return lines
+    ap.add_argument("--bptt", action="store_true", help="time BPTT in --quick too")
+    ap.add_argument("--json", type=Path, help="also dump the raw results here")
+    args = ap.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    updates = {"skip": tuple(args.skip)}
+    if args.rounds:
+        updates["rounds"] = args.rounds
+    if args.max_n:
+        updates["hh"] = tuple(c for c in plan.hh if c[0] <= args.max_n)
+    if args.bptt:
+        updates["bptt"] = True
+    return Plan(**{**plan.__dict__, **updates}), args
 
 
-def _xla_total(m):
-    return (
-        m["temp_size_in_bytes"]
-        + m["output_size_in_bytes"]
-        + m["argument_size_in_bytes"]
-    ) / 2**20
+# --------------------------------------------------------------------------- #
+# Running
+# --------------------------------------------------------------------------- #
+def groups(plan: Plan, first_round: bool) -> list[tuple[str, dict]]:
+    """(key, case without "sim") of one round, in order."""
+    out = []
+    if "paper_fwd" not in plan.skip:
+        out.append(("paper_fwd", {"kind": "paper_fwd", "configs": plan.paper_configs}))
+    if "paper_grad" not in plan.skip:
+        case = {"kind": "paper_grad", "dtype": "float32", "T": plan.grad_T}
+        out.append(("paper_grad", {**case, "kernels": first_round}))
+    if "hh" not in plan.skip:
+        for n, T in plan.hh:
+            out.append(
+                (f"hh_{n}", {"kind": "hh_fwd", "n": n, "T": T, "dtype": "float32"})
+            )
+    return out
 
 
-def bench_memory(quick):
-    T = 2000 if quick else T_FULL
-    res = {}
-    for grad in (False, True):
-        spec = {
-            "target": "benchmarks.bench_solver:mem_ours",
-            "x64": True,
-            "kwargs": {"T": T, "dtype": "float32", "grad": grad},
-        }
-        res[f"ours_{'grad' if grad else 'fwd'}"] = peers.peak_memory_of(spec)
+def run(plan: Plan, log=print) -> dict:
+    """All measurements of `plan`: {key: {sim: [result per round]}}, plus checks."""
+    res: dict = {"checks": {}, "runs": {}}
+    if "hh" not in plan.skip:
+        for n, _ in plan.hh:
+            r = H.run_worker(
+                WORKER, {"kind": "hh_check", "sim": "both", "n": n, "T": plan.check_T}
+            )
+            res["checks"][f"hh_{n}"] = r
+            log(f"check N={n}: {_brief(r)}")
+    for rnd in range(plan.rounds):
+        for key, case in groups(plan, rnd == 0):
+            for sim in SIMS:
+                r = H.run_worker(WORKER, {**case, "sim": sim})
+                res["runs"].setdefault(key, {}).setdefault(sim, []).append(r)
+                log(f"round {rnd + 1} {key} {sim}: {_brief(r)}")
+        if "bas" not in plan.skip:
+            for sim in ("neuroctl", "neuron"):
+                case = {"kind": "bas", "sim": sim, "dtypes": ["float64", "float32"]}
+                r = H.run_worker(WORKER, {**case, "check": rnd == 0})
+                res["runs"].setdefault("bas", {}).setdefault(sim, []).append(r)
+                log(f"round {rnd + 1} bas {sim}: {_brief(r)}")
+    if plan.bptt and "bptt" not in plan.skip:
+        res["runs"]["bptt"] = run_bptt(plan, log)
     return res
 
 
-def ball_and_stick_net():
-    morph = bp.Morphology.ball_and_stick()
-    cell = bp.Cell(morph).insert(bp.HH(), 0).insert(bp.Leak(g=0.1, e=-65.0), 1)
-    return bp.Network.build([cell], stimuli=[bp.Site(0)], recordings=[bp.Site(0)])
+def run_bptt(plan: Plan, log) -> dict:
+    """The BPTT step at HEAD (clean export) and in the working tree, alternated."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {"HEAD": H.export_head(Path(tmp) / "head"), "tree": H.ROOT}
+        out: dict = {}
+        case = {"kind": "bptt", "sim": "neuroctl", **plan.bptt_options}
+        for rnd in range(plan.rounds):
+            for where, root in roots.items():
+                r = H.run_worker(WORKER, case, root=root)
+                out.setdefault(where, []).append(r)
+                log(f"round {rnd + 1} bptt {where}: {_brief(r)}")
+    return out
 
 
-def bench_ball_and_stick(n=100, tstop=100.0):
-    ref = peers.neuron_ball_and_stick_sequential(n=n, tstop_ms=tstop, dt=DT)
-    net = ball_and_stick_net()
-    steps = int(round(tstop / DT))
-    t_mid = (np.arange(steps) + 0.5) * DT
-    pulse = ((t_mid >= 5.0) & (t_mid < 95.0)).astype(float)[:, None]
-    amps = np.asarray(ref["amps"])
-    lines = []
-    for dtype in (jnp.float64, jnp.float32):
-        p = net.cast_params(net.default_params, dtype)
-        s = bp.init_state(net, p, -65.0, dtype)
-        x = jnp.asarray(pulse, dtype)
+def _brief(r: dict) -> str:
+    if "error" in r:
+        return "ERROR " + r["error"][-600:]
+    load, busy = r["load_after"][0], 100 * r["core0_busy"]
+    return f"ok in {r['wall_s']:.0f} s, load {load:.2f}, core0 {busy:.0f} %"
 
-        def soma(a, p=p, s=s, x=x):
-            return bp.simulate(net, p, s, a * x, DT)[1][:, 0]
 
-        f = jax.jit(jax.vmap(soma))
-        a = jnp.asarray(amps, dtype)
-        v = np.asarray(f(a))
-        err = np.abs(v - np.asarray(ref["v_soma"])[:, 1:]).max()
-        t = peers.time_run(f, a, repeats=3)
+# --------------------------------------------------------------------------- #
+# Reducing: minimum over rounds
+# --------------------------------------------------------------------------- #
+def ok(rs: list[dict]) -> list[dict]:
+    return [r for r in rs if "error" not in r]
+
+
+def best(rs: list[dict], get) -> float | None:
+    vals = [get(r) for r in ok(rs)]
+    vals = [v for v in vals if v is not None]
+    return min(vals) if vals else None
+
+
+def paper_rows(runs: dict) -> dict:
+    """(batch, dtype) -> {sim: min µs/step}."""
+    out: dict = {}
+    for sim, rs in runs.items():
+        for r in ok(rs):
+            for row in r["rows"]:
+                key = (row["batch"], row["dtype"], row["T"])
+                cur = out.setdefault(key, {}).get(sim)
+                if cur is None or row["us_per_step"] < cur:
+                    out[key][sim] = row["us_per_step"]
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Tables
+# --------------------------------------------------------------------------- #
+def fmt(x, spec=".3g", unit="") -> str:
+    return "n/a" if x is None else f"{x:{spec}}{unit}"
+
+
+def ratio(theirs, ours) -> str:
+    return "n/a" if theirs is None or ours is None else f"**{theirs / ours:.2f}x**"
+
+
+def all_results(res: dict, keys) -> list[dict]:
+    return [r for k in keys for rs in res["runs"].get(k, {}).values() for r in rs]
+
+
+def header(title: str, res: dict, keys) -> list[str]:
+    return [
+        f"### {title}",
+        "",
+        f"Pinned to core {H.CORE}, fresh worker per measurement; "
+        + H.load_note(all_results(res, keys)),
+        "",
+    ]
+
+
+def table_paper(res: dict, n_comp=62) -> tuple[list[str], dict]:
+    runs = res["runs"].get("paper_fwd")
+    if not runs:
+        return [], {}
+    rows = paper_rows(runs)
+    lines = header(
+        "Forward vs batch: paper network (62 compartments, 109 synapses)",
+        res,
+        ["paper_fwd"],
+    )
+    lines += [
+        "| batch | dtype | T | neuroctl µs/step | neuroctl ns/comp-step "
+        "| Jaxley µs/step | Jaxley ns/comp-step | Jaxley / neuroctl |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    found = {}
+    for (b, dt, T), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        o, j = v.get("neuroctl"), v.get("jaxley")
         lines.append(
-            f"| 100 ball-and-stick runs, {jnp.dtype(dtype).name} | {t:.3g} s | "
-            f"{ref['wall_s']:.3g} s | **{ref['wall_s'] / t:.0f}x** | "
-            f"max dV vs NEURON {err:.1e} mV |"
+            f"| {b:,} | {dt} | {T:,} | {fmt(o)} | {fmt(_ns(o, b, n_comp), '.1f')} "
+            f"| {fmt(j)} | {fmt(_ns(j, b, n_comp), '.1f')} | {ratio(j, o)} |"
         )
-    return lines
+        found[(b, dt)] = (o, j)
+    b = [r for r in ok(runs.get("jaxley", [])) if "build_s" in r]
+    if b:
+        lines += [
+            "",
+            f"Jaxley network build: {min(r['build_s'] for r in b):.1f} s "
+            f"(built once, pickled for later workers; neuroctl "
+            f"{best(runs.get('neuroctl', []), lambda r: r['build_s']):.2f} s).",
+        ]
+    return lines + [""], found
 
 
-def targets(out: dict, bas_speedup: float) -> list[str]:
-    """The issue's targets (float32 unless stated), met or not, from this run."""
-    fwd = out["float32_fwd_b1"][1] / out["float32_fwd_b1"][0]
-    comp = out["float32_compile"][1] / out["float32_compile"][0]
-    _, _, grad_ratio, mem_ratio = out["float32_grad"]
-    rows = [
-        ("forward >= 4x faster than Jaxley (batch 1)", f"{fwd:.1f}x", fwd >= 4),
-        ("compile >= 10x faster (forward)", f"{comp:.1f}x", comp >= 10),
-        ("gradient / forward time <= 3", f"{grad_ratio:.2f}", grad_ratio <= 3),
-        (
-            "checkpointed BPTT memory <= 2x forward (XLA)",
-            f"{mem_ratio:.2f}x",
-            mem_ratio <= 2,
-        ),
-        (
-            "100 batched ball-and-stick >= 20x NEURON (float64)",
-            f"{bas_speedup:.0f}x",
-            bas_speedup >= 20,
-        ),
+def _ns(us, batch, n_comp):
+    return None if us is None else us * 1e3 / (batch * n_comp)
+
+
+def table_hh(res: dict, plan: Plan) -> tuple[list[str], dict]:
+    keys = [f"hh_{n}" for n, _ in plan.hh]
+    if "hh" in plan.skip or not plan.hh:
+        return [], {}
+    lines = header(
+        "Forward vs network size: N three-branch HH cells, 5 graded synapses per cell "
+        "(float32, batch 1)",
+        res,
+        keys,
+    )
+    lines += [
+        "| N | compartments | synapses | T | f64 check max abs dv (mV) "
+        "| neuroctl µs/step | ns/comp-step | Jaxley µs/step | ns/comp-step "
+        "| Jaxley / neuroctl | Jaxley build (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    return ["| target | measured | met |", "|---|---|---|"] + [
-        f"| {name} | {value} | {'yes' if ok else '**no**'} |"
-        for name, value, ok in rows
-    ]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(
-                line.split(":", 1)[1].strip()
-                for line in fh
-                if line.startswith("model name")
+    found = {}
+    for n, T in plan.hh:
+        runs = res["runs"].get(f"hh_{n}", {})
+        o = best(runs.get("neuroctl", []), lambda r: r["fwd"]["us_per_step"])
+        j = best(runs.get("jaxley", []), lambda r: r["fwd"]["us_per_step"])
+        build = best(runs.get("jaxley", []), lambda r: r["build_s"])
+        chk = res["checks"].get(f"hh_{n}", {})
+        dv = chk.get("max_abs_dv_mv")
+        syn = n * min(5, n - 1)
+        lines.append(
+            f"| {n:,} | {3 * n:,} | {syn:,} | {T:,} | {fmt(dv, '.1e')} | {fmt(o)} "
+            f"| {fmt(_ns(o, 1, 3 * n), '.1f')} | {fmt(j)} "
+            f"| {fmt(_ns(j, 1, 3 * n), '.1f')} "
+            f"| {ratio(j, o)} | {fmt(build, '.1f')} |"
+        )
+        found[n] = (o, j)
+        for sim in SIMS:
+            errs = [r["error"][-300:] for r in runs.get(sim, []) if "error" in r]
+            if errs:
+                lines.append(f"|  | {sim} failed: {errs[0]!r} | | | | | | | | | |")
+        if "error" in chk:
+            lines.append(
+                f"|  | check failed: {chk['error'][-300:]!r} | | | | | | | | | |"
             )
-    except (OSError, StopIteration):
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores visible, jax {jax.__version__} "
-        f"({jax.default_backend()}), Python {platform.python_version()}, "
-        f"load average at start {os.getloadavg()[0]:.2f}"
+    return lines + [""], found
+
+
+def table_grad(res: dict) -> tuple[list[str], dict]:
+    runs = res["runs"].get("paper_grad")
+    if not runs:
+        return [], {}
+    T = ok(runs.get("neuroctl", []) + runs.get("jaxley", []))
+    T = T[0]["T"] if T else "?"
+    lines = header(
+        f"Checkpointed gradient vs forward: paper network, float32, batch 1, T = {T:,}",
+        res,
+        ["paper_grad"],
     )
+    lines += [
+        "| measure | neuroctl | Jaxley 0.14 | Jaxley / neuroctl |",
+        "|---|---:|---:|---:|",
+    ]
+    got = {}
+    for label, get, _unit in (
+        ("forward (s)", lambda r: r["fwd"]["s"], "s"),
+        ("gradient, 2-level checkpointing (s)", lambda r: r["grad"]["s"], "s"),
+        ("forward compile (s)", lambda r: r["fwd"]["compile_s"], "s"),
+        ("gradient compile (s)", lambda r: r["grad"]["compile_s"], "s"),
+    ):
+        o = best(runs.get("neuroctl", []), get)
+        j = best(runs.get("jaxley", []), get)
+        got[label] = (o, j)
+        lines.append(f"| {label} | {fmt(o)} | {fmt(j)} | {ratio(j, o)} |")
+    gf = {
+        s: (got["gradient, 2-level checkpointing (s)"][i] / got["forward (s)"][i])
+        if got["forward (s)"][i] and got["gradient, 2-level checkpointing (s)"][i]
+        else None
+        for i, s in enumerate(SIMS)
+    }
+    lines.append(
+        f"| gradient / forward (min / min) | {fmt(gf['neuroctl'], '.2f')} "
+        f"| {fmt(gf['jaxley'], '.2f')} | |"
+    )
+    mem = {}
+    for sim in SIMS:
+        rs = ok(runs.get(sim, []))
+        mem[sim] = rs[0]["xla_mb"] if rs else {}
+    lines.append(
+        "| XLA memory forward / gradient (MB) | "
+        + " | ".join(
+            f"{fmt(mem[s].get('fwd'), '.2f')} / {fmt(mem[s].get('grad'), '.2f')}"
+            for s in SIMS
+        )
+        + " | |"
+    )
+    return lines + [""], {"grad_over_fwd": gf, "mem": mem}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="T = 2,000 steps everywhere")
-    ap.add_argument("--write", action="store_true", help="write results/benchmarks.md")
-    args = ap.parse_args()
-    header = [f"Machine: {machine()}", ""]
-    t0 = time.perf_counter()
-    jnet, info = peers.build_jaxley_evidence_network("float32")
-    t_build_j = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    our_network()
-    t_build_o = time.perf_counter() - t0
+def table_kernels(res: dict) -> list[str]:
+    runs = res["runs"].get("paper_grad", {})
+    k = {}
+    for sim in SIMS:
+        rs = [r for r in ok(runs.get(sim, [])) if r.get("kernels")]
+        k[sim] = rs[0]["kernels"] if rs else None
+    if not any(k.values()):
+        return []
     lines = [
-        "| measure | neuroctl | Jaxley 0.14 | speed-up |",
-        "|---|---|---|---|",
-        row("network build (s)", t_build_o, t_build_j, "s"),
-    ]
-    out = {}
-    for dtype_name in ("float32", "float64"):
-        lines += bench_precision(dtype_name, args.quick, jnet, out)
-        print("\n".join(lines[-12:]), flush=True)
-    mem = bench_memory(args.quick)
-    lines += [
+        "### Kernels per time step (compiled HLO, paper network, float32, batch 1)",
         "",
-        "Peak process memory of one run (fresh subprocess, float32, batch 1, "
-        f"T={2000 if args.quick else T_FULL}): forward "
-        f"{mem['ours_fwd']['run_peak_delta_mb']:.1f} MB, checkpointed gradient "
-        f"{mem['ours_grad']['run_peak_delta_mb']:.1f} MB above the "
-        f"{mem['ours_fwd']['rss_before_run_mb']:.0f} MB resident after setup.",
+        "Static = instructions in the time-step `while` body of "
+        "`jax.jit(f).lower(...).compile().as_text()` other than parameter / "
+        "get-tuple-element / tuple / constant / bitcast (a fusion or a call counts "
+        "once). Dynamic = kernels launched per step, with calls inlined and inner "
+        "loops multiplied by their trip counts (Jaxley's step calls two per-node "
+        "DHS sweep loops of 60 iterations). Backward step = the largest innermost "
+        "time-step body of the 2-level checkpointed gradient; the last row lists "
+        "all of them (forward recomputation, forward-with-residuals, backward).",
         "",
+        "| per step | neuroctl static (dynamic) | Jaxley 0.14 static (dynamic) |",
+        "|---|---:|---:|",
     ]
-    lines += [
-        "| ball-and-stick (100 ms each) | neuroctl, one vmapped call | NEURON, "
-        "100 sequential runs | speed-up | check |",
-        "|---|---|---|---|---|",
-    ]
-    bas = bench_ball_and_stick()
-    lines += bas
-    lines += [
-        "",
-        *targets(out, bas_speedup=float(bas[0].split("**")[1].rstrip("x"))),
-        "",
-        f"Load average at the end: {os.getloadavg()[0]:.2f}",
-    ]
-    text = "\n".join(header + lines)
-    print(text)
-    if args.write:
-        _write(text)
-
-
-def _write(text: str) -> None:
-    from pathlib import Path
-
-    path = Path("results/benchmarks.md")
-    path.parent.mkdir(exist_ok=True)
-    envs = "# Environment benchmarks (CPU)"  # bench_envs' section, kept
-    old = path.read_text() if path.is_file() else ""
-    tail = "\n" + envs + old.split(envs, 1)[1] if envs in old else ""
-    path.write_text(
-        "# Solver benchmarks (CPU)\n\nRegenerate: `python -m benchmarks."
-        "bench_solver --write` (needs `pip install -e .[ref]`).\n\n"
-        + text
-        + "\n"
-        + tail
+    lines.append(
+        "| forward step | "
+        + " | ".join(_kcell(k[s], "forward", last=True) for s in SIMS)
+        + " |"
     )
+    lines.append(
+        "| backward step (checkpointed gradient) | "
+        + " | ".join(_kcell(k[s], "gradient", last=True) for s in SIMS)
+        + " |"
+    )
+    lines.append(
+        "| gradient: all time-step bodies | "
+        + " | ".join(_kcell(k[s], "gradient", last=False) for s in SIMS)
+        + " |"
+    )
+    for sim in SIMS:
+        bodies = (k[sim] or {}).get("forward") or []
+        if bodies:
+            ops = sorted(bodies[-1]["ops"].items(), key=lambda kv: -kv[1])
+            text = ", ".join(f"{n} {op}" for op, n in ops)
+            cells = [text, ""] if sim == "neuroctl" else ["", text]
+            lines.append(f"| forward step by opcode, {sim} | {cells[0]} | {cells[1]} |")
+    return lines + [""]
+
+
+def _kcell(k: dict | None, which: str, last: bool) -> str:
+    bodies = sorted((k or {}).get(which) or [], key=lambda b: b["static"])
+    if not bodies:
+        return "n/a"
+    chosen = bodies[-1:] if last else bodies
+    return ", ".join(f"{b['static']} ({b['dynamic']})" for b in chosen)
+
+
+def table_bas(res: dict) -> tuple[list[str], float | None]:
+    runs = res["runs"].get("bas")
+    if not runs:
+        return [], None
+    lines = header("100 ball-and-sticks (100 ms each) vs NEURON", res, ["bas"])
+    lines += [
+        "| dtype | neuroctl, one vmapped call (s) | NEURON, 100 sequential runs, "
+        "float64 (s) | speed-up | max abs dv vs NEURON (mV) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    neuron = best(runs.get("neuron", []), lambda r: r["s"])
+    speed64 = None
+    for dt in ("float64", "float32"):
+        o = best(runs.get("neuroctl", []), lambda r, dt=dt: r[dt]["s"])
+        dv = best(runs.get("neuroctl", []), lambda r, dt=dt: r[dt].get("max_abs_dv_mv"))
+        lines.append(
+            f"| {dt} | {fmt(o)} | {fmt(neuron)} | {ratio(neuron, o)} "
+            f"| {fmt(dv, '.1e')} |"
+        )
+        if dt == "float64" and o and neuron:
+            speed64 = neuron / o
+    return lines + [""], speed64
+
+
+def table_bptt(res: dict) -> tuple[list[str], float | None]:
+    runs = res["runs"].get("bptt", {})
+    if not runs:
+        return [], None
+    lines = header(
+        "BPTT policy iteration (baseline for later speed work)", res, ["bptt"]
+    )
+    lines += [
+        "| source | env | trials | dtype | s / iteration (min) | all reps (s) "
+        "| compile (s) | setup (s) |",
+        "|---|---|---:|---|---:|---|---:|---:|",
+    ]
+    head = None
+    for where, rs in runs.items():
+        good = ok(rs)
+        if not good:
+            lines.append(
+                f"| {where} | failed: {rs[-1]['error'][-300:]!r} | | | | | | |"
+            )
+            continue
+        r = min(good, key=lambda r: r["step"]["s"])
+        s = r["step"]
+        reps = ", ".join(f"{x:.3g}" for g in good for x in g["step"]["s_all"])
+        lines.append(
+            f"| {_SOURCES.get(where, where)} | {r['env']} | {r['batch']} "
+            f"| {r['dtype']} | **{s['s']:.3g}** | {reps} | {s['compile_s']:.1f} "
+            f"| {r['setup_s']:.1f} |"
+        )
+        head = s["s"] if where == "HEAD" else head
+    lines += [
+        "",
+        "One `neuroctl.train.bptt.make_train_step` call (value_and_grad over 8 "
+        "closed-loop episodes of the MLP policy + Adam), built as `neuroctl train` "
+        "builds it (`train.runs.build_env` / `new_policy`, shipped plant). The two "
+        "sources alternate over the rounds; each rep is one call (> 1 s)."
+        + (f" Target for later work: <= {head / 2:.3g} s (2x HEAD)." if head else ""),
+    ]
+    return lines + [""], head
+
+
+_SOURCES = {
+    "HEAD": "HEAD (clean `git archive` export)",
+    "tree": "working tree (with others' uncommitted edits)",
+}
+
+
+def targets(paper, hh, grad, bas_speed) -> list[str]:
+    def speed(pair):
+        o, j = pair if pair else (None, None)
+        return None if not (o and j) else j / o
+
+    rows = [
+        (
+            "forward vs Jaxley >= 4x at batch 1 (float32)",
+            speed(paper.get((1, "float32"))),
+            4,
+            "x",
+            True,
+        ),
+        (
+            "forward vs Jaxley >= 3x at batch 64 (float32)",
+            speed(paper.get((64, "float32"))),
+            3,
+            "x",
+            True,
+        ),
+        (
+            "forward vs Jaxley >= 3x at N = 1,000 (float32)",
+            speed(hh.get(1000)),
+            3,
+            "x",
+            True,
+        ),
+        (
+            "gradient / forward <= 3 (paper network, float32)",
+            (grad or {}).get("grad_over_fwd", {}).get("neuroctl"),
+            3,
+            "",
+            False,
+        ),
+        ("100 ball-and-sticks >= 20x NEURON (float64)", bas_speed, 20, "x", True),
+    ]
+    lines = [
+        "### Targets (for later work; measured now)",
+        "",
+        "| target | measured | met |",
+        "|---|---:|---|",
+    ]
+    for name, v, goal, unit, higher in rows:
+        if v is None:
+            lines.append(f"| {name} | not measured | n/a |")
+            continue
+        met = v >= goal if higher else v <= goal
+        lines.append(f"| {name} | {v:.2f}{unit} | {'met' if met else '**missed**'} |")
+    return lines + [""]
+
+
+def report(
+    res: dict, plan: Plan, prov: dict, prov_end: dict, wall_s: float, argv: str
+) -> str:
+    paper_lines, paper = table_paper(res)
+    hh_lines, hh = table_hh(res, plan)
+    grad_lines, grad = table_grad(res)
+    bas_lines, bas_speed = table_bas(res)
+    bptt_lines, _ = table_bptt(res)
+    v = prov["versions"]
+    dirty = (
+        f"; the working tree was **dirty** ({len(prov['dirty'])} changed files, "
+        "others edit it concurrently; benchmarks/ changes are this run's own)"
+        if prov["dirty"]
+        else "; clean tree"
+    )
+    head = [
+        f"Run {prov['date']}, commit {prov['commit']}{dirty}. {prov['cpu']}, "
+        f"{prov['cores']} cores; Python {prov['python']}, jax {v['jax']}, jaxlib "
+        f"{v['jaxlib']}, jaxley {v['jaxley']}, jaxley-mech {v['jaxley-mech']}, "
+        f"NEURON {v['neuron']}; CPU backend.",
+        "",
+        f"Pinning: {H.pin_statement()}; {plan.rounds} round(s). Load average "
+        f"(1/5/15 min) at start {_load(prov['load'])}, at end "
+        f"{_load(prov_end['load'])}. "
+        f"Total run time {wall_s / 60:.1f} min. Command: `{argv}`.",
+        "",
+    ]
+    body = (
+        head
+        + targets(paper, hh, grad, bas_speed)
+        + paper_lines
+        + hh_lines
+        + grad_lines
+        + table_kernels(res)
+        + bas_lines
+        + bptt_lines
+    )
+    return "\n".join(body)
+
+
+def _load(load) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
+
+
+def write(text: str) -> None:
+    old = RESULTS.read_text() if RESULTS.is_file() else ""
+    tail = (
+        "\n" + ENV_SECTION + old.split(ENV_SECTION, 1)[1] if ENV_SECTION in old else ""
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        "# Solver benchmarks (CPU)\n\nRegenerate: `python -m benchmarks.bench_solver "
+        "--write` (needs `pip install -e .[dev,ref]`; ~20 min; `--quick` for a "
+        "smoke run).\n\n" + text + "\n" + tail
+    )
+
+
+def main(argv=None) -> None:
+    import sys
+
+    plan, args = plan_from_args(argv)
+    prov = H.provenance()
+    print(f"load at start {_load(prov['load'])}; {H.pin_statement()}", flush=True)
+    t0 = time.perf_counter()
+    res = run(plan, log=lambda s: print(s, flush=True))
+    wall = time.perf_counter() - t0
+    cmd = "python -m benchmarks.bench_solver " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    text = report(res, plan, prov, H.provenance(), wall, cmd.strip())
+    print(text, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1, default=str))
+    if args.write:
+        write(text)
 
 
 if __name__ == "__main__":

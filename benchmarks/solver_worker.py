@@ -1,0 +1,277 @@
+"""One pinned measurement process of `bench_solver` (not meant to be run by hand).
+
+``python -m benchmarks.solver_worker '<case json>'`` runs one case and prints its
+result as one JSON line (``@@RESULT@@{...}``). A case names a ``kind`` and a
+``sim`` ("neuroctl", "jaxley", "neuron" or "both"); see `CASES`. Each worker
+builds its network once and measures all the configurations of its case with it
+(`_harness.time_min`: min of 3 repetitions of >= 1 s each).
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import _harness as H
+from benchmarks import hh_nets, peers
+
+DT = 0.025  # [ms]
+PAPER_COMPS = 62  # compartments of the paper network (branch points excluded)
+LEVELS = 2  # checkpointing levels of the gradient, both solvers
+
+
+# --------------------------------------------------------------------------- #
+# Paper network: forward at several batch sizes and precisions
+# --------------------------------------------------------------------------- #
+def paper_fwd(case: dict) -> dict:
+    """``configs``: [[batch, dtype, T], ...] -> µs/step and ns/compartment-step."""
+    t0 = time.perf_counter()
+    net = _paper_net(case["sim"])
+    out = {"build_s": getattr(net, "_peer_build_s", time.perf_counter() - t0)}
+    out["rows"] = []
+    for batch, dtype, T in case["configs"]:
+        f, x = _paper_forward(case["sim"], net, batch, dtype, T)
+        m = H.time_min(f, x)
+        m.update(batch=batch, dtype=dtype, T=T, us_per_step=m["s"] / T * 1e6)
+        m["ns_per_comp_step"] = m["us_per_step"] * 1e3 / (batch * PAPER_COMPS)
+        out["rows"].append(m)
+        del f, x
+    return out
+
+
+def _paper_net(sim: str):
+    if sim == "jaxley":  # cached across workers; build time kept from the build
+        (net, info), _ = H.cached(
+            "paper_jaxley",
+            lambda: peers.build_jaxley_evidence_network("float32"),
+            [peers.__file__],
+        )
+        peers._numpyify_int_arrays(net)
+        net._peer_build_s = info["build_s"]
+        return net
+    from neuroctl.plants.evidence_net import build_network
+
+    return build_network(pairs=peers.evidence_pairs())
+
+
+def _paper_forward(sim, net, batch, dtype, T):
+    x = peers.example_currents(batch, T, seed=0)  # (batch, 20, T) nA
+    if sim == "jaxley":
+        f = peers.jaxley_runner(net, T, DT, batch, dtype)
+        return f, f.prepare(x)
+    import neuroctl.biophysics as bp
+
+    dt = jnp.dtype(dtype)
+    p = net.cast_params(net.default_params, dt)
+    s = bp.init_state(net, p, peers.V_INIT, dt)
+    f = jax.jit(jax.vmap(lambda xi: bp.simulate(net, p, s, xi, DT)[1]))
+    return f, jax.device_put(jnp.asarray(np.swapaxes(x, 1, 2), dt))
+
+
+# --------------------------------------------------------------------------- #
+# Paper network: checkpointed gradient vs forward, kernel counts
+# --------------------------------------------------------------------------- #
+def paper_grad(case: dict) -> dict:
+    """Forward and checkpointed-gradient time at batch 1, T steps; kernel counts."""
+    sim, dtype, T = case["sim"], case["dtype"], case["T"]
+    t0 = time.perf_counter()
+    net = _paper_net(sim)
+    build_s = getattr(net, "_peer_build_s", time.perf_counter() - t0)
+    out = {"build_s": build_s, "dtype": dtype, "T": T}
+    f, x = _paper_forward(sim, net, 1, dtype, T)
+    out["fwd"] = H.time_min(f, x)
+    g, args = _paper_gradient(sim, net, dtype, T)
+    out["grad"] = H.time_min(g, *args)
+    out["grad_over_fwd"] = out["grad"]["s"] / out["fwd"]["s"]
+    out["xla_mb"] = {"fwd": _xla_mb(f, x), "grad": _xla_mb(g, *args)}
+    if case.get("kernels"):
+        out["kernels"] = _kernels(f, (x,), g, args, T)
+    return out
+
+
+def _paper_gradient(sim, net, dtype, T):
+    import neuroctl.biophysics as bp
+
+    lengths = list(bp.checkpoint_lengths_for(T, LEVELS))
+    x = peers.example_currents(1, T, seed=0)
+    if sim == "jaxley":
+        g = peers.jaxley_grad_runner(
+            net, T, DT, 1, dtype, checkpoint_lengths=lengths, loss_window=800
+        )
+        return g, g.prepare(x, g.params0)
+    dt = jnp.dtype(dtype)
+    s = bp.init_state(net, net.default_params, peers.V_INIT, dt)
+
+    def loss(gs, xs):
+        p = net.with_param(net.default_params, bp.GradedSynapse, "g", gs)
+        p = net.cast_params(p, dt)
+        rec = jax.vmap(
+            lambda xi: bp.simulate(net, p, s, xi, DT, checkpoint_lengths=lengths)[1]
+        )(xs)
+        return rec[:, -800:, : peers.N_OUT].mean()
+
+    g0 = jnp.asarray(net.default_params.synapses[0].g, dt)
+    xs = jnp.asarray(np.swapaxes(x, 1, 2), dt)
+    return jax.jit(jax.value_and_grad(loss)), (g0, xs)
+
+
+def _xla_mb(fn, *args) -> float | None:
+    m = peers.xla_memory_analysis(fn, *args)
+    if m is None:
+        return None
+    keys = ("temp_size_in_bytes", "output_size_in_bytes", "argument_size_in_bytes")
+    return sum(m[k] for k in keys) / 2**20
+
+
+def _kernels(f, fargs, g, gargs, T) -> dict:
+    import neuroctl.biophysics as bp
+
+    lengths = bp.checkpoint_lengths_for(T, LEVELS)
+    fwd = H.step_bodies(f.lower(*fargs).compile().as_text(), [T])
+    grad = H.step_bodies(g.lower(*gargs).compile().as_text(), lengths)
+    return {"forward": fwd, "gradient": grad, "lengths": list(lengths)}
+
+
+# --------------------------------------------------------------------------- #
+# HH networks of N cells
+# --------------------------------------------------------------------------- #
+def hh_fwd(case: dict) -> dict:
+    """Forward µs/step (batch 1) of the N-cell HH network."""
+    n, T, dtype, sim = case["n"], case["T"], case["dtype"], case["sim"]
+    t0 = time.perf_counter()
+    if sim == "jaxley":
+        net, build_s, hit = hh_nets.jaxley(n)
+    else:
+        net, build_s, hit = hh_nets.ours(n), time.perf_counter() - t0, False
+    out = {"build_s": build_s, "cached": hit, "n": n, "T": T, "dtype": dtype}
+    x = hh_nets.currents(n, T)
+    if sim == "jaxley":
+        f = hh_nets.jaxley_runner(net, T, dtype, DT)
+        x = f.prepare(x.T)
+    else:
+        f = hh_nets.ours_runner(net, jnp.dtype(dtype), DT)
+        x = jax.device_put(jnp.asarray(x, dtype))
+    m = H.time_min(f, x)
+    m["us_per_step"] = m["s"] / T * 1e6
+    m["ns_per_comp_step"] = m["us_per_step"] * 1e3 / (3 * n)
+    out["fwd"] = m
+    return out
+
+
+def hh_check(case: dict) -> dict:
+    """Both simulators on the same input in float64: max |Δv| [mV] (not timed)."""
+    n, T = case["n"], case["T"]
+    x = hh_nets.currents(n, T)
+    ours = np.asarray(hh_nets.ours_runner(hh_nets.ours(n), jnp.float64, DT)(x))
+    jnet, build_s, _ = hh_nets.jaxley(n)
+    theirs = np.asarray(hh_nets.jaxley_runner(jnet, T, "float64", DT)(x.T))
+    theirs = theirs[:, 1:].T  # drop the initial state; (T, n_rec)
+    spikes = int((np.diff((ours > 0).astype(int), axis=0) == 1).sum())
+    return {
+        "n": n,
+        "T": T,
+        "max_abs_dv_mv": float(np.abs(ours - theirs).max()),
+        "spikes_recorded": spikes,
+        "jaxley_build_s": build_s,
+    }
+
+
+# --------------------------------------------------------------------------- #
+# 100 ball-and-sticks vs NEURON
+# --------------------------------------------------------------------------- #
+def bas(case: dict) -> dict:
+    """NEURON: 100 sequential runs (one measurement per process: NEURON keeps
+    every section it ever made, so a second call would simulate two cells).
+    neuroctl: one vmapped call over the 100 amplitudes, per dtype."""
+    n, tstop = case.get("n", 100), case.get("tstop", 100.0)
+    if case["sim"] == "neuron":
+        ref = peers.neuron_ball_and_stick_sequential(n=n, tstop_ms=tstop, dt=DT)
+        return {"s": ref["wall_s"], "n": n}
+    ref = None
+    if case.get("check"):
+        ref = peers.neuron_ball_and_stick_sequential(n=n, tstop_ms=tstop, dt=DT)
+    out = {"n": n}
+    for dtype in case["dtypes"]:
+        f, a = _bas_fn(n, tstop, jnp.dtype(dtype))
+        out[dtype] = H.time_min(f, a)
+        if ref is not None:
+            v = np.asarray(f(a))
+            dv = np.abs(v - np.asarray(ref["v_soma"])[:, 1:]).max()
+            out[dtype]["max_abs_dv_mv"] = float(dv)
+    return out
+
+
+def _bas_fn(n, tstop, dtype):
+    import neuroctl.biophysics as bp
+
+    morph = bp.Morphology.ball_and_stick()
+    cell = bp.Cell(morph).insert(bp.HH(), 0).insert(bp.Leak(g=0.1, e=-65.0), 1)
+    net = bp.Network.build([cell], stimuli=[bp.Site(0)], recordings=[bp.Site(0)])
+    steps = int(round(tstop / DT))
+    t_mid = (np.arange(steps) + 0.5) * DT
+    pulse = ((t_mid >= 5.0) & (t_mid < 95.0)).astype(float)[:, None]
+    p = net.cast_params(net.default_params, dtype)
+    s = bp.init_state(net, p, peers.V_INIT, dtype)
+    x = jnp.asarray(pulse, dtype)
+
+    def soma(a):
+        return bp.simulate(net, p, s, a * x, DT)[1][:, 0]
+
+    amps = jnp.asarray(np.linspace(0.05, 0.5, n), dtype)
+    return jax.jit(jax.vmap(soma)), amps
+
+
+# --------------------------------------------------------------------------- #
+# BPTT policy iteration
+# --------------------------------------------------------------------------- #
+def bptt(case: dict) -> dict:
+    """One `neuroctl.train.bptt` train step (MLP policy, EvidenceStim-v0)."""
+    from neuroctl.train import bptt as tb
+    from neuroctl.train.runs import RunSpec, build_env, new_policy, policy_io_for
+
+    spec = RunSpec(
+        env=case.get("env", "EvidenceStim-v0"),
+        env_options=case.get("env_options", {}),
+        policy=case.get("policy", "mlp"),
+        precision=case.get("dtype", "float64"),
+        train=tb.BPTTConfig(batch=case.get("batch", 8)),
+    )
+    t0 = time.perf_counter()
+    env, env_params = build_env(spec)
+    io = policy_io_for(env, env_params, spec)
+    from neuroctl.policies.base import split
+
+    parts, params = split(new_policy(spec, io, env))
+    state = tb.init_state(params, spec.train)
+    step = tb.make_train_step(env, env_params, parts, spec.train)
+    setup_s = time.perf_counter() - t0
+    m = H.time_min(step, state)
+    return {
+        "setup_s": setup_s,
+        "step": m,
+        "env": spec.env,
+        "batch": spec.train.batch,
+        "dtype": spec.precision,
+    }
+
+
+CASES = {
+    "paper_fwd": paper_fwd,
+    "paper_grad": paper_grad,
+    "hh_fwd": hh_fwd,
+    "hh_check": hh_check,
+    "bas": bas,
+    "bptt": bptt,
+}
+
+
+def run_case(case: dict) -> dict:
+    return CASES[case["kind"]](case)
+
+
+if __name__ == "__main__":
+    jax.config.update("jax_enable_x64", True)  # before any array: f64 cases need it
+    H.worker_main(run_case)

@@ -1,0 +1,52 @@
+"""Smoke test of the benchmark harness (benchmarks/): argument parsing, HLO kernel
+counting, the timing helper and one quick neuroctl-only case, in-process (CPU)."""
+
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _harness as H  # noqa: E402
+from benchmarks import bench_solver, solver_worker  # noqa: E402
+
+
+def test_plan_from_args():
+    plan, args = bench_solver.plan_from_args(["--quick", "--skip", "bas"])
+    assert plan.rounds == 1 and not plan.bptt and plan.skip == ("bas",)
+    assert not args.write
+    full, _ = bench_solver.plan_from_args(["--max-n", "1000", "--rounds", "2"])
+    assert [n for n, _ in full.hh] == [10, 100, 1000] and full.rounds == 2
+    keys = [k for k, _ in bench_solver.groups(full, first_round=True)]
+    assert keys[:2] == ["paper_fwd", "paper_grad"] and "hh_1000" in keys
+
+
+def test_step_kernels_of_a_scan():
+    def f(x):
+        def body(c, xi):
+            c = jnp.tanh(c * 1.5 + xi) + jnp.sin(c)
+            return c, c
+
+        return jax.lax.scan(body, jnp.zeros(3), x)[1]
+
+    text = jax.jit(f).lower(jnp.ones((37, 3))).compile().as_text()
+    (step,) = H.step_bodies(text, [37])
+    assert step["trip"] == 37 and 1 <= step["static"] <= step["dynamic"] < 20
+    assert H.step_bodies(text, [5]) == []
+
+
+def test_time_min_runs_at_least_min_s():
+    m = H.time_min(lambda: jnp.ones(3) + 1, min_s=0.01, reps=3)
+    assert len(m["s_all"]) == 3 and m["s"] == min(m["s_all"]) > 0
+    assert all(
+        n * s >= 0.01 for n, s in zip(m["calls_per_rep"], m["s_all"], strict=True)
+    )
+
+
+def test_one_quick_neuroctl_case():
+    case = {"sim": "neuroctl", "n": 10, "T": 50, "dtype": "float32"}
+    r = solver_worker.hh_fwd(case)
+    assert r["fwd"]["us_per_step"] > 0 and r["fwd"]["ns_per_comp_step"] > 0
+    assert "load" in H.load_note([{"load_start": (1.0,), "core0_busy": 0.5}])
