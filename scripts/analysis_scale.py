@@ -13,6 +13,7 @@ is the precision the solver is validated in (float32 is ~1.4x faster per step he
 pass --dtype float32 to compare).
 
 Run: python scripts/analysis_scale.py            (writes results/analysis_scale.md)
+Smoke run (tests/scripts): --seconds 0.2 --out <tmp>/analysis_scale.md
 """
 
 import argparse
@@ -111,6 +112,7 @@ def main() -> None:
     ap.add_argument("--renorm-every", type=int, default=10, help="[steps]")
     ap.add_argument("--one", action="store_true", help="(internal) run one horizon")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--out", type=Path, default=OUT, help="the table [.md]")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one_horizon(args.seconds[0], args.dtype, args.renorm_every)))
@@ -134,8 +136,8 @@ def main() -> None:
     text = table(rows)
     print(text)
     if not args.no_write:
-        OUT.parent.mkdir(exist_ok=True)
-        OUT.write_text(_report(rows, args.renorm_every, text))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(_report(rows, args.renorm_every, text))
 
 
 def _report(rows: list[dict], renorm_every: int, text: str) -> str:

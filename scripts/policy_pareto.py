@@ -21,7 +21,9 @@ Writes (with provenance):
 
 Usage: ``python scripts/policy_pareto.py`` (hours on a 2-core CPU; ``--kinds mlp``
 and ``--max-stages 1`` for less; ``--replot`` redraws the figures from the JSON and
-the shipped policy in seconds).
+the shipped policy in seconds). A smoke run (tests/scripts): ``--kinds mlp
+--max-stages 1 --max-iterations 1 --batch 1 --trials 2 --table-trials 2
+--constant-gains 1 --runs <tmp> --results <tmp>``.
 """
 
 import json
@@ -169,6 +171,9 @@ class Args:
     """Policy kinds to include."""
     max_stages: int = 20
     """At most this many λ stages per kind [1]."""
+    max_iterations: int | None = None
+    """At most this many iterations per stage [1] (smoke runs; None: each stage's
+    own, as results/ was made)."""
     trials: int = 200
     """Held-out trials per Pareto point [1]."""
     table_trials: int = 1000
@@ -258,12 +263,13 @@ def main(args: Args) -> None:
         for stage in [s for s in args.stages if s.kind == kind][: args.max_stages]:
             out = args.runs / stage.name
             cfg = _cfg(stage, args.batch)
-            if not _finished(out, stage.iterations):
+            iterations = min(stage.iterations, args.max_iterations or stage.iterations)
+            if not _finished(out, iterations):
                 if not args.train:
                     break
                 run = PolicyRunConfig(
                     out=out,
-                    iterations=stage.iterations,
+                    iterations=iterations,
                     resume=(out / "checkpoints").exists(),
                     init_from=_start(args.runs, stage, previous),
                 )

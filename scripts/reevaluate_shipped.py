@@ -10,7 +10,8 @@ Writes results/shipped_reevaluation.md and .json; per-policy results are cached
 in runs/reevaluation/ (delete it to recompute), so a stop loses nothing.
 
 Usage: python scripts/reevaluate_shipped.py [--trials N]   (about 3 min per policy
-on one core)
+on one core); a smoke run (tests/scripts): ``--trials 2 --policies
+evidence_gain_mlp --out <tmp>/shipped_reevaluation --cache <tmp>/cache``.
 """
 
 import argparse
@@ -38,9 +39,9 @@ def _same(a: float, b: float, digits: int = 4) -> bool:
     return f"{a:.{digits - 1}e}" == f"{b:.{digits - 1}e}"
 
 
-def reevaluate(folder: Path, plant, trials: int) -> dict:
+def reevaluate(folder: Path, plant, trials: int, cache_dir: Path = CACHE) -> dict:
     """The policy's evaluation now and on its card (cached per policy)."""
-    cache = CACHE / f"{folder.name}_{trials}.json"
+    cache = cache_dir / f"{folder.name}_{trials}.json"
     if (done := read_json(cache)) is not None:
         return done
     policy, spec, card = load_policy(folder, plant=plant)
@@ -49,7 +50,7 @@ def reevaluate(folder: Path, plant, trials: int) -> dict:
     print(f"{folder.name}: {trials} trials", flush=True)
     now = evaluate(env, env_params, policy, trials, progress=True)
     result = {"name": folder.name, "now": now, "card": card["evaluation"]}
-    CACHE.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cache, result)
     return result
 
@@ -112,11 +113,28 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument(
+        "--policies", nargs="+", default=None, help="shipped folder names; default: all"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "results" / "shipped_reevaluation",
+        help="writes OUT.md and OUT.json",
+    )
+    parser.add_argument("--cache", type=Path, default=CACHE, help="per-policy results")
     args = parser.parse_args(argv)
     plant = load("evidence_integration")
     folders = sorted(p.parent for p in shipped_root("policies").glob("*/spec.toml"))
-    results = [reevaluate(f, plant, args.trials) for f in folders]
-    out = ROOT / "results" / "shipped_reevaluation"
+    if args.policies is not None:
+        unknown = sorted(set(args.policies) - {f.name for f in folders})
+        if unknown:
+            names = [f.name for f in folders]
+            parser.error(f"--policies: got {unknown}, not shipped; pick from {names}")
+        folders = [f for f in folders if f.name in args.policies]
+    results = [reevaluate(f, plant, args.trials, args.cache) for f in folders]
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out.with_suffix(".json"), results)
     out.with_suffix(".md").write_text(table(results))
     print(table(results))

@@ -8,11 +8,14 @@ the script continues unfinished rows and re-reads finished ones.
 
     python scripts/toolkit.py            # all rows (~40 min on 2 cores)
     python scripts/toolkit.py --only spike_rate
+    python scripts/toolkit.py --quick    # smoke run of every row into a temp folder
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from neuroctl.cli.train import TrainArgs, figures, format_report, train
@@ -61,6 +64,27 @@ ROWS = {
         validate_episodes=64,
     ),
 }
+# --quick (a smoke run, tests/scripts): every row's budget shrunk and its episodes
+# shortened; the rows' settings otherwise as above
+QUICK = {
+    "iterations": 2,
+    "batch": 2,
+    "validate_every": 1,
+    "validate_episodes": 2,
+    "eval_episodes": 2,
+    "sweep_points": 2,
+    "sweep_episodes": 2,
+}
+SHORT_SPIKE = ("episode_ms=20",)  # [ms]
+SHORT_EVIDENCE = ("trial_ms=30", "response_window_ms=[25.0, 30.0]")  # [ms]
+
+
+def quick(args: TrainArgs) -> TrainArgs:
+    """`args` with the smoke-run budget and short episodes."""
+    short = SHORT_SPIKE if args.env.startswith("SpikeRate") else SHORT_EVIDENCE
+    return dataclasses.replace(args, env_option=(*args.env_option, *short), **QUICK)
+
+
 WHAT = {
     "spike_rate": "HH point cell: follow the target-rate profile with least charge",
     "spike_rate_ball_stick": "ball-and-stick cell: the same task",
@@ -76,8 +100,8 @@ WHAT = {
 }
 
 
-def run_row(name: str, args: TrainArgs) -> dict:
-    out = RUNS / name
+def run_row(name: str, args: TrainArgs, runs: Path = RUNS) -> dict:
+    out = runs / name
     metrics = out / "metrics.json"
     if metrics.exists():
         report = json.loads(metrics.read_text())
@@ -228,29 +252,42 @@ def _fmt(action: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(ROWS), default=None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: every row with a tiny budget and short episodes (into a "
+        "temporary folder unless --runs/--results are given)",
+    )
+    parser.add_argument("--runs", type=Path, default=None, help="default: runs/toolkit")
+    parser.add_argument("--results", type=Path, default=None, help="default: results/")
     args = parser.parse_args()
-    for name in args.only or list(ROWS):
-        report = run_row(name, ROWS[name])
+    rows = {n: quick(a) for n, a in ROWS.items()} if args.quick else ROWS
+    tmp = Path(tempfile.mkdtemp(prefix="toolkit_quick_")) if args.quick else None
+    runs = args.runs or (tmp / "runs" if tmp else RUNS)
+    results = args.results or (tmp if tmp else RESULTS)
+    results.mkdir(parents=True, exist_ok=True)
+    for name in args.only or list(rows):
+        report = run_row(name, rows[name], runs)
         print(f"== {name}\n{format_report(report)}")
         for src, dst in (("example_episode", ""), ("training_curve", "_training")):
-            png = RESULTS / f"toolkit_{name}{dst}.png"
-            shutil.copyfile(RUNS / name / f"{src}.png", png)
-    reports = {n: _finished(n) for n in ROWS}
+            png = results / f"toolkit_{name}{dst}.png"
+            shutil.copyfile(runs / name / f"{src}.png", png)
+    reports = {n: _finished(n, rows, runs) for n in rows}
     missing = [n for n, r in reports.items() if r is None]
     if missing:
-        print(f"rows still to run: {missing}; results/toolkit.md not written")
+        print(f"rows still to run: {missing}; {results / 'toolkit.md'} not written")
         return
-    (RESULTS / "toolkit.json").write_text(json.dumps(reports, indent=1))
-    (RESULTS / "toolkit.md").write_text(markdown(reports))
-    print(f"wrote {RESULTS / 'toolkit.md'}")
+    (results / "toolkit.json").write_text(json.dumps(reports, indent=1))
+    (results / "toolkit.md").write_text(markdown(reports))
+    print(f"wrote {results / 'toolkit.md'}")
 
 
-def _finished(name: str) -> dict | None:
-    path = RUNS / name / "metrics.json"
+def _finished(name: str, rows: dict[str, TrainArgs], runs: Path) -> dict | None:
+    path = runs / name / "metrics.json"
     if not path.exists():
         return None
     report = json.loads(path.read_text())
-    return report if report.get("iterations") == ROWS[name].iterations else None
+    return report if report.get("iterations") == rows[name].iterations else None
 
 
 if __name__ == "__main__":
