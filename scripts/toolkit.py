@@ -63,6 +63,17 @@ ROWS = {
         truncation=20,
         validate_episodes=64,
     ),
+    "beta_suppression": TrainArgs(
+        env="BetaSuppression-v0",
+        iterations=40,
+        batch=4,
+        lr=0.0005,
+        truncation=10,
+        validate_every=5,
+        validate_episodes=8,
+        eval_episodes=16,
+        sweep_episodes=8,
+    ),
 }
 # --quick (a smoke run, tests/scripts): every row's budget shrunk and its episodes
 # shortened; the rows' settings otherwise as above
@@ -76,12 +87,19 @@ QUICK = {
     "sweep_episodes": 2,
 }
 SHORT_SPIKE = ("episode_ms=20",)  # [ms]
+SHORT_BETA = ("episode_ms=40",)  # [ms]
 SHORT_EVIDENCE = ("trial_ms=30", "response_window_ms=[25.0, 30.0]")  # [ms]
 
 
 def quick(args: TrainArgs) -> TrainArgs:
     """`args` with the smoke-run budget and short episodes."""
-    short = SHORT_SPIKE if args.env.startswith("SpikeRate") else SHORT_EVIDENCE
+    short = (
+        SHORT_SPIKE
+        if args.env.startswith("SpikeRate")
+        else SHORT_BETA
+        if args.env.startswith("Beta")
+        else SHORT_EVIDENCE
+    )
     return dataclasses.replace(args, env_option=(*args.env_option, *short), **QUICK)
 
 
@@ -97,6 +115,9 @@ WHAT = {
     "held (monophasic, not charge-balanced) electrode currents; truncated BPTT "
     "(20 control steps: through whole trials the gradient norm reached 1e11 and "
     "training only added current), lr 0.001, 64 validation episodes",
+    "beta_suppression": "closed-loop DBS of the parkinsonian beta plant: suppress "
+    "the LFP's beta band with the least charge (biphasic 130-Hz pulses, one "
+    "amplitude per electrode group; results/dbs.md sets every controller beside it)",
 }
 
 
@@ -121,6 +142,8 @@ def _outcome(s: dict) -> str:
         return f"{s['correct']}/{s['episodes']} [{lo:.3f}, {hi:.3f}]"
     if "rate_rmse_hz" in s:
         return f"rate RMSE {s['rate_rmse_hz']:.1f} Hz"
+    if "beta_power" in s:
+        return f"LFP beta power {s['beta_power']:.3g} nV²"
     return "—"
 
 
@@ -196,6 +219,27 @@ def findings(reports: dict[str, dict]) -> list[str]:
         f"- The trained policy beats the best constant on the objective in "
         f"{len(wins)} of {len(reports)} rows ({', '.join(wins)})."
     )
+    margins = [
+        f"{n} {r['policy']['return'] - r['best_constant']['return']:+.4f} "
+        f"(s.e.m. {r['policy']['return_sem']:.4f})"
+        for n, r in reports.items()
+    ]
+    out.append(
+        "- Trained − constant return on the same held-out episodes, beside the "
+        "policy's s.e.m. over episodes (a margin under one s.e.m. is a thin win): "
+        + "; ".join(margins)
+        + "."
+    )
+    if "beta_suppression" in reports:
+        r = reports["beta_suppression"]
+        out.append(
+            f"- beta_suppression: the best constant is HF-DBS at "
+            f"{_fmt(r['best_constant']['action'])} nA (the sweep's best); BPTT "
+            f"moved it by {r['policy']['return'] - r['best_constant']['return']:+.4f}"
+            f" (kept iteration {r['best_iteration']}). At lr 0.002 without "
+            "truncation no iteration beat iteration 0 (validation −1.06 → −1.5); "
+            "results/dbs.md sets it beside on/off, PI, phase-locked and RL."
+        )
     zero = _no_stimulation(reports["electrodes_restore"])
     if zero is not None:
         out.append(
