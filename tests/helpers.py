@@ -63,3 +63,21 @@ def cli_help() -> str:
     )
     assert res.returncode == 0, res.stderr
     return res.stdout
+
+
+def gymnasium_return(env, params, actions, seed: int) -> tuple[float, int]:
+    """``(return, steps)`` of `actions` replayed through the Gymnasium face.
+
+    The episode of ``reset(seed=seed)`` in physical action units; the trajectory
+    whose actions these are must come from ``key_from_np_random(seeding.np_random(
+    seed)[0])`` for the two to be the same episode.
+    """
+    from neuroctl.envs import GymEnv
+
+    gym = GymEnv(env, params, normalize_actions=False)
+    gym.reset(seed=seed)
+    total, done, t = 0.0, False, 0
+    while not done:
+        _, r, term, trunc, _ = gym.step(np.asarray(actions[t]))
+        total, done, t = total + r, term or trunc, t + 1
+    return total, t

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import short_plant
+from helpers import gymnasium_return, short_plant
 
 from neuroctl.errors import ConfigError
 from neuroctl.io.checkpoints import CheckpointError
@@ -249,7 +249,7 @@ def test_bptt_loss_is_minus_the_gymnasium_return_on_the_same_trial(plant):
     the Gymnasium face pays out (its actions replayed on the same trial)."""
     from gymnasium.utils import seeding
 
-    from neuroctl.envs.gym import GymEnv, key_from_np_random
+    from neuroctl.envs.gym import key_from_np_random
     from neuroctl.envs.rollout import episode_return
     from neuroctl.train import bptt
 
@@ -270,12 +270,7 @@ def test_bptt_loss_is_minus_the_gymnasium_return_on_the_same_trial(plant):
     assert float(ep.mean_gain_sq) > 0 and float(ep.charge) > 0
     traj = bptt.episode(env, env_params, parts, params, key)  # what the trainer runs
     np.testing.assert_allclose(loss, -float(episode_return(traj)), rtol=1e-10)
-    gym = GymEnv(env, env_params, normalize_actions=False)
-    gym.reset(seed=3)
-    total, done, t = 0.0, False, 0
-    while not done:
-        _, r, term, trunc, _ = gym.step(np.asarray(traj.actions[t]))
-        total, done, t = total + r, term or trunc, t + 1
+    total, t = gymnasium_return(env, env_params, traj.actions, seed=3)
     assert t == env.n_steps
     np.testing.assert_allclose(loss, -total, rtol=1e-10)
     # each weight is in the return: dropping one moves it by that term

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnasium.utils import seeding
+from helpers import gymnasium_return
 
-from neuroctl.envs import GymEnv, make
+from neuroctl.envs import make
 from neuroctl.envs.gym import key_from_np_random
 from neuroctl.envs.rollout import episode_return
 from neuroctl.policies.base import split
@@ -49,12 +50,7 @@ def test_bptt_loss_equals_minus_the_gymnasium_return(name):
     key = key_from_np_random(seeding.np_random(7)[0])
     traj = bptt.episode(env, params, parts, pol, key)
     loss = -episode_return(traj)
-    gym = GymEnv(env, params, normalize_actions=False)
-    gym.reset(seed=7)
-    total, done, t = 0.0, False, 0
-    while not done:
-        _, r, term, trunc, _ = gym.step(np.asarray(traj.actions[t]))
-        total, done, t = total + r, term or trunc, t + 1
+    total, t = gymnasium_return(env, params, traj.actions, seed=7)
     assert t == env.n_steps
     assert abs(float(loss) + total) <= 1e-10 * (1.0 + abs(total))
     assert np.ptp(np.asarray(traj.actions)) > 0  # closed loop: actions vary
