@@ -73,7 +73,11 @@ def _constant_chunk(env, env_params, action, keys, mesh=None):
     return map_batch(one, mesh, "chunk")((env_params, action), keys)
 
 
-def _chunked(fn, keys: Array, chunk: int, progress: bool, desc: str, mesh=None):
+def chunked(fn, keys: Array, chunk: int, progress: bool, desc: str, mesh=None):
+    """``fn(keys) -> dict of per-episode arrays`` over `keys` in chunks of `chunk`.
+
+    NumPy arrays, concatenated; a tqdm bar over chunks if `progress`.
+    """
     from tqdm.auto import tqdm
 
     out = []
@@ -104,7 +108,7 @@ def run_policy(
 ):
     """Per-episode stats (NumPy arrays) of a split policy on `keys`."""
     params_ = env.prepare_params(env_params)
-    return _chunked(
+    return chunked(
         lambda k: _policy_chunk(env, params_, parts, params, k, mesh),
         keys,
         chunk,
@@ -120,7 +124,7 @@ def run_constant(
     """Per-episode stats of the constant `action` [action units] on `keys`."""
     params_ = env.prepare_params(env_params)
     a = jnp.asarray(action, env.config.jnp_dtype)
-    return _chunked(
+    return chunked(
         lambda k: _constant_chunk(env, params_, a, k, mesh),
         keys,
         chunk,

@@ -16,7 +16,7 @@ import numpy as np
 from neuroctl.policies import gain
 from neuroctl.policies.base import AbstractPolicy
 from neuroctl.train import policy as tp
-from neuroctl.train.evaluate import wilson_interval
+from neuroctl.train.evaluate import chunked, wilson_interval
 from neuroctl.train.plant import EVAL_SEED, evaluation_keys
 
 
@@ -40,9 +40,23 @@ class Summary:
         return asdict(self)
 
 
+FIELDS = (  # the per-trial `Episode` fields `run_trials` returns
+    "cross_entropy",
+    "margin",
+    "label",
+    "correct",
+    "mean_gain_sq",
+    "mean_gain",
+    "current_power",
+    "charge",
+    "diverged",
+)
+
+
 @eqx.filter_jit
 def _chunk(env, env_params, parts, params, keys):
-    return jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k))(keys)
+    eps = jax.vmap(lambda k: tp.episode(env, env_params, parts, params, k))(keys)
+    return {f: getattr(eps, f) for f in FIELDS}
 
 
 def run_trials(
@@ -55,26 +69,14 @@ def run_trials(
     desc: str = "policy",
 ):
     """Per-trial `Episode` fields as NumPy arrays, evaluated in chunks of `chunk`."""
-    from tqdm.auto import tqdm
-
     parts, params = tp.split(policy)
-    out = []
-    starts = range(0, len(keys), chunk)
-    for lo in tqdm(starts, disable=not progress, unit="chunk", desc=desc):
-        ep = _chunk(env, env_params, parts, params, keys[lo : lo + chunk])
-        out.append(jax.device_get(ep._replace(gains=None, readouts=None)))
-    fields = (
-        "cross_entropy",
-        "margin",
-        "label",
-        "correct",
-        "mean_gain_sq",
-        "mean_gain",
-        "current_power",
-        "charge",
-        "diverged",
+    return chunked(
+        lambda k: _chunk(env, env_params, parts, params, k),
+        keys,
+        chunk,
+        progress,
+        desc,
     )
-    return {f: np.concatenate([np.asarray(getattr(o, f)) for o in out]) for f in fields}
 
 
 def summarise(trials: dict) -> Summary:
