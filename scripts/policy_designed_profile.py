@@ -195,6 +195,11 @@ def _design_row(r: float, d: design.Design, start: str, signed=False) -> dict:
 def _label_stats(trials: dict, base_power: float) -> dict:
     """Accuracy per label, power and label-0 margins of `run_trials` output."""
     lab = trials["label"].astype(bool)
+    if lab.all() or not lab.any():  # per-label numbers need both labels
+        raise SystemExit(
+            f"--trials {len(lab)}: the held-out trials are all label "
+            f"{int(lab[0])}; per-label accuracy needs both labels (use --trials ≥ 20)."
+        )
     margin0 = trials["margin"][~lab]
     power = float(np.mean(trials["current_power"]))
     return {
@@ -270,6 +275,11 @@ def main(args: Args) -> None:
             "label0_fraction": float(np.mean(trials["label"] == 0)),
         }
     base = bases["open_loop"]
+    if base["label0_fraction"] in (0.0, 1.0):  # label-0 power needs label-0 trials
+        raise SystemExit(
+            f"--trials {args.trials}: the held-out trials hold no label-"
+            f"{int(base['label0_fraction'] == 1.0)} trial; use --trials ≥ 20."
+        )
     print(f"g = 1 on {args.trials} trials: {base}", flush=True)
 
     def label0_power(r):  # [nA²] per label-0 trial for a reduction r over all trials

@@ -226,6 +226,11 @@ def main(args: Args) -> None:
 
 def _summary(trials: dict, onset: float, gain: float) -> dict:
     lab = trials["label"].astype(bool)
+    if lab.all() or not lab.any():  # per-label numbers need both labels
+        raise SystemExit(
+            f"--trials {len(lab)}: the held-out trials are all label "
+            f"{int(lab[0])}; per-label accuracy needs both labels (use --trials ≥ 20)."
+        )
     return {
         "onset_ms": onset,
         "gain": gain,

@@ -63,6 +63,32 @@ ROWS = {
         truncation=20,
         validate_episodes=64,
     ),
+    "electrodes_restore_held_finetuned": TrainArgs(
+        env="EvidenceStimElectrodes-v0",
+        env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
+        param=("evidence_gain=0.3",),
+        init_from=Path("electrodes_restore_held_observing"),  # a row above (in runs/)
+        iterations=100,
+        eval_episodes=1000,
+        **{**EVIDENCE, "lr": 0.0003},
+        truncation=20,
+        validate_episodes=64,
+    ),
+    "electrodes_restore_biphasic": TrainArgs(
+        env="EvidenceStimElectrodes-v0",
+        env_option=(
+            "pulse_width_ms=0.5",
+            "n_electrodes=4",
+            "observe_evidence=true",
+            "observe_stimulus=true",
+        ),
+        param=("evidence_gain=0.3", "i_max=1.0", "energy_cost=0.01"),
+        iterations=100,
+        eval_episodes=1000,
+        **{**EVIDENCE, "lr": 0.001},
+        truncation=20,
+        validate_episodes=64,
+    ),
     "beta_suppression": TrainArgs(
         env="BetaSuppression-v0",
         iterations=40,
@@ -115,6 +141,11 @@ WHAT = {
     "held (monophasic, not charge-balanced) electrode currents; truncated BPTT "
     "(20 control steps: through whole trials the gradient norm reached 1e11 and "
     "training only added current), lr 0.001, 64 validation episodes",
+    "electrodes_restore_held_finetuned": "the held row's kept policy fine-tuned "
+    "(`--init-from` that run) for 100 more iterations at lr 0.0003",
+    "electrodes_restore_biphasic": "the held row's recipe (observing the stream, "
+    "truncation 20, lr 0.001) with charge-balanced biphasic pulses filling the "
+    "control period (0.5 + 0.5 ms), bound 1 nA, energy weight 0.01/nA²",
     "beta_suppression": "closed-loop DBS of the parkinsonian beta plant: suppress "
     "the LFP's beta band with the least charge (biphasic 130-Hz pulses, one "
     "amplitude per electrode group; results/dbs.md sets every controller beside it)",
@@ -131,8 +162,13 @@ def run_row(name: str, args: TrainArgs, runs: Path = RUNS) -> dict:
             figures(env, env_params, parts, params, report, out, spec.env)
             return report
     resume = (out / "checkpoints").exists()
+    source = args.init_from
+    if source is not None and not source.is_absolute():  # a row's run in `runs`
+        source = runs / source
     return train(
-        TrainArgs(**{**vars(args), "out": out, "resume": resume, "progress": True})
+        dataclasses.replace(
+            args, out=out, resume=resume, progress=True, init_from=source
+        )
     )
 
 
@@ -150,9 +186,9 @@ def _outcome(s: dict) -> str:
 def table(reports: dict[str, dict]) -> list[str]:
     head = (
         "| env | row | policy | objective (return) ± s.e.m. | task outcome | "
-        "power [nA²] | charge [pC] |"
+        "power [nA²] | charge [pC] | beats the constant |"
     )
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for name, r in reports.items():
         env = r["spec"]["env"]
         for label, key in (
@@ -160,10 +196,11 @@ def table(reports: dict[str, dict]) -> list[str]:
             ("best constant", "best_constant"),
         ):
             s = r[key]
+            win = ("**yes**" if _beats(r) else "NO") if key == "policy" else ""
             lines.append(
                 f"| {env} | {name} | {label} | {s['return']:+.4f} ± "
                 f"{s['return_sem']:.4f} | {_outcome(s)} | {s['current_power']:.3g} | "
-                f"{s['charge']:.3g} |"
+                f"{s['charge']:.3g} | {win} |"
             )
     return lines
 
@@ -215,10 +252,20 @@ def findings(reports: dict[str, dict]) -> list[str]:
     """What the table shows, in numbers taken from it."""
     out = ["## What the rows show", ""]
     wins = [n for n, r in reports.items() if _beats(r)]
+    envs = sorted({r["spec"]["env"] for r in reports.values()})
+    won = sorted({r["spec"]["env"] for n, r in reports.items() if n in wins})
     out.append(
         f"- The trained policy beats the best constant on the objective in "
-        f"{len(wins)} of {len(reports)} rows ({', '.join(wins)})."
+        f"{len(wins)} of {len(reports)} rows ({', '.join(wins)}); every registered "
+        f"env has such a row: {'yes' if won == envs else 'NO'} ({len(won)} of "
+        f"{len(envs)} envs)."
     )
+    losses = [n for n in reports if n not in wins]
+    if losses:
+        out.append(
+            f"- Rows whose training found nothing better than the constant (their "
+            f"kept parameters are the starting point or worse): {', '.join(losses)}."
+        )
     margins = [
         f"{n} {r['policy']['return'] - r['best_constant']['return']:+.4f} "
         f"(s.e.m. {r['policy']['return_sem']:.4f})"

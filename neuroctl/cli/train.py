@@ -66,6 +66,10 @@ class TrainArgs:
     """Policy wrappers, innermost first (neuroctl.policies.wrappers), e.g. --wrap
     readout_feedback current_shaping evidence_switch; each reads its observation
     fields by name (an error names a field the env does not observe)."""
+    init_from: Path | None = None
+    """Start from the best-validated policy of this finished run directory (same
+    --policy, --hidden, --wrap; env with the same observation and action sizes):
+    fine-tune it, e.g. at a lower --lr. Only its trainable weights are taken."""
     init_fraction: float | None = None
     """Fresh policy's action: low + f·(high − low) of the action space [1];
     default: the best constant of the sweep (f clipped to [0.02, 0.98])."""
@@ -194,6 +198,7 @@ def spec_and_options(args: TrainArgs, init_fraction: float = 0.5):
         hidden=args.hidden,
         n_bins=args.n_bins,
         wrap=tuple(args.wrap),
+        init_from=None if args.init_from is None else str(args.init_from),
         init_fraction=(
             init_fraction if args.init_fraction is None else args.init_fraction
         ),

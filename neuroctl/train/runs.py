@@ -43,6 +43,7 @@ class RunSpec:
     precision: Precision = "float32"  # env and policy dtype
     train: bptt.BPTTConfig = bptt.BPTTConfig()
     wrap: tuple[str, ...] = ()  # policy wrappers (`policies.wrappers.WRAPPERS`)
+    init_from: str | None = None  # a run dir whose best params start this run
 
     def __post_init__(self) -> None:
         if self.policy not in POLICY_KINDS:
@@ -146,10 +147,48 @@ class Trained(NamedTuple):
 
 
 def _upgrade(saved: dict) -> dict:
-    """A run record written before `RunSpec.wrap` existed: no wrappers."""
-    if "spec" in saved and "wrap" not in saved["spec"]:
-        return dict(saved, spec=dict(saved["spec"], wrap=[]))
+    """A run record written before `RunSpec.wrap` / `init_from` existed."""
+    if "spec" in saved:
+        old = saved["spec"]
+        spec = {"wrap": [], "init_from": None, **old}
+        if spec != old:
+            return dict(saved, spec=spec)
     return saved
+
+
+def initial_params(spec: RunSpec, params: dict) -> dict:
+    """`params`, or the best-validated params of the run ``spec.init_from``.
+
+    Only the trainable parameters come from that run (cast to this run's dtype);
+    the action bounds and observation scaling are this run's own. Its policy must
+    have the same kind, size and wrappers, and its env the same observation and
+    action sizes.
+    """
+    if spec.init_from is None:
+        return params
+    source = Path(spec.init_from)
+    theirs = read_record(source).get("spec", {}).get("precision")
+    if theirs == "float64" and spec.precision == "float32":
+        raise bad_value(
+            "init_from",
+            str(source),
+            "a float32 run (a float64 run would turn on float64 in this one)",
+            "train this run with --precision float64.",
+        )
+    *_, loaded = load_run(source)
+    same = jax.tree.structure(params) == jax.tree.structure(loaded) and all(
+        jnp.shape(a) == jnp.shape(b)
+        for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded), strict=False)
+    )
+    if not same:
+        raise bad_value(
+            "init_from",
+            str(source),
+            "a run of the same policy kind, size and wrappers on an env with the "
+            "same observation and action sizes",
+            "train from scratch, or pick a run built like this one.",
+        )
+    return jax.tree.map(lambda new, old: jnp.asarray(old, new.dtype), params, loaded)
 
 
 def train_run(spec: RunSpec, opts: RunOptions) -> Trained:
@@ -161,7 +200,8 @@ def train_run(spec: RunSpec, opts: RunOptions) -> Trained:
     ) as run:
         io = _run_io(run, env, env_params, spec)
         parts, params = split(new_policy(spec, io, env))
-        state, notes = run.restore(bptt.init_state(params, spec.train))
+        start = initial_params(spec, params)  # a resume restores over it
+        state, notes = run.restore(bptt.init_state(start, spec.train))
         for note in notes:
             print(f"neuroctl: {note}; using an older checkpoint")
         mesh = sharding.data_mesh(opts.devices) if opts.devices > 1 else None

@@ -1,9 +1,11 @@
 """`neuroctl train`: any registered env, a report, resumable, clear errors."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -107,6 +109,38 @@ def test_cli_trains_resumes_and_reports(tmp_path):
     assert (
         json.loads((tmp_path / "run" / "metrics.json").read_text())["iterations"] == 3
     )
+
+
+def test_init_from_starts_at_another_runs_best_policy(tmp_path):
+    """--init-from takes a finished run's best trainable weights (fine-tuning); a
+    policy of another size is one clear error; a run recorded before the option
+    existed still resumes."""
+    from neuroctl.train.runs import load_run
+
+    base = {"env": "SpikeRate-v0", "env_option": ("episode_ms=10.0",), **TINY}
+    train(TrainArgs(**base, lr=0.05, out=tmp_path / "a"))
+    source = load_run(tmp_path / "a")[-1]
+    start = TrainArgs(**{**base, "iterations": 0}, init_from=tmp_path / "a")
+    train(dataclasses.replace(start, out=tmp_path / "b"))
+    record = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert record["spec"]["init_from"] == str(tmp_path / "a")
+    got = load_run(tmp_path / "b")[-1]  # iteration 0 of b is a's best
+    for a, b in zip(jax.tree.leaves(source), jax.tree.leaves(got), strict=True):
+        np.testing.assert_array_equal(a, b)
+    train(dataclasses.replace(start, init_from=None, out=tmp_path / "z"))
+    fresh = load_run(tmp_path / "z")[-1]  # what b would be without --init-from
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(got), strict=True)
+    )
+    with pytest.raises(ConfigError, match="init_from"):
+        train(dataclasses.replace(start, hidden=8, out=tmp_path / "c"))
+    path = tmp_path / "a" / "config.json"
+    old = json.loads(path.read_text())
+    del old["spec"]["init_from"]
+    path.write_text(json.dumps(old))
+    more = TrainArgs(**{**base, "iterations": 3}, lr=0.05, resume=True)
+    assert train(dataclasses.replace(more, out=tmp_path / "a"))["iterations"] == 3
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _run(*argv: str | Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    """`argv` (a script path or ``-m module`` and its options) in a fresh Python."""
+def _run(
+    *argv: str | Path, timeout: float = 900, ok: bool = True
+) -> subprocess.CompletedProcess:
+    """`argv` (a script path or ``-m module`` and its options) in a fresh Python;
+    asserts it exits 0 (with ``ok=False``: that it fails with a message, no
+    traceback)."""
     env = {**os.environ, "MPLBACKEND": "Agg"}
     res = subprocess.run(
         [sys.executable, *map(str, argv)],
@@ -39,6 +43,9 @@ def _run(*argv: str | Path, timeout: float = 900) -> subprocess.CompletedProcess
         timeout=timeout,
         env=env,
     )
+    if not ok:
+        assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+        return res
     assert res.returncode == 0, f"{argv}\n{res.stdout[-3000:]}\n{res.stderr[-5000:]}"
     return res
 
@@ -103,6 +110,9 @@ def test_policy_late_gate(tmp_path):
     assert record["trials"] == 4 and len(record["current_shaped"]) == 1
     _markdown(tmp_path / "policy_late_gate.md")
     _png(tmp_path / "policy_late_gate.png")
+    args[1] = "1"  # one trial holds one label: per-label accuracy is refused
+    res = _run("scripts/policy_late_gate.py", *args, ok=False)
+    assert "needs both labels" in res.stderr
 
 
 @pytest.mark.slow
