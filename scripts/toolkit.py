@@ -292,9 +292,23 @@ def findings(reports: dict[str, dict]) -> list[str]:
         out.append(
             f"- At evidence gain 0.3 the plant without stimulation is "
             f"{zero['accuracy']:.3f} correct on the sweep's "
-            f"{zero['episodes']} validation trials (1.000 at gain 1); on the 1,000 "
+            f"{zero['episodes']} validation trials (1.000 at gain 1); on the "
+            f"{reports['electrodes_restore']['eval_episodes']} "
             f"held-out trials the best constant (no current) keeps "
-            f"{reports['electrodes_restore']['best_constant']['correct']}/1000."
+            f"{reports['electrodes_restore']['best_constant']['correct']}/"
+            f"{reports['electrodes_restore']['eval_episodes']}."
+        )
+    if "electrodes_restore_biphasic" in reports:
+        r = reports["electrodes_restore_biphasic"]
+        points = ", ".join(
+            f"{pt['action'][0]:+.2f} nA: {pt['accuracy']:.2f}" for pt in r["sweep"]
+        )
+        out.append(
+            "- Charge-balanced pulses act on the plant only through its nonlinearity "
+            "(a zero-mean current per 1-ms period has no mean drive): the sweep's "
+            "constant biphasic amplitudes (all electrodes alike) give validation "
+            f"accuracy {points}; BPTT's training batches raised the power and lost "
+            "accuracy (no validation return beat iteration 0's)."
         )
     for name in [n for n in reports if n.startswith("electrodes")]:
         r = reports[name]
@@ -302,7 +316,8 @@ def findings(reports: dict[str, dict]) -> list[str]:
         out.append(
             f"- {name}: the kept parameters are from iteration {r['best_iteration']} "
             f"(validation return {r['best_validation_return']:+.4f}); held-out "
-            f"accuracy {pol['correct']}/1000 at {pol['current_power']:.3g} nA²."
+            f"accuracy {pol['correct']}/{pol['episodes']} at "
+            f"{pol['current_power']:.3g} nA²."
         )
     return out
 
