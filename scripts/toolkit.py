@@ -205,7 +205,7 @@ def table(reports: dict[str, dict]) -> list[str]:
     return lines
 
 
-def markdown(reports: dict[str, dict]) -> str:
+def markdown(reports: dict[str, dict], runs: Path = RUNS) -> str:
     lines = [
         "# One trainer on every registered env",
         "",
@@ -232,7 +232,7 @@ def markdown(reports: dict[str, dict]) -> str:
             f"objective: **{'yes' if win else 'NO'}**. Figures: "
             f"results/toolkit_{name}.png, results/toolkit_{name}_training.png."
         )
-    lines += ["", *findings(reports)]
+    lines += ["", *findings(reports, runs)]
     prov = next(iter(reports.values()))["provenance"]
     lines += [
         "",
@@ -248,7 +248,7 @@ def markdown(reports: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def findings(reports: dict[str, dict]) -> list[str]:
+def findings(reports: dict[str, dict], runs: Path = RUNS) -> list[str]:
     """What the table shows, in numbers taken from it."""
     out = ["## What the rows show", ""]
     wins = [n for n, r in reports.items() if _beats(r)]
@@ -313,13 +313,28 @@ def findings(reports: dict[str, dict]) -> list[str]:
     for name in [n for n in reports if n.startswith("electrodes")]:
         r = reports[name]
         pol = r["policy"]
+        vals = _validation_returns(runs / name)
+        swing = (
+            f", later validations {min(vals):+.3f} … {max(vals):+.3f}"
+            if r["best_iteration"] == 0 and vals
+            else ""
+        )
         out.append(
             f"- {name}: the kept parameters are from iteration {r['best_iteration']} "
-            f"(validation return {r['best_validation_return']:+.4f}); held-out "
+            f"(validation return {r['best_validation_return']:+.4f}{swing}); held-out "
             f"accuracy {pol['correct']}/{pol['episodes']} at "
             f"{pol['current_power']:.3g} nA²."
         )
     return out
+
+
+def _validation_returns(run: Path) -> list[float]:
+    """The validation returns after iteration 0 in a run's log (empty if none)."""
+    log = run / "log.jsonl"
+    if not log.exists():
+        return []
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    return [x["val_return"] for x in lines if "val_return" in x]
 
 
 def _beats(report: dict) -> bool:
@@ -384,7 +399,7 @@ def main() -> None:
         print(f"rows still to run: {missing}; {results / 'toolkit.md'} not written")
         return
     (results / "toolkit.json").write_text(json.dumps(reports, indent=1))
-    (results / "toolkit.md").write_text(markdown(reports))
+    (results / "toolkit.md").write_text(markdown(reports, runs))
     print(f"wrote {results / 'toolkit.md'}")
 
 
