@@ -26,6 +26,7 @@ Gymnasium: ``gymnasium.make("neuroctl/SpikeRate-v0")`` (ids registered on
 
 from neuroctl.envs.actuators import BiphasicPulse as BiphasicPulse
 from neuroctl.envs.actuators import Electrodes as Electrodes
+from neuroctl.envs.actuators import ExtracellularElectrodes as ExtracellularElectrodes
 from neuroctl.envs.actuators import SiteCurrents as SiteCurrents
 from neuroctl.envs.control import ControlEnv as ControlEnv
 from neuroctl.envs.control import ControlParams as ControlParams

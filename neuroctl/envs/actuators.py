@@ -7,7 +7,13 @@ sites ``(substeps, n_inputs)`` [nA]:
 
 * `SiteCurrents`: one current per chosen input site, in ``[low, high]`` [nA];
 * `Electrodes`: K currents in ``[−i_max, i_max]`` [nA] reaching every input site
-  through a spatial weight matrix ``W`` ``(n_inputs, K)`` [1].
+  through a spatial weight matrix ``W`` ``(n_inputs, K)`` [1];
+* `ExtracellularElectrodes`: K point current sources in the tissue, in
+  ``[−i_max, i_max]`` [µA]; they inject nothing into the cells but set the
+  extracellular potential ``V_e`` [mV] at every node (`neuroctl.biophysics`'s
+  point-source model), which acts on the cable through the activating function
+  (as real DBS does). Their source currents count in nA (×1e3) for the energy
+  terms, like every other actuator's.
 
 Either holds its action over the period, or with ``pulse=BiphasicPulse(width)``
 delivers a charge-balanced biphasic pulse of that amplitude. Array fields are
@@ -128,6 +134,14 @@ class AbstractActuator(eqx.Module):
         inputs = self.to_inputs(a)
         return (inputs if drive is None else inputs + drive), a
 
+    def extracellular(self, a: Array) -> Array | None:
+        """Extracellular potential ``(n_nodes,)`` [mV] during one solver step.
+
+        None (the default): the actuator only injects currents.
+        """
+        del a
+        return None
+
 
 class SiteCurrents(AbstractActuator):
     """A current [nA] at each of some input sites, in ``[low, high]``.
@@ -181,6 +195,71 @@ class Electrodes(AbstractActuator):
 
     def to_inputs(self, sources: Array) -> Array:
         return sources @ jnp.asarray(self.weights, sources.dtype).T
+
+
+class ExtracellularElectrodes(AbstractActuator):
+    """K point electrodes in a homogeneous medium, currents in ``[−i_max, i_max]`` [µA].
+
+    Electrode k's current ``a_k`` [µA] sets ``V_e = transfer @ a`` [mV] at every
+    node of the network (`neuroctl.biophysics.point_source_transfer`: ``1e3 /
+    (4π σ r)`` mV per µA); the solver takes it as NEURON's ``extracellular`` with
+    a transparent layer. A cathodic current (``a < 0``) depolarises the membrane
+    nearest the electrode. No current enters an input site (`to_inputs` is 0). The
+    source currents the energy terms count are ``1e3 · a`` [nA].
+
+    Attributes:
+        transfer: ``(n_nodes, K)`` [mV/µA] from the electrodes' positions.
+        i_max: largest current magnitude per electrode [µA].
+        n_inputs: the plant's input sites [1] (static).
+        pulse: `BiphasicPulse` or None to hold the action (static).
+    """
+
+    transfer: ArrayLike
+    i_max: ArrayLike
+    n_inputs: int = eqx.field(static=True)
+    pulse: BiphasicPulse | None = eqx.field(static=True, default=None)
+
+    @classmethod
+    def at(
+        cls,
+        plant,
+        positions_um: ArrayLike,
+        i_max: float = 100.0,
+        sigma: float = 0.3,
+        pulse: BiphasicPulse | None = None,
+    ) -> "ExtracellularElectrodes":
+        """Electrodes at `positions_um` ``(K, 3)`` [µm] in a medium of `sigma` [S/m].
+
+        Positions are in the network's coordinates (`Network.xyz`); the action is
+        bounded by `i_max` [µA].
+        """
+        from neuroctl.biophysics import PointElectrodes
+
+        net = plant.network
+        electrodes = PointElectrodes.build(net, positions_um, sigma=sigma)
+        transfer = np.asarray(electrodes.transfer)  # [mV/µA]
+        if not np.all(np.isfinite(transfer)):
+            raise bad_value(
+                "positions_um", positions_um, "finite points (K, 3) [µm]", "fix them."
+            )
+        return cls(jnp.asarray(transfer), i_max, len(plant.inputs), pulse)
+
+    def action_space(self) -> Box:
+        i_max = jnp.asarray(self.i_max)
+        return Box(-i_max, i_max, (jnp.shape(self.transfer)[1],))
+
+    def unit(self) -> str:
+        return "µA"
+
+    def to_inputs(self, sources: Array) -> Array:
+        return jnp.zeros(sources.shape[:-1] + (self.n_inputs,), sources.dtype)
+
+    def apply(self, a: Array, drive: Array | None) -> tuple[Array, Array]:
+        inputs, _ = super().apply(a, drive)
+        return inputs, 1e3 * a  # [nA]
+
+    def extracellular(self, a: Array) -> Array:
+        return jnp.asarray(self.transfer, a.dtype) @ a  # [mV]
 
 
 def _vec(x: ArrayLike, n: int) -> Array:

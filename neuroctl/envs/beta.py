@@ -65,7 +65,7 @@ import numpy as np
 import scipy.signal
 
 from neuroctl.biophysics import LFPElectrodes, membrane_currents
-from neuroctl.envs.actuators import BiphasicPulse, Electrodes
+from neuroctl.envs.actuators import BiphasicPulse, Electrodes, ExtracellularElectrodes
 from neuroctl.envs.control import ControlEnv
 from neuroctl.envs.core import ControlConfig, check_value
 from neuroctl.envs.evidence_stim import sos_step
@@ -444,6 +444,9 @@ def pulse_count(episode_ms: float, rate_hz: float, cv: float) -> int:
 # ---------------------------------------------------------------- the env
 
 SIGNALS = ("lfp", "stn")
+STIMULATION = ("soma", "extracellular")
+_I_MAX = {"soma": 50.0, "extracellular": 100.0}  # [nA], [µA]
+_CHARGE_COST = {"soma": 1e-3, "extracellular": 1e-6}  # [1/pC]
 _BETA_COST = {"lfp": 0.02, "stn": 1.0}  # [1/(nV²·s)], [1/(mV²·s)]
 
 
@@ -453,15 +456,17 @@ def beta_control(
     n_electrodes: int = 1,
     frequency_hz: float = 130.0,
     pulse_width_ms: float = 0.3,
-    i_max: float = 50.0,
+    i_max: float | None = None,
     episode_ms: float = 500.0,
     dtype: str = "float32",
     v_max: float = 1000.0,
     lfp_position_um: tuple[float, float, float] = LFP_POSITION,
-    charge_cost: float = 1e-3,
+    charge_cost: float | None = None,
     beta_cost: float | None = None,
     warm_start_ms: float = 200.0,
     n_warm: int = 8,
+    stimulation: str = "soma",
+    electrode_distance_um: float = 30.0,
 ):
     """``BetaSuppression-v0``: a shipped beta plant under closed-loop DBS.
 
@@ -470,17 +475,21 @@ def beta_control(
         signal: ``"lfp"`` (point-source LFP at `lfp_position_um` [nV]) or ``"stn"``
             (mean STN axon-end voltage [mV]).
         n_electrodes: groups of neighbouring STN cells, one action each [1]; an
-            action is the group's total current [nA], split evenly over its somata.
+            action is the group's total current [nA], split evenly over its somata
+            (``stimulation="soma"``), or one extracellular electrode per group.
         frequency_hz: pulse rate [Hz]: the control period is ``1000/frequency_hz``
             [ms] rounded to whole solver steps (130 → 7.7 ms, 129.87 Hz).
         pulse_width_ms: width of each biphasic phase [ms] (whole solver steps).
-        i_max: largest |electrode current| [nA] (50 nA ≈ 497 µA/cm² per soma
-            with one electrode).
+        i_max: largest |electrode current|: [nA] for ``"soma"`` (default 50 nA ≈
+            497 µA/cm² per soma with one electrode), [µA] for ``"extracellular"``
+            (default 100 µA).
         episode_ms: episode length [ms], rounded to whole control periods.
         dtype: ``"float32"`` or ``"float64"``.
         v_max: |v| beyond which a step counts as diverged [mV].
         lfp_position_um: the LFP electrode [µm] (network coordinates).
-        charge_cost: weight of the injected charge [1/pC] (`EnergyCost.charge`).
+        charge_cost: weight of the delivered charge [1/pC] (`EnergyCost.charge`;
+            extracellular currents count in nA, 1 µA = 1e3 nA); default 1e-3 (soma)
+            or 1e-6 (extracellular: ~1e3 times the charge for a like effect).
         beta_cost: weight of the beta energy [1/(unit²·s)]; default 0.02 (lfp,
             nV) or 1.0 (stn, mV): no stimulation then costs ≈ 9 per 500 ms.
         warm_start_ms: unstimulated warm-up of each of the `n_warm` starts [ms]
@@ -488,6 +497,12 @@ def beta_control(
             episode starts cold at rest with a 5-mV voltage spread.
         n_warm: warm starts in the bank [1]; each reset draws one and spreads
             its voltages by 1 mV, with fresh noise.
+        stimulation: ``"soma"`` (the paper's DBS: current into the STN somata) or
+            ``"extracellular"`` (point electrodes in the tissue, σ = 0.3 S/m, that
+            act on the STN axons through the field; `ExtracellularElectrodes`).
+        electrode_distance_um: extracellular electrodes sit this far [µm] from
+            the plane of the STN axons (z), at the axons' midpoint (x) and at the
+            centre of their group of cells (y).
 
     Returns:
         The `ControlEnv` wrapped in `ObserveFields` (signal, beta lags, envelope,
@@ -495,6 +510,12 @@ def beta_control(
     """
     if signal not in SIGNALS:
         raise bad_value("signal", signal, f"one of {SIGNALS}", "pick one.")
+    if stimulation not in STIMULATION:
+        raise bad_value(
+            "stimulation", stimulation, f"one of {STIMULATION}", "pick one."
+        )
+    i_max = _I_MAX[stimulation] if i_max is None else i_max
+    charge_cost = _CHARGE_COST[stimulation] if charge_cost is None else charge_cost
     p, spec = _load(plant)
     config = _config(spec.dt, frequency_hz, episode_ms, dtype, v_max)
     n = spec.network.n_cells
@@ -516,7 +537,12 @@ def beta_control(
     )
     pulse = BiphasicPulse(pulse_width_ms)
     pulse.phase_steps(config)  # whole solver steps, two phases within a period
-    actuator = stn_electrodes(p, n, n_electrodes, i_max, pulse)
+    if stimulation == "soma":
+        actuator = stn_electrodes(p, n, n_electrodes, i_max, pulse)
+    else:
+        actuator = extracellular_electrodes(
+            p, spec.network, n_electrodes, electrode_distance_um, i_max, pulse
+        )
 
     def build(task: BetaSuppression) -> ControlEnv:
         return ControlEnv.build(
@@ -663,12 +689,49 @@ def stn_electrodes(plant, n: int, k: int, i_max: float, pulse):
     return Electrodes(jnp.asarray(w), i_max=i_max, pulse=pulse)
 
 
+def extracellular_electrodes(
+    plant, geometry, k: int, distance_um: float, i_max: float, pulse
+) -> ExtracellularElectrodes:
+    """`k` point electrodes beside the STN axons, one per group of neighbouring cells.
+
+    Electrode j sits at the axons' midpoint (x), the mean y of its group's cells
+    (``i·k // n == j``) and `distance_um` [µm] off the axons' plane (z) [µm].
+    """
+    n = geometry.n_cells
+    if not (isinstance(k, int) and 1 <= k <= n):
+        raise bad_value("n_electrodes", k, f"an integer in [1, {n}]", "e.g. 1.")
+    if geometry.axon_length <= 0:
+        raise bad_value(
+            "stimulation",
+            "extracellular",
+            "a plant whose STN cells have an axon (axon_length > 0)",
+            'use stimulation="soma" with this plant.',
+        )
+    ok = isinstance(distance_um, (int, float)) and math.isfinite(distance_um)
+    if not (ok and distance_um > 0):
+        raise bad_value(
+            "electrode_distance_um", distance_um, "a number > 0 [µm]", "e.g. 30.0."
+        )
+    x = geometry.soma_length + 0.5 * geometry.axon_length  # [µm]
+    groups = [[i for i in range(n) if i * k // n == j] for j in range(k)]
+    ys = [np.mean([geometry.position(0, i)[1] for i in g]) for g in groups]  # [µm]
+    positions = [(x, y, geometry.position(0, 0)[2] + distance_um) for y in ys]
+    return ExtracellularElectrodes.at(plant, positions, i_max=i_max, pulse=pulse)
+
+
 def density_action(env, density: float) -> Array:
     """The action giving every STN soma `density` [µA/cm²]: ``(K,)`` [nA].
 
     E.g. ``density_action(env, 300.0)``: the paper's working DBS amplitude.
     """
     params = env.default_params
+    if not hasattr(params.actuator, "weights"):
+        raise bad_value(
+            "env",
+            "an extracellular-stimulation env",
+            'stimulation="soma"',
+            "somatic current densities need the somatic actuator.",
+        )
     w = np.asarray(params.actuator.weights)
     per_soma = density * params.task.density_to_na  # [nA] per soma
     return jnp.asarray(per_soma / w.max(axis=0))  # group total [nA]

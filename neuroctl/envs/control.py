@@ -242,7 +242,8 @@ class ControlEnv(AbstractEnv):
             a, x, row = inputs
             task_state, drive = task.drive(task_state, x)
             i_in, sources = actuator.apply(a, drive)  # [nA]
-            new = bp.step(self.network, net_params, sim, i_in, dt)
+            v_ext = actuator.extracellular(a)  # [mV] or None (static)
+            new = bp.step(self.network, net_params, sim, i_in, dt, v_ext=v_ext)
             task_state = task.substep_states(task_state, sim, new, nodes, dt, row)
             return (new, task_state), sources
 

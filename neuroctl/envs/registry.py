@@ -181,6 +181,8 @@ _BETA_OPTIONS = (
     "beta_cost",
     "warm_start_ms",
     "n_warm",
+    "stimulation",
+    "electrode_distance_um",
 )
 
 
@@ -190,10 +192,11 @@ def _beta_suppression(plant: str = "beta_parkinsonian", **kwargs: Any) -> Abstra
     Options: `plant` (``"beta_parkinsonian"``, ``"beta_healthy"``), `signal`
     (``"lfp"`` [nV] or ``"stn"`` [mV]), `n_electrodes`, `frequency_hz` [Hz] (sets
     the control period: one biphasic pulse per period), `pulse_width_ms` [ms],
-    `i_max` [nA], `episode_ms` [ms], `dtype`, `v_max` [mV], `lfp_position_um`
-    [µm], `charge_cost` [1/pC], `beta_cost` [1/(unit²·s)], `warm_start_ms` [ms],
-    `n_warm`. `control_ms` and `dt` are not options (set by `frequency_hz` and the
-    plant).
+    `i_max` [nA, or µA extracellular], `episode_ms` [ms], `dtype`, `v_max` [mV],
+    `lfp_position_um` [µm], `charge_cost` [1/pC], `beta_cost` [1/(unit²·s)],
+    `warm_start_ms` [ms], `n_warm`, `stimulation` (``"soma"`` or
+    ``"extracellular"``), `electrode_distance_um` [µm]. `control_ms` and `dt` are
+    not options (set by `frequency_hz` and the plant).
     """
     from neuroctl.envs.beta import beta_control
 

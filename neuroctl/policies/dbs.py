@@ -4,10 +4,13 @@ Each is a final `AbstractPolicy` (``(carry, obs) -> (carry, action)``), built fo
 one env's `PolicyIO` and reading the observation fields it needs by name, so it
 runs through the same rollout (`neuroctl.train.bptt.episode`) and held-out
 evaluation (`neuroctl.train.evaluate`) as a learned MLP or GRU. Actions are DBS
-amplitudes [nA] (the env's action: one charge-balanced biphasic pulse per control
-period, ~130 Hz), the same amplitude on every electrode group, clipped to the
-action box. Every tunable is a `Frozen` array (not trained, but traced), so a grid
-of settings of one controller compiles once.
+amplitudes in the env's action unit ([nA] somatic, [µA] extracellular; one
+charge-balanced biphasic pulse per control period, ~130 Hz), the same amplitude on
+every electrode group, clipped to the action box. The open-loop and on/off
+amplitudes may be negative: the sign picks the polarity of the leading phase
+(with ``stimulation="extracellular"``, ``A < 0`` leads with the cathodic phase).
+Every tunable is a `Frozen` array (not trained, but traced), so a grid of settings
+of one controller compiles once.
 
 * `HighFrequencyDBS` (open loop): amplitude ``A`` every control period: continuous
   130-Hz DBS; ``A = 0`` is no stimulation.
@@ -48,6 +51,12 @@ def _frozen(value: float, dtype) -> Frozen:
     return Frozen(jnp.asarray(value, dtype))
 
 
+def _check_finite(who: str, **values: float) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise bad_value(f"{who}: {name}", value, "a finite number", "fix it.")
+
+
 def _check_nonnegative(who: str, **values: float) -> None:
     for name, value in values.items():
         ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
@@ -76,7 +85,7 @@ class HighFrequencyDBS(_DBSPolicy):
     """Open-loop DBS: amplitude ``A`` [nA] every control period (module docstring)."""
 
     def __init__(self, io: PolicyIO, amplitude: float, dtype=jnp.float32):
-        _check_nonnegative("HighFrequencyDBS", amplitude=amplitude)
+        _check_finite("HighFrequencyDBS", amplitude=amplitude)
         self._box(io, dtype)
         self.amplitude = _frozen(amplitude, dtype)  # [nA]
 
@@ -101,7 +110,8 @@ class OnOffDBS(_DBSPolicy):
         hold: int = 1,
         dtype=jnp.float32,
     ):
-        _check_nonnegative("OnOffDBS", amplitude=amplitude, threshold=threshold)
+        _check_finite("OnOffDBS", amplitude=amplitude)
+        _check_nonnegative("OnOffDBS", threshold=threshold)
         if not (isinstance(hold, int) and hold >= 1):
             raise bad_value("OnOffDBS: hold", hold, "an integer >= 1", "e.g. 3.")
         self._box(io, dtype)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from neuroctl.errors import ConfigError
 from neuroctl.policies import dbs
 from neuroctl.policies.base import split
 from neuroctl.policies.networks import PolicyIO
@@ -66,6 +67,16 @@ def test_on_off_switches_on_above_threshold_and_holds():
     _, actions = run(policy, [observation(e) for e in envelopes])
     expected = [0, 20, 20, 20, 0, 0, 20, 20]  # on at a crossing, held 3 periods
     np.testing.assert_array_equal(actions[:, 0], expected)
+
+
+def test_a_negative_amplitude_leads_with_the_other_phase():
+    """The sign of the open-loop / on/off amplitude picks the leading phase."""
+    _, actions = run(dbs.OnOffDBS(IO, -20.0, threshold=10.0), [observation(12.0)])
+    np.testing.assert_array_equal(actions[:, 0], [-20.0])
+    _, actions = run(dbs.HighFrequencyDBS(IO, -80.0), [observation(0.0)])
+    np.testing.assert_array_equal(actions[:, 0], [-50.0])  # clipped to −i_max
+    with pytest.raises(ConfigError, match="amplitude"):
+        dbs.OnOffDBS(IO, float("nan"), threshold=10.0)
 
 
 def test_pi_integrates_the_error_and_clamps():

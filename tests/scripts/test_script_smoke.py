@@ -244,3 +244,16 @@ def test_train_freeze_and_evaluate_plant_cli(tmp_path):
     card = _json(plants / "smoke" / "metrics.json")
     assert card["eval_trials"] == 2 and 0.0 <= card["accuracy"] <= 1.0
     assert "smoke: accuracy" in res.stdout
+
+
+@pytest.mark.slow
+def test_dbs_extracellular(tmp_path):
+    """~3 min CPU: --quick (46-ms episodes, 2 + 2 episodes, 2 BPTT iterations)."""
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    with _untouched("results/dbs_extracellular.json", "runs/dbs_extracellular"):
+        _run("scripts/dbs_extracellular.py", "--quick", "--out", out, "--runs", runs)
+    record = _json(out / "dbs_extracellular.json")
+    assert [r["name"] for r in record["rows"]][-1] == "BPTT MLP"
+    assert len(record["sweep"]) == 14
+    _markdown(out / "dbs_extracellular.md")
+    _png(out / "dbs_extracellular.png")
