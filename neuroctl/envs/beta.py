@@ -50,6 +50,15 @@ solver steps: 7.7 ms, 129.87 Hz by default). ``a < 0`` delivers the anodic phase
 first. 300 µA/cm² (the paper's working DBS amplitude) is
 ``300 · density_to_na`` ≈ 3.02 nA per soma.
 
+With ``stimulation="extracellular"`` the actuator is instead ``n_electrodes``
+point electrodes in the tissue (`ExtracellularElectrodes`, σ = 0.3 S/m), each
+``electrode_distance_um`` from the plane of the STN axons at their midpoint and
+beside its group of cells; the action is each electrode's pulse amplitude [µA]
+(``a < 0``: cathodic phase first), and the cells feel it only through the field
+along their axons (the activating function), as in real DBS. The signal stays the
+membrane-driven LFP ``w · v``: the direct term of the applied field during a pulse
+is left out, as if the recording blanked the pulses.
+
 References:
     Rubin & Terman, J. Comput. Neurosci. 16:211-235 (2004).
     Little et al., Ann. Neurol. 74:449-457 (2013) (adaptive DBS on beta).

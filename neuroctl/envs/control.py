@@ -3,7 +3,8 @@
 Any `neuroctl.plants.Plant` becomes a control problem by choosing:
 
 * an actuator (`neuroctl.envs.actuators`: currents at input sites, electrodes
-  through a weight matrix; held or biphasic pulses; bounds in nA);
+  through a weight matrix, or extracellular point electrodes whose field acts on
+  the cable; held or biphasic pulses; bounds in nA, or µA extracellular);
 * a task (`neuroctl.envs.tasks`: what the readouts should do, and its reward);
 * an objective (`neuroctl.envs.objectives.EnergyCost`: weights on mean I², charge
   and mean a² per control step);

@@ -253,7 +253,8 @@ def test_dbs_extracellular(tmp_path):
     with _untouched("results/dbs_extracellular.json", "runs/dbs_extracellular"):
         _run("scripts/dbs_extracellular.py", "--quick", "--out", out, "--runs", runs)
     record = _json(out / "dbs_extracellular.json")
-    assert [r["name"] for r in record["rows"]][-1] == "BPTT MLP"
-    assert len(record["sweep"]) == 14
+    names = [r["name"] for r in record["rows"]]
+    assert names[-2:] == ["BPTT MLP", "BPTT MLP, 10x charge weight"]
+    assert len(record["sweep"]) == 18
     _markdown(out / "dbs_extracellular.md")
     _png(out / "dbs_extracellular.png")
