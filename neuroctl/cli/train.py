@@ -43,7 +43,8 @@ class TrainArgs:
 
     env: str = "SpikeRate-v0"
     """Registered env (neuroctl.envs.names(): SpikeRate-v0, SpikeRateBallStick-v0,
-    EvidenceStim-v0, EvidenceStimElectrodes-v0; 'neuroctl/' prefix optional)."""
+    EvidenceStim-v0, EvidenceStimElectrodes-v0, BetaSuppression-v0; 'neuroctl/'
+    prefix optional)."""
     env_option: tuple[str, ...] = ()
     """Options of the env's factory as key=value (e.g. episode_ms=100
     pulse_width_ms=0.1 n_electrodes=4); values parse as TOML, else as text."""

@@ -566,7 +566,7 @@ def beta_control(
 
     env = build(task)
     if warm_start_ms > 0:
-        bank_key = (plant, signal, tuple(lfp_position_um), config, n_warm)
+        bank_key = (plant, signal, tuple(lfp_position_um), config, n_warm, stimulation)
         bank_key += (float(warm_start_ms),)
         if bank_key not in _BANKS:
             _BANKS[bank_key] = warm_states(env, n_warm, warm_start_ms)
