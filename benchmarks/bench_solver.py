@@ -22,7 +22,9 @@ Tables:
   cells with sparse graded synapses (`hh_nets`), checked in float64 first (max
   |Δv| between the simulators);
 * checkpointed gradient (2 levels, w.r.t. the 109 conductances) vs forward on the
-  paper network, T = 20,800 steps, with compile times and XLA memory;
+  paper network, T = 20,800 steps, with compile times and XLA memory; and the
+  same gradient of neuroctl differentiated straight through the tree elimination
+  instead of by its transposed-solve adjoint (`lax.custom_linear_solve`): A/B;
 * kernels per forward step and per backward step, counted in the compiled HLO's
   innermost while bodies (`_harness.while_body_kernels`);
 * 100 ball-and-sticks in one vmapped call vs 100 sequential NEURON runs;
@@ -48,6 +50,7 @@ WORKER = "solver_worker"
 SIMS = ("neuroctl", "jaxley")
 RESULTS = Path("results/benchmarks.md")
 ENV_SECTION = "# Environment benchmarks (CPU)"
+GRAD = "gradient, 2-level checkpointing (s)"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ def groups(plan: Plan, first_round: bool) -> list[tuple[str, dict]]:
     if "paper_grad" not in plan.skip:
         case = {"kind": "paper_grad", "dtype": "float32", "T": plan.grad_T}
         out.append(("paper_grad", {**case, "kernels": first_round}))
+        direct = {**case, "kernels": first_round, "solve": "direct"}
+        out.append(("paper_grad_direct", direct))  # neuroctl only
     if "hh" not in plan.skip:
         for n, T in plan.hh:
             out.append(
@@ -143,7 +148,7 @@ def run(plan: Plan, log=print) -> dict:
             log(f"check N={n}: {_brief(r)}")
     for rnd in range(plan.rounds):
         for key, case in groups(plan, rnd == 0):
-            for sim in SIMS:
+            for sim in ("neuroctl",) if key.endswith("_direct") else SIMS:
                 r = H.run_worker(WORKER, {**case, "sim": sim})
                 res["runs"].setdefault(key, {}).setdefault(sim, []).append(r)
                 log(f"round {rnd + 1} {key} {sim}: {_brief(r)}")
@@ -331,7 +336,7 @@ def table_grad(res: dict) -> tuple[list[str], dict]:
     got = {}
     for label, get, _unit in (
         ("forward (s)", lambda r: r["fwd"]["s"], "s"),
-        ("gradient, 2-level checkpointing (s)", lambda r: r["grad"]["s"], "s"),
+        (GRAD, lambda r: r["grad"]["s"], "s"),
         ("forward compile (s)", lambda r: r["fwd"]["compile_s"], "s"),
         ("gradient compile (s)", lambda r: r["grad"]["compile_s"], "s"),
     ):
@@ -340,8 +345,8 @@ def table_grad(res: dict) -> tuple[list[str], dict]:
         got[label] = (o, j)
         lines.append(f"| {label} | {fmt(o)} | {fmt(j)} | {ratio(j, o)} |")
     gf = {
-        s: (got["gradient, 2-level checkpointing (s)"][i] / got["forward (s)"][i])
-        if got["forward (s)"][i] and got["gradient, 2-level checkpointing (s)"][i]
+        s: (got[GRAD][i] / got["forward (s)"][i])
+        if got["forward (s)"][i] and got[GRAD][i]
         else None
         for i, s in enumerate(SIMS)
     }
@@ -349,6 +354,19 @@ def table_grad(res: dict) -> tuple[list[str], dict]:
         f"| gradient / forward (min / min) | {fmt(gf['neuroctl'], '.2f')} "
         f"| {fmt(gf['jaxley'], '.2f')} | |"
     )
+    direct = res["runs"].get("paper_grad_direct", {}).get("neuroctl", [])
+    d = best(direct, lambda r: r["grad"]["s"])
+    fwd = got["forward (s)"][0]
+    if d is not None:
+        saved = None if got[GRAD][0] is None else 1.0 - got[GRAD][0] / d
+        lines.append(
+            f"| gradient through the elimination, no transposed-solve adjoint (s) "
+            f"| {fmt(d)} | | adjoint saves {fmt(saved, '.0%')} |"
+        )
+        lines.append(
+            f"| gradient / forward through the elimination | "
+            f"{fmt(d / fwd if fwd else None, '.2f')} | | |"
+        )
     mem = {}
     for sim in SIMS:
         rs = ok(runs.get(sim, []))
@@ -397,6 +415,16 @@ def table_kernels(res: dict) -> list[str]:
         + " | ".join(_kcell(k[s], "gradient", last=True) for s in SIMS)
         + " |"
     )
+    direct = [
+        r
+        for r in ok(res["runs"].get("paper_grad_direct", {}).get("neuroctl", []))
+        if r.get("kernels")
+    ]
+    if direct:
+        cell = _kcell(direct[0]["kernels"], "gradient", last=True)
+        lines.append(
+            f"| backward step, through the elimination (no adjoint) | {cell} | |"
+        )
     lines.append(
         "| gradient: all time-step bodies | "
         + " | ".join(_kcell(k[s], "gradient", last=False) for s in SIMS)

@@ -77,6 +77,8 @@ def _paper_forward(sim, net, batch, dtype, T):
 def paper_grad(case: dict) -> dict:
     """Forward and checkpointed-gradient time at batch 1, T steps; kernel counts."""
     sim, dtype, T = case["sim"], case["dtype"], case["T"]
+    if case.get("solve") == "direct":
+        _differentiate_through_the_elimination()
     t0 = time.perf_counter()
     net = _paper_net(sim)
     build_s = getattr(net, "_peer_build_s", time.perf_counter() - t0)
@@ -90,6 +92,15 @@ def paper_grad(case: dict) -> dict:
     if case.get("kernels"):
         out["kernels"] = _kernels(f, (x,), g, args, T)
     return out
+
+
+def _differentiate_through_the_elimination() -> None:
+    """This worker's neuroctl without the tree solve's custom adjoint: `hines_solve`
+    becomes the plain elimination, so autodiff goes through it (A/B of the
+    transposed-solve adjoint, `lax.custom_linear_solve`)."""
+    from neuroctl.biophysics import solver
+
+    solver.hines_solve = lambda net, diag, rhs: solver._hines_eliminate(net, diag, rhs)
 
 
 def _paper_gradient(sim, net, dtype, T):

@@ -11,6 +11,7 @@ import pytest
 
 from neuroctl.cli.train import TrainArgs, parse_pairs, train
 from neuroctl.errors import ConfigError
+from neuroctl.train import bptt
 
 TINY = {
     "iterations": 2,
@@ -115,32 +116,39 @@ def test_init_from_starts_at_another_runs_best_policy(tmp_path):
     """--init-from takes a finished run's best trainable weights (fine-tuning); a
     policy of another size is one clear error; a run recorded before the option
     existed still resumes."""
-    from neuroctl.train.runs import load_run
+    from neuroctl.cli.train import spec_and_options
+    from neuroctl.train.runs import RunOptions, RunSpec, load_run, train_run
 
-    base = {"env": "SpikeRate-v0", "env_option": ("episode_ms=10.0",), **TINY}
-    train(TrainArgs(**base, lr=0.05, out=tmp_path / "a"))
-    source = load_run(tmp_path / "a")[-1]
-    start = TrainArgs(**{**base, "iterations": 0}, init_from=tmp_path / "a")
-    train(dataclasses.replace(start, out=tmp_path / "b"))
-    record = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert record["spec"]["init_from"] == str(tmp_path / "a")
-    got = load_run(tmp_path / "b")[-1]  # iteration 0 of b is a's best
-    for a, b in zip(jax.tree.leaves(source), jax.tree.leaves(got), strict=True):
-        np.testing.assert_array_equal(a, b)
-    train(dataclasses.replace(start, init_from=None, out=tmp_path / "z"))
-    fresh = load_run(tmp_path / "z")[-1]  # what b would be without --init-from
+    args = TrainArgs(env="SpikeRate-v0", init_from=tmp_path / "a", out=tmp_path / "b")
+    assert spec_and_options(args)[0].init_from == str(tmp_path / "a")  # the CLI edge
+    spec = RunSpec(
+        "SpikeRate-v0", {"episode_ms": 10.0}, train=bptt.BPTTConfig(batch=2, lr=0.05)
+    )
+    opts = {"progress": False, "validate_every": 1, "validate_episodes": 2}
+    source = train_run(spec, RunOptions(tmp_path / "a", 2, **opts))
+    assert source.best_iteration > 0  # a's best is not its starting point
+    start = dataclasses.replace(spec, init_from=str(tmp_path / "a"))
+    got = train_run(start, RunOptions(tmp_path / "b", 0, **opts)).best_params
+    fresh = train_run(spec, RunOptions(tmp_path / "z", 0, **opts)).best_params
+    leaves = jax.tree.leaves
+    for a, b in zip(leaves(source.best_params), leaves(got), strict=True):
+        np.testing.assert_array_equal(a, b)  # b starts at a's best
     assert any(
         not np.array_equal(a, b)
-        for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(got), strict=True)
+        for a, b in zip(leaves(fresh), leaves(got), strict=True)
     )
+    record = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert record["spec"]["init_from"] == str(tmp_path / "a")
     with pytest.raises(ConfigError, match="init_from"):
-        train(dataclasses.replace(start, hidden=8, out=tmp_path / "c"))
+        other = dataclasses.replace(start, hidden=8)
+        train_run(other, RunOptions(tmp_path / "c", 0, **opts))
     path = tmp_path / "a" / "config.json"
     old = json.loads(path.read_text())
-    del old["spec"]["init_from"]
+    del old["spec"]["init_from"]  # as written before the option existed
     path.write_text(json.dumps(old))
-    more = TrainArgs(**{**base, "iterations": 3}, lr=0.05, resume=True)
-    assert train(dataclasses.replace(more, out=tmp_path / "a"))["iterations"] == 3
+    more = train_run(spec, RunOptions(tmp_path / "a", 3, resume=True, **opts))
+    assert int(more.state.step) == 3
+    assert load_run(tmp_path / "a")[0].init_from is None
 
 
 @pytest.mark.parametrize(
