@@ -83,17 +83,13 @@ def beta_pct(run: dict, none: dict) -> tuple[float, float]:
 
 def row(name: str, params: str, held: dict, none: dict, val_return: float) -> dict:
     pct, sem = beta_pct(held, none)
+    means = ev.summarise(held)  # means over episodes and the return's s.e.m.
     return {
         "name": name,
         "params": params,
         "beta_pct": pct,
         "beta_sem": sem,
-        "return": float(np.mean(held["return"])),
-        "return_sem": float(
-            np.std(held["return"], ddof=1) / math.sqrt(len(held["return"]))
-        ),
-        "current_power": float(np.mean(held["current_power"])),  # [nA²]
-        "charge": float(np.mean(held["charge"])),  # [pC] per episode
+        **{k: means[k] for k in ("return", "return_sem", "current_power", "charge")},
         "val_return": val_return,
     }
 

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from neuroctl.cli.train import TrainArgs, figures, format_report, train
+from neuroctl.io.runs import read_log
 from neuroctl.train.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -330,11 +331,7 @@ def findings(reports: dict[str, dict], runs: Path = RUNS) -> list[str]:
 
 def _validation_returns(run: Path) -> list[float]:
     """The validation returns after iteration 0 in a run's log (empty if none)."""
-    log = run / "log.jsonl"
-    if not log.exists():
-        return []
-    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    return [x["val_return"] for x in lines if "val_return" in x]
+    return [x["val_return"] for x in read_log(run / "log.jsonl") if "val_return" in x]
 
 
 def _beats(report: dict) -> bool:

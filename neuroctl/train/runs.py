@@ -200,7 +200,8 @@ def train_run(spec: RunSpec, opts: RunOptions) -> Trained:
     ) as run:
         io = _run_io(run, env, env_params, spec)
         parts, params = split(new_policy(spec, io, env))
-        start = initial_params(spec, params)  # a resume restores over it
+        # a resume restores its checkpoint: the --init-from source is read once
+        start = params if opts.resume else initial_params(spec, params)
         state, notes = run.restore(bptt.init_state(start, spec.train))
         for note in notes:
             print(f"neuroctl: {note}; using an older checkpoint")
