@@ -48,6 +48,18 @@ from benchmarks import _harness as H
 
 WORKER = "solver_worker"
 SIMS = ("neuroctl", "jaxley")
+# neuroctl-only A/B variants of the gradient group: key -> (worker case fields,
+# (what the variant is, what the default has that it lacks))
+VARIANTS = {
+    "paper_grad_direct": (
+        {"solve": "direct"},
+        ("through the elimination, no transposed-solve adjoint", "adjoint"),
+    ),
+    "paper_grad_saved": (
+        {"remat_steps": False},
+        ("without per-step rematerialisation", "step remat"),
+    ),
+}
 RESULTS = Path("results/benchmarks.md")
 ENV_SECTION = "# Environment benchmarks (CPU)"
 GRAD = "gradient, 2-level checkpointing (s)"
@@ -126,8 +138,8 @@ def groups(plan: Plan, first_round: bool) -> list[tuple[str, dict]]:
     if "paper_grad" not in plan.skip:
         case = {"kind": "paper_grad", "dtype": "float32", "T": plan.grad_T}
         out.append(("paper_grad", {**case, "kernels": first_round}))
-        direct = {**case, "kernels": first_round, "solve": "direct"}
-        out.append(("paper_grad_direct", direct))  # neuroctl only
+        for key, (extra, _label) in VARIANTS.items():  # neuroctl only
+            out.append((key, {**case, "kernels": first_round, **extra}))
     if "hh" not in plan.skip:
         for n, T in plan.hh:
             out.append(
@@ -148,7 +160,7 @@ def run(plan: Plan, log=print) -> dict:
             log(f"check N={n}: {_brief(r)}")
     for rnd in range(plan.rounds):
         for key, case in groups(plan, rnd == 0):
-            for sim in ("neuroctl",) if key.endswith("_direct") else SIMS:
+            for sim in ("neuroctl",) if key in VARIANTS else SIMS:
                 r = H.run_worker(WORKER, {**case, "sim": sim})
                 res["runs"].setdefault(key, {}).setdefault(sim, []).append(r)
                 log(f"round {rnd + 1} {key} {sim}: {_brief(r)}")
@@ -354,18 +366,18 @@ def table_grad(res: dict) -> tuple[list[str], dict]:
         f"| gradient / forward (min / min) | {fmt(gf['neuroctl'], '.2f')} "
         f"| {fmt(gf['jaxley'], '.2f')} | |"
     )
-    direct = res["runs"].get("paper_grad_direct", {}).get("neuroctl", [])
-    d = best(direct, lambda r: r["grad"]["s"])
     fwd = got["forward (s)"][0]
-    if d is not None:
+    for key, (_extra, (what, saver)) in VARIANTS.items():
+        d = best(res["runs"].get(key, {}).get("neuroctl", []), lambda r: r["grad"]["s"])
+        if d is None:
+            continue
         saved = None if got[GRAD][0] is None else 1.0 - got[GRAD][0] / d
         lines.append(
-            f"| gradient through the elimination, no transposed-solve adjoint (s) "
-            f"| {fmt(d)} | | adjoint saves {fmt(saved, '.0%')} |"
+            f"| gradient {what} (s) | {fmt(d)} | | {saver} saves {fmt(saved, '.0%')} |"
         )
         lines.append(
-            f"| gradient / forward through the elimination | "
-            f"{fmt(d / fwd if fwd else None, '.2f')} | | |"
+            f"| gradient / forward {what} | {fmt(d / fwd if fwd else None, '.2f')} "
+            "| | |"
         )
     mem = {}
     for sim in SIMS:
@@ -415,16 +427,12 @@ def table_kernels(res: dict) -> list[str]:
         + " | ".join(_kcell(k[s], "gradient", last=True) for s in SIMS)
         + " |"
     )
-    direct = [
-        r
-        for r in ok(res["runs"].get("paper_grad_direct", {}).get("neuroctl", []))
-        if r.get("kernels")
-    ]
-    if direct:
-        cell = _kcell(direct[0]["kernels"], "gradient", last=True)
-        lines.append(
-            f"| backward step, through the elimination (no adjoint) | {cell} | |"
-        )
+    for key, (_extra, (what, _saver)) in VARIANTS.items():
+        runs_k = ok(res["runs"].get(key, {}).get("neuroctl", []))
+        rs = [r for r in runs_k if r.get("kernels")]
+        if rs:
+            cell = _kcell(rs[0]["kernels"], "gradient", last=True)
+            lines.append(f"| backward step, {what} | {cell} | |")
     lines.append(
         "| gradient: all time-step bodies | "
         + " | ".join(_kcell(k[s], "gradient", last=False) for s in SIMS)

@@ -85,7 +85,7 @@ def paper_grad(case: dict) -> dict:
     out = {"build_s": build_s, "dtype": dtype, "T": T}
     f, x = _paper_forward(sim, net, 1, dtype, T)
     out["fwd"] = H.time_min(f, x)
-    g, args = _paper_gradient(sim, net, dtype, T)
+    g, args = _paper_gradient(sim, net, dtype, T, case.get("remat_steps", True))
     out["grad"] = H.time_min(g, *args)
     out["grad_over_fwd"] = out["grad"]["s"] / out["fwd"]["s"]
     out["xla_mb"] = {"fwd": _xla_mb(f, x), "grad": _xla_mb(g, *args)}
@@ -103,7 +103,7 @@ def _differentiate_through_the_elimination() -> None:
     solver.hines_solve = lambda net, diag, rhs: solver._hines_eliminate(net, diag, rhs)
 
 
-def _paper_gradient(sim, net, dtype, T):
+def _paper_gradient(sim, net, dtype, T, remat_steps=True):
     import neuroctl.biophysics as bp
 
     lengths = list(bp.checkpoint_lengths_for(T, LEVELS))
@@ -120,7 +120,9 @@ def _paper_gradient(sim, net, dtype, T):
         p = net.with_param(net.default_params, bp.GradedSynapse, "g", gs)
         p = net.cast_params(p, dt)
         rec = jax.vmap(
-            lambda xi: bp.simulate(net, p, s, xi, DT, checkpoint_lengths=lengths)[1]
+            lambda xi: bp.simulate(
+                net, p, s, xi, DT, checkpoint_lengths=lengths, remat_steps=remat_steps
+            )[1]
         )(xs)
         return rec[:, -800:, : peers.N_OUT].mean()
 

@@ -394,6 +394,7 @@ def simulate(
     record: Callable[[State], Array] | None = None,
     electrodes: "PointElectrodes | None" = None,
     electrode_currents: ArrayLike | None = None,
+    remat_steps: bool = True,
 ) -> tuple[State, Array]:
     """Run `step` over a stimulus with `lax.scan`, optionally checkpointed.
 
@@ -415,6 +416,11 @@ def simulate(
         electrode_currents: their currents [µA], shape ``(T, n_electrodes)``, one
             row per step (the value during the step); required with `electrodes`.
             Differentiable: an action or a design variable.
+        remat_steps: in reverse mode, rematerialise every step (`jax.checkpoint`):
+            the forward pass saves only each step's state and the backward pass
+            recomputes that step's intermediates. Fewer kernels per backward step
+            (results/benchmarks.md) and less memory; the values are the same.
+            No effect on a forward-only run.
 
     Returns:
         The final state and the recordings, shape ``(T, ...)``.
@@ -444,7 +450,7 @@ def simulate(
         s = advance(s, x)
         return s, record(s)
 
-    return scan_checkpointed(body, state, stimulus, checkpoint_lengths)
+    return scan_checkpointed(body, state, stimulus, checkpoint_lengths, remat_steps)
 
 
 def _stepper(net: Network, params: Params, dt, scheme: Scheme, electrodes):
@@ -476,9 +482,17 @@ def _electrode_currents(electrodes, currents, stimulus: Array, state: State) -> 
     return jnp.asarray(currents, state.v.dtype)
 
 
-def scan_checkpointed(body, carry, xs, lengths: Sequence[int] | None):
-    """`lax.scan` of `body` over `xs`, nested and rematerialised per `lengths`."""
+def scan_checkpointed(
+    body, carry, xs, lengths: Sequence[int] | None, remat_steps: bool = True
+):
+    """`lax.scan` of `body` over `xs`, nested and rematerialised per `lengths`.
+
+    With `remat_steps` each call of `body` is rematerialised too: reverse mode
+    saves only its inputs and recomputes the rest.
+    """
     n = jax.tree.leaves(xs)[0].shape[0]
+    if remat_steps:  # inside a scan, CSE across the loop boundary is no risk
+        body = jax.checkpoint(body, prevent_cse=False)
     if not lengths:
         return jax.lax.scan(body, carry, xs)
     lengths = tuple(int(x) for x in lengths)

@@ -248,8 +248,12 @@ class ControlEnv(AbstractEnv):
             task_state = task.substep_states(task_state, sim, new, nodes, dt, row)
             return (new, task_state), sources
 
+        # each solver step rematerialised in reverse mode (as `bp.simulate` does):
+        # the backward pass keeps one state per step, not every intermediate
         (sim, task_state), sources = jax.lax.scan(
-            substep, (state.sim, state.task), (waveform, xs, rows)
+            jax.checkpoint(substep, prevent_cse=False),
+            (state.sim, state.task),
+            (waveform, xs, rows),
         )
         return ControlState(sim, state.t + 1, task_state), sources
 
