@@ -432,6 +432,7 @@ def sb3_stage(s: Setup, algo: str, args, log) -> dict:
     import torch
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecNormalize
 
     from neuroctl.envs import SB3VecEnv
@@ -472,6 +473,8 @@ def sb3_stage(s: Setup, algo: str, args, log) -> dict:
         params = (
             "8 envs, 2 gradient steps per 8 env steps, batch 256, lr 3e-4, [64, 64]"
         )
+    # no $TMPDIR/SB3-<date> folder per run (SB3's default logger makes one)
+    model.set_logger(Logger(folder=None, output_formats=[]))
     ev = _Evaluator(s, args.rl_eval_every)
 
     class Every(BaseCallback):

@@ -54,6 +54,7 @@ def test_sb3_ppo_improves_spike_rate():
     pytest.importorskip("stable_baselines3")
     torch = pytest.importorskip("torch")
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecNormalize
 
     from neuroctl.envs import SB3VecEnv
@@ -72,6 +73,8 @@ def test_sb3_ppo_improves_spike_rate():
         seed=0,
         device="cpu",
     )
+    # SB3's default logger makes an empty $TMPDIR/SB3-<date> folder on every learn()
+    model.set_logger(Logger(folder=None, output_formats=[]))
     before = sb3_mean_return(model, venv, env.n_steps, seed=100)
     model.learn(8192)
     after = sb3_mean_return(model, venv, env.n_steps, seed=100)
