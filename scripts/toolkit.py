@@ -64,6 +64,16 @@ ROWS = {
         truncation=20,
         validate_episodes=64,
     ),
+    "electrodes_restore_held_long": TrainArgs(
+        env="EvidenceStimElectrodes-v0",
+        env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
+        param=("evidence_gain=0.3",),
+        iterations=300,
+        eval_episodes=1000,
+        **{**EVIDENCE, "lr": 0.001},
+        truncation=20,
+        validate_episodes=64,
+    ),
     "electrodes_restore_held_finetuned": TrainArgs(
         env="EvidenceStimElectrodes-v0",
         env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
@@ -142,6 +152,9 @@ WHAT = {
     "held (monophasic, not charge-balanced) electrode currents; truncated BPTT "
     "(20 control steps: through whole trials the gradient norm reached 1e11 and "
     "training only added current), lr 0.001, 64 validation episodes",
+    "electrodes_restore_held_long": "the held row's settings for 300 iterations "
+    "(its best was its last, iteration 100; this run continued that run from its "
+    "iteration-100 checkpoint, Adam state included)",
     "electrodes_restore_held_finetuned": "the held row's kept policy fine-tuned "
     "(`--init-from` that run) for 100 more iterations at lr 0.0003",
     "electrodes_restore_biphasic": "the held row's recipe (observing the stream, "
@@ -325,6 +338,38 @@ def findings(reports: dict[str, dict], runs: Path = RUNS) -> list[str]:
             f"(validation return {r['best_validation_return']:+.4f}{swing}); held-out "
             f"accuracy {pol['correct']}/{pol['episodes']} at "
             f"{pol['current_power']:.3g} nA²."
+        )
+    goal = 0.999  # item 8's restoration goal: accuracy on 1,000 held-out trials
+    restored = {
+        n: r["policy"]
+        for n, r in reports.items()
+        if n.startswith("electrodes") and r["policy"]["episodes"] >= 1000
+    }
+    met = sorted(
+        (p["current_power"], n)
+        for n, p in restored.items()
+        if p["correct"] >= goal * p["episodes"]
+    )
+    if restored:
+        best = max(restored, key=lambda n: restored[n]["correct"])
+        b = restored[best]
+        out.append(
+            f"- Restoration goal (≥ {100 * goal:.1f} % of the held-out trials): "
+            + (
+                f"**met** by {', '.join(n for _, n in met)}; the least power among "
+                f"them is {met[0][1]}'s, {met[0][0]:.3g} nA²."
+                if met
+                else f"**missed**; the best row is {best} with "
+                f"{b['correct']}/{b['episodes']}."
+            )
+            + f" {best}'s 95 % Wilson interval is "
+            f"[{b['accuracy_ci95'][0]:.3f}, {b['accuracy_ci95'][1]:.3f}]"
+            + (
+                f": {b['episodes']} trials cannot show {100 * goal:.1f} % at that "
+                "confidence."
+                if b["accuracy_ci95"][0] < goal
+                else "."
+            )
         )
     return out
 
