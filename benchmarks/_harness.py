@@ -270,9 +270,15 @@ def _parse(p: subprocess.CompletedProcess) -> dict:
     return {"error": f"rc {p.returncode}: {(p.stderr or p.stdout)[-2000:]}"}
 
 
-def export_head(dest: Path) -> Path:
-    """A clean copy of the committed tree (``git archive HEAD``) with this
-    checkout's benchmarks/ on top, so a worker can time HEAD while others edit
+def git(*args: str) -> str:
+    """``git <args>`` in this checkout; its stripped stdout ("" on failure)."""
+    r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return r.stdout.strip()
+
+
+def export_head(dest: Path, rev: str = "HEAD") -> Path:
+    """A clean copy of the committed tree at `rev` (``git archive``) with this
+    checkout's benchmarks/ on top, so a worker can time it while others edit
     the working tree (no checkout, stash or reset). Returns `dest`."""
     import shutil
 
@@ -280,7 +286,7 @@ def export_head(dest: Path) -> Path:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     archive = subprocess.run(
-        ["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True
+        ["git", "archive", rev], cwd=ROOT, capture_output=True, check=True
     )
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     (dest / "benchmarks").mkdir(exist_ok=True)
@@ -300,10 +306,6 @@ def pin_statement() -> str:
 
 def provenance() -> dict:
     """Date, commit, dirtiness, versions, CPU, load (for the results header)."""
-
-    def git(*args):
-        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.strip()
 
     dirty = [ln for ln in git("status", "--porcelain").splitlines() if ln.strip()]
     versions = {}

@@ -48,10 +48,56 @@ from neuroctl.train.ship import provenance  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 AMPLITUDES = (5.0, 10.0, 12.5, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0)  # sweep [µA]
 PERCENTILES = (25.0, 50.0, 75.0)  # of the unstimulated envelope: on/off thresholds
-# BPTT rows: (name, run folder, charge weight in training [1/pC] or None: default)
+# BPTT rows: (name, run folder, charge weight in training [1/pC] or None: the
+# default, run folder whose best policy starts it or None: the constant at HF-DBS's
+# best amplitude, iterations [1] or None: --iterations). The weight is raised in
+# steps, each run starting from the one before (a continuation path along the
+# beta-vs-charge trade-off)
 BPTT_ROWS = (
-    ("BPTT MLP", "bptt_mlp", None),
-    ("BPTT MLP, 10x charge weight", "bptt_mlp_charge10", 1e-5),
+    ("BPTT MLP", "bptt_mlp", None, None, None),
+    ("BPTT MLP, 10x charge weight", "bptt_mlp_charge10", 1e-5, None, None),
+    (
+        "BPTT MLP, 100x charge weight",
+        "bptt_mlp_charge100",
+        1e-4,
+        "bptt_mlp_charge10",
+        None,
+    ),
+    (
+        "BPTT MLP, 300x charge weight",
+        "bptt_mlp_charge300",
+        3e-4,
+        "bptt_mlp_charge100",
+        80,
+    ),
+    (
+        "BPTT MLP, 1000x charge weight",
+        "bptt_mlp_charge1000",
+        1e-3,
+        "bptt_mlp_charge300",
+        80,
+    ),
+    (
+        "BPTT MLP, 3000x charge weight",
+        "bptt_mlp_charge3000",
+        3e-3,
+        "bptt_mlp_charge1000",
+        80,
+    ),
+    (
+        "BPTT MLP, 10000x charge weight",
+        "bptt_mlp_charge10000",
+        1e-2,
+        "bptt_mlp_charge3000",
+        80,
+    ),
+    (
+        "BPTT MLP, 30000x charge weight",
+        "bptt_mlp_charge30000",
+        3e-2,
+        "bptt_mlp_charge10000",
+        80,
+    ),
 )
 
 
@@ -179,14 +225,18 @@ def main() -> None:
     )
     spec = dataclasses.replace(spec, init_fraction=float(min(max(frac, 0.02), 0.98)))
     learned = {}
-    for name, folder, weight in BPTT_ROWS:
+    for name, folder, weight, source, iterations in BPTT_ROWS:
+        if iterations is None or args.quick:
+            iterations = args.iterations
         run = train_run(
             dataclasses.replace(
-                spec, env_params={} if weight is None else {"charge_cost": weight}
+                spec,
+                env_params={} if weight is None else {"charge_cost": weight},
+                init_from=None if source is None else str(args.runs / source),
             ),
             RunOptions(
                 args.runs / folder,
-                args.iterations,
+                iterations,
                 save_every=5,
                 resume=(args.runs / folder / "checkpoints").exists(),
                 validate_every=5,
@@ -198,10 +248,12 @@ def main() -> None:
         trained = (
             "" if weight is None else f"trained with charge weight {weight:g}/pC; "
         )
+        if source is not None:
+            trained += f"started from the {source} row's policy; "
         rows.append(
             row(
                 name,
-                f"{trained}iteration {run.best_iteration} of {args.iterations}, "
+                f"{trained}iteration {run.best_iteration} of {iterations}, "
                 f"batch {args.batch}, lr {args.lr:g}, truncation {args.truncation}",
                 h,
                 none_held,
@@ -210,6 +262,9 @@ def main() -> None:
         )
         learned[name] = run
     hf_power = rows[1]["current_power"]
+    bptt_rows = [r for r in rows if r["name"].startswith("BPTT")]
+    as_good = [r for r in bptt_rows if r["beta_pct"] <= rows[1]["beta_pct"]]
+    least = min(as_good or bptt_rows, key=lambda r: r["current_power"])["name"]
     record = {
         "rows": rows,
         "sweep": sweep,
@@ -228,12 +283,15 @@ def main() -> None:
             env, params, held[0], action=[best["amplitude"]]
         ),
         "on/off aDBS": ev.episode_traces(env, params, held[0], *split(pol)),
-        **{
+        **{  # the default-weight row and the one at the least energy
             name: ev.episode_traces(env, params, held[0], run.parts, run.best_params)
             for name, run in learned.items()
+            if name in (BPTT_ROWS[0][0], least)
         },
     }
-    save_figure(figure(env, sweep, rows, traces), args.out / "dbs_extracellular.png")
+    save_figure(
+        figure(env, sweep, rows, traces, hf_power), args.out / "dbs_extracellular.png"
+    )
     (args.out / "dbs_extracellular.md").write_text(markdown(record, args))
     log(f"wrote {args.out / 'dbs_extracellular.md'}")
 
@@ -246,8 +304,8 @@ def _envelope_levels(env, params, io, keys) -> dict[float, float]:
     return {q: float(np.percentile(flat, q)) for q in PERCENTILES}
 
 
-def figure(env, sweep, rows, traces):
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+def figure(env, sweep, rows, traces, hf_power):
+    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(16, 4.6))
     for sign, label, marker in (
         (1.0, "anodic phase first (A > 0)", "o-"),
         (-1.0, "cathodic phase first (A < 0)", "s--"),
@@ -263,15 +321,61 @@ def figure(env, sweep, rows, traces):
     ax0.set_ylabel("LFP beta power [% of no stimulation]")
     ax0.set_title("open-loop DBS, held-out episodes")
     ax0.legend(fontsize=8)
+
+    # beta vs energy: the open-loop sweep, on/off and the BPTT continuation path
+    def share(r):
+        return 100.0 * r["current_power"] / hf_power  # [% of HF best]
+
+    hf = next(r for r in rows if r["name"].startswith("HF-DBS best"))
+    cath = sorted((share(r), r["beta_pct"]) for r in sweep if r["amplitude"] < 0)
+    ax1.plot(*zip(*cath, strict=True), "s--", color="C1", ms=4, label="open loop")
+    onoff = next(r for r in rows if r["name"] == "on/off aDBS")
+    ax1.plot(share(onoff), onoff["beta_pct"], "D", color="C2", label="on/off aDBS")
+    learned = [r for r in rows if r["name"].startswith("BPTT")]
+    ax1.plot(
+        [share(r) for r in learned],
+        [r["beta_pct"] for r in learned],
+        "o-",
+        color="C3",
+        label="BPTT MLP, charge weight ×1 … ×30000",
+    )
+    for i, r in enumerate(learned):  # weight tags, alternately above and below
+        tag = r["name"].split(", ")[1].split(" ")[0] if ", " in r["name"] else "1x"
+        ax1.annotate(
+            tag,
+            (share(r), r["beta_pct"]),
+            fontsize=7,
+            xytext=(2, 5 if i % 2 else -10),
+            textcoords="offset points",
+        )
+    ax1.axvline(10.0, color="grey", lw=0.8, ls=":")
+    ax1.axhline(hf["beta_pct"], color="grey", lw=0.8, ls=":")
+    left = min(1.0, 0.5 * min(share(r) for r in [*learned, onoff] if share(r) > 0))
+    ax1.text(
+        1.2 * left,
+        hf["beta_pct"] - 3,
+        "target region:\nHF-DBS's beta\nat ≤ 10 % of its energy",
+        fontsize=7,
+        color="grey",
+        va="top",
+    )
+    ax1.set_xscale("log")
+    ax1.set_xlim(left, None)
+    ax1.set_ylim(0.0, max(110.0, 5.0 + max(b for _, b in cath)))
+    ax1.set_xlabel("energy: mean I² [% of HF-DBS at its best amplitude]")
+    ax1.set_ylabel("LFP beta power [% of no stimulation]")
+    ax1.set_title("beta vs energy, held-out episodes")
+    ax1.legend(fontsize=8, loc="upper right")
+
     fields = [n for n, _ in env.observation_fields()]
     k = fields.index(dbs.ENVELOPE)
     t = np.arange(env.n_steps) * env.config.control_ms  # [ms]
     for name, (_, obs) in traces.items():
-        ax1.plot(t, obs[:, k], lw=1.0, label=name)
-    ax1.set_xlabel("time [ms]")
-    ax1.set_ylabel("beta envelope of the LFP [nV]")
-    ax1.set_title("held-out episode 0")
-    ax1.legend(fontsize=8)
+        ax2.plot(t, obs[:, k], lw=1.0, label=name)
+    ax2.set_xlabel("time [ms]")
+    ax2.set_ylabel("beta envelope of the LFP [nV]")
+    ax2.set_title("held-out episode 0")
+    ax2.legend(fontsize=8)
     fig.suptitle("BetaSuppression-v0, extracellular electrode 30 µm from the STN axons")
     fig.tight_layout()
     return fig
@@ -324,8 +428,10 @@ def markdown(rec: dict, args) -> str:
     lines += [
         "",
         "Figure: results/dbs_extracellular.png (left: open-loop beta vs amplitude for "
-        "both polarities; right: the beta envelope of held-out episode 0 under each "
-        "controller).",
+        "both polarities; middle: beta vs energy of every row and the cathodic "
+        "sweep, with the target's corner; right: the beta envelope of held-out "
+        "episode 0 without stimulation, under HF-DBS, on/off, BPTT at the default "
+        "weight and the BPTT row with the least energy at HF-DBS's beta or less).",
         "",
     ]
     return "\n".join(lines)
@@ -367,6 +473,17 @@ def findings(rec: dict) -> list[str]:
             f"{share:.1f} % of HF-DBS's energy (return {r['return']:+.3f} vs HF's "
             f"{hf['return']:+.3f}); HF-DBS's beta at ≤ 10 % of its energy: "
             f"{'**met**' if ok else 'missed'}."
+        )
+    as_good = sorted(
+        (100.0 * rows[b[0]]["current_power"] / hf_power, b[0])
+        for b in BPTT_ROWS
+        if rows[b[0]]["beta_pct"] <= hf["beta_pct"]
+    )
+    if as_good:
+        out.append(
+            f"- The least energy at which a BPTT row keeps HF-DBS's beta or less: "
+            f"{as_good[0][0]:.1f} % ({as_good[0][1]}). Raising the charge weight "
+            "further trades beta for energy past HF-DBS's level (the rows above)."
         )
     out.append(
         "- Target of issue #16 (a BPTT policy at HF-DBS's beta with ≤ 10 % of its "

@@ -27,7 +27,14 @@ OPTIONS = {
     "SpikeRateBallStick-v0": ("episode_ms=10.0",),
     "EvidenceStim-v0": SHORT_TRIAL,
     "EvidenceStimElectrodes-v0": (*SHORT_TRIAL, "pulse_width_ms=0.1"),
+    "BetaSuppression-v0": ("episode_ms=40",),
 }
+
+
+def test_every_registered_env_is_covered():
+    from neuroctl.envs.registry import names
+
+    assert sorted(OPTIONS) == names()
 
 
 @pytest.mark.parametrize("env", sorted(OPTIONS))

@@ -156,7 +156,7 @@ def test_policy_designed_profile(tmp_path):
 
 @pytest.mark.slow
 def test_toolkit(tmp_path):
-    """~9 min CPU (540 s): --quick runs all nine `neuroctl train` rows (2
+    """~10 min CPU (600 s): --quick runs all ten `neuroctl train` rows (2
     iterations of batch 2, 2-episode sweeps and evaluations, 20-ms spike episodes,
     30-ms evidence trials); each row still compiles its sweep, training, validation
     and evaluation programs, and toolkit.md needs every row."""
@@ -254,7 +254,11 @@ def test_dbs_extracellular(tmp_path):
         _run("scripts/dbs_extracellular.py", "--quick", "--out", out, "--runs", runs)
     record = _json(out / "dbs_extracellular.json")
     names = [r["name"] for r in record["rows"]]
-    assert names[-2:] == ["BPTT MLP", "BPTT MLP, 10x charge weight"]
+    weights = (10, 100, 300, 1000, 3000, 10000, 30000)
+    raised = [f"BPTT MLP, {k}x charge weight" for k in weights]
+    assert names[-8:] == ["BPTT MLP", *raised]
+    chained = record["rows"][-1]["params"]  # each raised weight starts from the last
+    assert "started from the bptt_mlp_charge10000 row's policy" in chained
     assert len(record["sweep"]) == 18
     _markdown(out / "dbs_extracellular.md")
     _png(out / "dbs_extracellular.png")
