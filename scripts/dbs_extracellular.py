@@ -361,7 +361,7 @@ def figure(env, sweep, rows, traces, hf_power):
     )
     ax1.set_xscale("log")
     ax1.set_xlim(left, None)
-    ax1.set_ylim(0.0, max(110.0, 5.0 + max(b for _, b in cath)))
+    ax1.set_ylim(0.0, 1.3 * max(100.0, *(b for _, b in cath)))  # room for the legend
     ax1.set_xlabel("energy: mean I² [% of HF-DBS at its best amplitude]")
     ax1.set_ylabel("LFP beta power [% of no stimulation]")
     ax1.set_title("beta vs energy, held-out episodes")
