@@ -111,6 +111,19 @@ ROWS = {
         eval_episodes=16,
         sweep_episodes=8,
     ),
+    "beta_suppression_extracellular": TrainArgs(
+        env="BetaSuppression-v0",
+        env_option=("stimulation=extracellular",),
+        iterations=40,
+        batch=4,
+        lr=0.0005,
+        truncation=10,
+        validate_every=5,
+        validate_episodes=8,
+        eval_episodes=16,
+        sweep_points=17,  # 12.5-µA steps: the cathodic threshold is 12.5–15 µA
+        sweep_episodes=8,
+    ),
 }
 # --quick (a smoke run, tests/scripts): every row's budget shrunk and its episodes
 # shortened; the rows' settings otherwise as above
@@ -160,6 +173,9 @@ WHAT = {
     "electrodes_restore_biphasic": "the held row's recipe (observing the stream, "
     "truncation 20, lr 0.001) with charge-balanced biphasic pulses filling the "
     "control period (0.5 + 0.5 ms), bound 1 nA, energy weight 0.01/nA²",
+    "beta_suppression_extracellular": "the same through an extracellular point "
+    "electrode 30 µm from the STN axons (amplitude in µA; results/dbs_extracellular.md "
+    "sets the controllers beside it)",
     "beta_suppression": "closed-loop DBS of the parkinsonian beta plant: suppress "
     "the LFP's beta band with the least charge (biphasic 130-Hz pulses, one "
     "amplitude per electrode group; results/dbs.md sets every controller beside it)",

@@ -156,7 +156,7 @@ def test_policy_designed_profile(tmp_path):
 
 @pytest.mark.slow
 def test_toolkit(tmp_path):
-    """~10 min CPU (600 s): --quick runs all ten `neuroctl train` rows (2
+    """~11 min CPU (660 s): --quick runs all eleven `neuroctl train` rows (2
     iterations of batch 2, 2-episode sweeps and evaluations, 20-ms spike episodes,
     30-ms evidence trials); each row still compiles its sweep, training, validation
     and evaluation programs, and toolkit.md needs every row."""
