@@ -27,7 +27,7 @@ OPTIONS = {
     "SpikeRateBallStick-v0": ("episode_ms=10.0",),
     "EvidenceStim-v0": SHORT_TRIAL,
     "EvidenceStimElectrodes-v0": (*SHORT_TRIAL, "pulse_width_ms=0.1"),
-    "BetaSuppression-v0": ("episode_ms=40",),
+    "BetaSuppression-v0": ("episode_ms=40", "warm_start_ms=20", "n_warm=2"),
 }
 
 
