@@ -32,6 +32,16 @@ RESTORE = (
     "pulse_width_ms=0.1",
     "n_electrodes=4",
 )
+# the held-current restoration recipe (observing the stimulus stream, truncated BPTT)
+HELD = dict(
+    env="EvidenceStimElectrodes-v0",
+    env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
+    param=("evidence_gain=0.3",),
+    eval_episodes=1000,
+    **{**EVIDENCE, "lr": 0.001},
+    truncation=20,
+    validate_episodes=64,
+)
 ROWS = {
     "spike_rate": TrainArgs(env="SpikeRate-v0", **SPIKE),
     "spike_rate_ball_stick": TrainArgs(env="SpikeRateBallStick-v0", **SPIKE),
@@ -54,36 +64,12 @@ ROWS = {
         eval_episodes=1000,
         **EVIDENCE,
     ),
-    "electrodes_restore_held_observing": TrainArgs(
-        env="EvidenceStimElectrodes-v0",
-        env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
-        param=("evidence_gain=0.3",),
-        iterations=100,
-        eval_episodes=1000,
-        **{**EVIDENCE, "lr": 0.001},
-        truncation=20,
-        validate_episodes=64,
-    ),
-    "electrodes_restore_held_long": TrainArgs(
-        env="EvidenceStimElectrodes-v0",
-        env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
-        param=("evidence_gain=0.3",),
-        iterations=300,
-        eval_episodes=1000,
-        **{**EVIDENCE, "lr": 0.001},
-        truncation=20,
-        validate_episodes=64,
-    ),
+    "electrodes_restore_held_observing": TrainArgs(**HELD, iterations=100),
+    "electrodes_restore_held_long": TrainArgs(**HELD, iterations=300),
     "electrodes_restore_held_finetuned": TrainArgs(
-        env="EvidenceStimElectrodes-v0",
-        env_option=("n_electrodes=4", "observe_evidence=true", "observe_stimulus=true"),
-        param=("evidence_gain=0.3",),
+        **{**HELD, "lr": 0.0003},
         init_from=Path("electrodes_restore_held_observing"),  # a row above (in runs/)
         iterations=100,
-        eval_episodes=1000,
-        **{**EVIDENCE, "lr": 0.0003},
-        truncation=20,
-        validate_episodes=64,
     ),
     "electrodes_restore_biphasic": TrainArgs(
         env="EvidenceStimElectrodes-v0",
