@@ -32,6 +32,18 @@ RESTORE = (
     "pulse_width_ms=0.1",
     "n_electrodes=4",
 )
+# the DBS recipe (500-ms episodes, truncated BPTT)
+BETA = dict(
+    env="BetaSuppression-v0",
+    iterations=40,
+    batch=4,
+    lr=0.0005,
+    truncation=10,
+    validate_every=5,
+    validate_episodes=8,
+    eval_episodes=16,
+    sweep_episodes=8,
+)
 # the held-current restoration recipe (observing the stimulus stream, truncated BPTT)
 HELD = dict(
     env="EvidenceStimElectrodes-v0",
@@ -86,29 +98,11 @@ ROWS = {
         truncation=20,
         validate_episodes=64,
     ),
-    "beta_suppression": TrainArgs(
-        env="BetaSuppression-v0",
-        iterations=40,
-        batch=4,
-        lr=0.0005,
-        truncation=10,
-        validate_every=5,
-        validate_episodes=8,
-        eval_episodes=16,
-        sweep_episodes=8,
-    ),
+    "beta_suppression": TrainArgs(**BETA),
     "beta_suppression_extracellular": TrainArgs(
-        env="BetaSuppression-v0",
+        **BETA,
         env_option=("stimulation=extracellular",),
-        iterations=40,
-        batch=4,
-        lr=0.0005,
-        truncation=10,
-        validate_every=5,
-        validate_episodes=8,
-        eval_episodes=16,
         sweep_points=17,  # 12.5-µA steps: the cathodic threshold is 12.5–15 µA
-        sweep_episodes=8,
     ),
 }
 # --quick (a smoke run, tests/scripts): every row's budget shrunk and its episodes
