@@ -419,8 +419,10 @@ def simulate(
         remat_steps: in reverse mode, rematerialise every step (`jax.checkpoint`):
             the forward pass saves only each step's state and the backward pass
             recomputes that step's intermediates. Fewer kernels per backward step
-            (results/benchmarks.md) and less memory; the values are the same.
-            No effect on a forward-only run.
+            (243 → 155 on the paper network; the gradient ~3 % faster,
+            results/benchmarks.md) and no residuals per step; the same maths, up to
+            float rounding (a long float32 run can drift apart, as any recompile
+            can). No effect on a forward-only run.
 
     Returns:
         The final state and the recordings, shape ``(T, ...)``.
