@@ -178,27 +178,27 @@ def run(plan: Plan, log=print) -> dict:
                 res["runs"].setdefault("bas", {}).setdefault(sim, []).append(r)
                 log(f"round {rnd + 1} bas {sim}: {_brief(r)}")
     if plan.bptt and "bptt" not in plan.skip:
-        res["runs"]["bptt"] = run_bptt(plan, log)
+        res["runs"]["bptt"], res["bptt_revision"] = run_bptt(plan, log)
     return res
 
 
-def run_bptt(plan: Plan, log) -> dict:
+def run_bptt(plan: Plan, log) -> tuple[dict, str]:
     """The BPTT step at the baseline revision (clean export) and in the working
-    tree, alternated; ``{"baseline": [...], "tree": [...], "revision": ...}``."""
+    tree, alternated: ``{"baseline": [...], "tree": [...]}`` and the revision."""
     import tempfile
 
     rev = plan.bptt_baseline
     with tempfile.TemporaryDirectory() as tmp:
         roots = {"baseline": H.export_head(Path(tmp) / "base", rev), "tree": H.ROOT}
         sha = H.git("rev-parse", "--short", rev)
-        out: dict = {"revision": rev if rev == sha else f"{rev} ({sha})"}
+        out: dict = {}
         case = {"kind": "bptt", "sim": "neuroctl", **plan.bptt_options}
         for rnd in range(plan.rounds):
             for where, root in roots.items():
                 r = H.run_worker(WORKER, case, root=root)
                 out.setdefault(where, []).append(r)
                 log(f"round {rnd + 1} bptt {where}: {_brief(r)}")
-    return out
+    return out, rev if rev == sha else f"{rev} ({sha})"
 
 
 def _brief(r: dict) -> str:
@@ -503,10 +503,8 @@ def table_bptt(res: dict) -> tuple[list[str], float | None]:
         "|---|---|---:|---|---:|---|---:|---:|",
     ]
     head = tree = None
-    rev = runs.get("revision", "HEAD")
+    rev = res.get("bptt_revision", "HEAD")
     for where, rs in runs.items():
-        if where == "revision":
-            continue
         good = ok(rs)
         if not good:
             lines.append(

@@ -50,53 +50,28 @@ AMPLITUDES = (5.0, 10.0, 12.5, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0)  # sweep [µ
 PERCENTILES = (25.0, 50.0, 75.0)  # of the unstimulated envelope: on/off thresholds
 # BPTT rows: (name, run folder, charge weight in training [1/pC] or None: the
 # default, run folder whose best policy starts it or None: the constant at HF-DBS's
-# best amplitude, iterations [1] or None: --iterations). The weight is raised in
-# steps, each run starting from the one before (a continuation path along the
-# beta-vs-charge trade-off)
+# best amplitude, iterations [1] or None: --iterations). Past 10x the weight is
+# raised in steps, each run starting from the one before (a continuation path
+# along the beta-vs-charge trade-off): (multiplier of the default, iterations)
+CHAIN = ((100, None), (300, 80), (1000, 80), (3000, 80), (10000, 80), (30000, 80))
+
+
+def _charge_row(k: int, source: str | None, iterations: int | None) -> tuple:
+    return (
+        f"BPTT MLP, {k}x charge weight",
+        f"bptt_mlp_charge{k}",
+        k / 1e6,  # [1/pC]: the default 1e-6/pC times k
+        source,
+        iterations,
+    )
+
+
 BPTT_ROWS = (
     ("BPTT MLP", "bptt_mlp", None, None, None),
-    ("BPTT MLP, 10x charge weight", "bptt_mlp_charge10", 1e-5, None, None),
-    (
-        "BPTT MLP, 100x charge weight",
-        "bptt_mlp_charge100",
-        1e-4,
-        "bptt_mlp_charge10",
-        None,
-    ),
-    (
-        "BPTT MLP, 300x charge weight",
-        "bptt_mlp_charge300",
-        3e-4,
-        "bptt_mlp_charge100",
-        80,
-    ),
-    (
-        "BPTT MLP, 1000x charge weight",
-        "bptt_mlp_charge1000",
-        1e-3,
-        "bptt_mlp_charge300",
-        80,
-    ),
-    (
-        "BPTT MLP, 3000x charge weight",
-        "bptt_mlp_charge3000",
-        3e-3,
-        "bptt_mlp_charge1000",
-        80,
-    ),
-    (
-        "BPTT MLP, 10000x charge weight",
-        "bptt_mlp_charge10000",
-        1e-2,
-        "bptt_mlp_charge3000",
-        80,
-    ),
-    (
-        "BPTT MLP, 30000x charge weight",
-        "bptt_mlp_charge30000",
-        3e-2,
-        "bptt_mlp_charge10000",
-        80,
+    _charge_row(10, None, None),
+    *(
+        _charge_row(k, f"bptt_mlp_charge{prev}", it)
+        for (k, it), prev in zip(CHAIN, (10, *(k for k, _ in CHAIN)), strict=False)
     ),
 )
 
@@ -262,9 +237,13 @@ def main() -> None:
         )
         learned[name] = run
     hf_power = rows[1]["current_power"]
-    bptt_rows = [r for r in rows if r["name"].startswith("BPTT")]
-    as_good = [r for r in bptt_rows if r["beta_pct"] <= rows[1]["beta_pct"]]
-    least = min(as_good or bptt_rows, key=lambda r: r["current_power"])["name"]
+    least = (
+        least_energy_at_hf_beta(rows)
+        or min(
+            (r for r in rows if r["name"].startswith("BPTT")),
+            key=lambda r: r["current_power"],
+        )
+    )["name"]
     record = {
         "rows": rows,
         "sweep": sweep,
@@ -302,6 +281,17 @@ def _envelope_levels(env, params, io, keys) -> dict[float, float]:
     obs = [ev.episode_traces(env, params, k, action=[0.0])[1][:, field] for k in keys]
     flat = np.concatenate(obs)
     return {q: float(np.percentile(flat, q)) for q in PERCENTILES}
+
+
+def least_energy_at_hf_beta(rows: list[dict]) -> dict | None:
+    """The BPTT row with the least mean I² among those at HF-DBS's beta or less."""
+    hf = next(r for r in rows if r["name"].startswith("HF-DBS best"))
+    as_good = [
+        r
+        for r in rows
+        if r["name"].startswith("BPTT") and r["beta_pct"] <= hf["beta_pct"]
+    ]
+    return min(as_good, key=lambda r: r["current_power"]) if as_good else None
 
 
 def figure(env, sweep, rows, traces, hf_power):
@@ -474,16 +464,13 @@ def findings(rec: dict) -> list[str]:
             f"{hf['return']:+.3f}); HF-DBS's beta at ≤ 10 % of its energy: "
             f"{'**met**' if ok else 'missed'}."
         )
-    as_good = sorted(
-        (100.0 * rows[b[0]]["current_power"] / hf_power, b[0])
-        for b in BPTT_ROWS
-        if rows[b[0]]["beta_pct"] <= hf["beta_pct"]
-    )
-    if as_good:
+    least = least_energy_at_hf_beta(rec["rows"])
+    if least is not None:
         out.append(
             f"- The least energy at which a BPTT row keeps HF-DBS's beta or less: "
-            f"{as_good[0][0]:.1f} % ({as_good[0][1]}). Raising the charge weight "
-            "further trades beta for energy past HF-DBS's level (the rows above)."
+            f"{100.0 * least['current_power'] / hf_power:.1f} % ({least['name']}). "
+            "Raising the charge weight further trades beta for energy past "
+            "HF-DBS's level (the rows above)."
         )
     out.append(
         "- Target of issue #16 (a BPTT policy at HF-DBS's beta with ≤ 10 % of its "
