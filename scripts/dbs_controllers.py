@@ -55,7 +55,11 @@ from neuroctl.envs.rollout import Trajectory  # noqa: E402
 from neuroctl.policies import dbs  # noqa: E402
 from neuroctl.policies.base import split  # noqa: E402
 from neuroctl.train import bptt  # noqa: E402
-from neuroctl.train.evaluate import episode_stats, evaluation_keys  # noqa: E402
+from neuroctl.train.evaluate import (  # noqa: E402
+    episode_stats,
+    evaluation_keys,
+    percent_of,
+)
 
 ENV = "BetaSuppression-v0"
 STAGES = ("classical", "bptt_mlp", "bptt_gru", "ppo", "sac", "rejax")
@@ -575,9 +579,8 @@ def _closed(env, params, policy, key):
 
 
 def beta_pct(held: dict, none: dict) -> tuple[float, float]:
-    """Mean ± s.e.m. over episodes of beta as a % of the same episode unstimulated."""
-    x = 100.0 * held["beta_power"] / none["beta_power"]
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+    """Beta as a % of the same episode unstimulated: mean ± s.e.m. over episodes."""
+    return percent_of(held, none, "beta_power")
 
 
 def ordered_rows(cache: dict) -> list[dict]:

@@ -96,10 +96,9 @@ def stats(env, params, keys, policy=None, action=None) -> dict:
     return ev.run_constant(env, params, jnp.asarray(action), keys)
 
 
-def beta_pct(run: dict, none: dict) -> tuple[float, float]:
-    """Mean ± s.e.m. over episodes of beta as a % of the same episode unstimulated."""
-    x = 100.0 * np.asarray(run["beta_power"]) / np.asarray(none["beta_power"])
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+def beta_pct(held: dict, none: dict) -> tuple[float, float]:
+    """Beta as a % of the same episode unstimulated: mean ± s.e.m. over episodes."""
+    return ev.percent_of(held, none, "beta_power")
 
 
 def row(name: str, params: str, held: dict, none: dict, val_return: float) -> dict:

@@ -40,6 +40,7 @@ Clamping ``r²`` keeps value and gradient finite.
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -97,6 +98,7 @@ class PointElectrodes(eqx.Module):
         min_distance: float = MIN_DISTANCE,  # [µm]
     ) -> "PointElectrodes":
         """Electrodes at `positions` [µm] in the network's coordinates (`net.xyz`)."""
+        positions = _points("positions", positions)
         return cls(point_source_transfer(net.xyz, positions, sigma, min_distance))
 
     @property
@@ -135,6 +137,7 @@ class LFPElectrodes(eqx.Module):
         min_distance: float = MIN_DISTANCE,  # [µm]
     ) -> "LFPElectrodes":
         """Recording points at `positions` [µm] in the network's coordinates."""
+        positions = _points("positions", positions)
         return cls(point_source_transfer(positions, net.xyz, sigma, min_distance))
 
     def potential(self, i_membrane: ArrayLike) -> Array:
@@ -242,6 +245,14 @@ def _points(name: str, x: ArrayLike) -> Array:
             f"array of shape {x.shape}",
             "shape (n, 3) [µm]",
             "pass (x, y, z) rows.",
+        )
+    if not isinstance(x, jax.core.Tracer) and not np.all(np.isfinite(x)):
+        bad = np.flatnonzero(~np.all(np.isfinite(np.asarray(x)), axis=1))
+        raise bad_value(
+            name,
+            np.asarray(x)[bad].tolist(),
+            "finite points (n, 3) [µm]",
+            f"rows {bad.tolist()} are not finite: fix or drop them.",
         )
     return x
 

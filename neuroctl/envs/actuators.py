@@ -236,13 +236,8 @@ class ExtracellularElectrodes(AbstractActuator):
         from neuroctl.biophysics import PointElectrodes
 
         net = plant.network
-        electrodes = PointElectrodes.build(net, positions_um, sigma=sigma)
-        transfer = np.asarray(electrodes.transfer)  # [mV/µA]
-        if not np.all(np.isfinite(transfer)):
-            raise bad_value(
-                "positions_um", positions_um, "finite points (K, 3) [µm]", "fix them."
-            )
-        return cls(jnp.asarray(transfer), i_max, len(plant.inputs), pulse)
+        electrodes = PointElectrodes.build(net, positions_um, sigma=sigma)  # checks
+        return cls(electrodes.transfer, i_max, len(plant.inputs), pulse)  # [mV/µA]
 
     def action_space(self) -> Box:
         i_max = jnp.asarray(self.i_max)

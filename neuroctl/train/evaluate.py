@@ -150,6 +150,21 @@ def summarise(stats: dict) -> dict:
     return out
 
 
+def percent_of(stats: dict, reference: dict, key: str) -> tuple[float, float]:
+    """Mean ± s.e.m. [%] of ``stats[key]`` as a % of ``reference[key]``, per episode.
+
+    Both are per-episode stats of the same episodes (`run_policy`, `run_constant`):
+    e.g. beta power under a controller against the same episodes unstimulated.
+    """
+    x = 100.0 * np.asarray(stats[key], np.float64) / np.asarray(reference[key])
+    if x.ndim != 1 or len(x) < 2:
+        raise ValueError(
+            f"percent_of: {key!r} needs per-episode values of at least 2 episodes "
+            f"(got shape {x.shape}); pass run_policy/run_constant's stats unsummarised"
+        )
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """95 % Wilson score interval of a binomial proportion."""
     if n <= 0:

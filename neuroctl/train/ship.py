@@ -78,22 +78,33 @@ def _wall_at(run_dir: Path, step: int) -> float | None:
     return at[-1] if at else None
 
 
-def provenance() -> dict:
-    """Code version, git commit, date and hardware, for cards and result files."""
+PACKAGE_DIR = Path(__file__).resolve().parent  # where provenance() asks git
+
+
+def _git(*args: str) -> str | None:
+    """A git command's stdout in `PACKAGE_DIR`; None outside a checkout."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+        return subprocess.run(
+            ["git", *args],
             capture_output=True,
             text=True,
             check=True,
-            cwd=Path(__file__).parent,
+            cwd=PACKAGE_DIR,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = None
+        return None
+
+
+def provenance() -> dict:
+    """Code version, git commit, date and hardware, for cards and result files."""
+    commit = _git("rev-parse", "HEAD")
+    # tracked files changed since that commit: the commit alone does not reproduce it
+    changed = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "neuroctl_version": neuroctl.__version__,
         "jax_version": jax.__version__,
         "git_commit": commit,
+        "git_dirty": None if changed is None else bool(changed),
         "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "hardware": {
             "platform": platform.platform(),

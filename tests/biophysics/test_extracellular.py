@@ -293,8 +293,18 @@ def test_bad_extracellular_inputs_say_how_to_fix():
         bp.step(net, net.default_params, s0, jnp.zeros(0), DT, v_ext=jnp.zeros(2))
     with pytest.raises(ConfigError, match=r"sigma: got -0.3"):
         PointElectrodes.build(net, [[0.0, 0.0, 0.0]], sigma=-0.3)
-    with pytest.raises(ConfigError, match=r"targets: .*shape \(n, 3\)"):
+    with pytest.raises(ConfigError, match=r"positions: .*shape \(n, 3\)"):
         LFPElectrodes.build(net, [0.0, 1.0])
+    with pytest.raises(
+        ConfigError, match=r"positions: got \[\[inf, 0.0, 0.0\]\].*rows \[1\] are not"
+    ):
+        PointElectrodes.build(net, [[0.0, 1.0, 0.0], [np.inf, 0.0, 0.0]])
+    with pytest.raises(
+        ConfigError, match=r"positions: got \[\[nan, 1.0, 0.0\]\].*rows \[0\] are not"
+    ):
+        LFPElectrodes.build(net, [[np.nan, 1.0, 0.0]])
+    with pytest.raises(ConfigError, match=r"targets: .*shape \(n, 3\)"):
+        point_source_transfer([0.0, 1.0], [[0.0, 0.0, 0.0]])
     with pytest.raises(ConfigError, match=r"currents: .*one current \[µA\]"):
         el.potential(jnp.zeros(2))
     with pytest.raises(ConfigError, match=r"branches\[0\].direction"):

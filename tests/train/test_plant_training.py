@@ -128,6 +128,18 @@ def test_wilson_interval_brackets_the_estimate():
     assert lo < 0.99 < hi and hi - lo < 0.02
 
 
+def test_percent_of_pairs_episodes_and_refuses_summaries():
+    from neuroctl.train.evaluate import percent_of
+
+    ref = {"beta_power": np.array([2.0, 4.0, 8.0])}
+    got = {"beta_power": np.array([1.0, 1.0, 8.0])}  # 50 %, 25 %, 100 %
+    mean, sem = percent_of(got, ref, "beta_power")
+    assert mean == pytest.approx(175 / 3)
+    assert sem == pytest.approx(np.std([50, 25, 100], ddof=1) / np.sqrt(3))
+    with pytest.raises(ValueError, match="per-episode"):
+        percent_of({"beta_power": 1.0}, {"beta_power": 2.0}, "beta_power")
+
+
 SHIPPED = ENVS_ROOT / "evidence_integration" / "spec.toml"
 
 
@@ -154,3 +166,37 @@ def test_plants_load_names_the_missing_plant(tmp_path: Path):
         ConfigError, match="'evidence_integraton'.*evidence_integration"
     ):
         load("evidence_integraton")
+
+
+def test_provenance_names_the_commit_and_whether_the_tree_differs(
+    tmp_path, monkeypatch
+):
+    import shutil
+    import subprocess
+
+    from neuroctl.train import ship
+
+    got = ship.provenance()
+    assert set(got) >= {"git_commit", "git_dirty", "date_utc", "hardware"}
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    monkeypatch.setattr(ship, "PACKAGE_DIR", tmp_path)  # as if installed there
+    clean = ship.provenance()
+    (tmp_path / "a.py").write_text("x = 2\n")
+    dirty = ship.provenance()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "new.py").write_text("")  # untracked files do not count
+    untracked = ship.provenance()
+    assert len(clean["git_commit"]) == 40
+    flags = (clean["git_dirty"], dirty["git_dirty"], untracked["git_dirty"])
+    assert flags == (False, True, False)
+    monkeypatch.setattr(ship, "PACKAGE_DIR", tmp_path / "missing")
+    assert ship.provenance()["git_dirty"] is None  # no checkout: unknown
