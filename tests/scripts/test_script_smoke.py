@@ -262,3 +262,18 @@ def test_dbs_extracellular(tmp_path):
     assert len(record["sweep"]) == 18
     _markdown(out / "dbs_extracellular.md")
     _png(out / "dbs_extracellular.png")
+
+
+@pytest.mark.slow
+def test_dbs_intermittent(tmp_path):
+    """~2 min CPU: --quick (46-ms episodes, 2 episodes, 2 open-loop + 2 on/off)."""
+    with _untouched("results/dbs_intermittent.json"):
+        _run("scripts/dbs_intermittent.py", "--quick", "--out", tmp_path)
+    record = _json(tmp_path / "dbs_intermittent.json")
+    kinds = [r["kind"] for r in record["rows"]]
+    assert kinds == ["open-loop", "open-loop", "on/off", "on/off"]
+    hf = record["rows"][1]
+    assert hf["amplitude"] == 10.0 and hf["energy_pct"] == pytest.approx(100.0)
+    text = _markdown(tmp_path / "dbs_intermittent.md")
+    assert "Settings at ≤ HF-DBS's beta and ≤ 10 % of its energy" in text
+    _png(tmp_path / "dbs_intermittent.png")
