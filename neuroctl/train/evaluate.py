@@ -29,6 +29,7 @@ import numpy as np
 
 from neuroctl.envs.core import AbstractEnv
 from neuroctl.envs.rollout import Trajectory, episode_return
+from neuroctl.errors import bad_value
 from neuroctl.policies.base import Parts
 from neuroctl.train.bptt import EVAL_SEED, VALIDATION_SEED, constant_episode, episode
 from neuroctl.train.sharding import Mesh, map_batch
@@ -158,9 +159,11 @@ def percent_of(stats: dict, reference: dict, key: str) -> tuple[float, float]:
     """
     x = 100.0 * np.asarray(stats[key], np.float64) / np.asarray(reference[key])
     if x.ndim != 1 or len(x) < 2:
-        raise ValueError(
-            f"percent_of: {key!r} needs per-episode values of at least 2 episodes "
-            f"(got shape {x.shape}); pass run_policy/run_constant's stats unsummarised"
+        raise bad_value(
+            f"percent_of: {key}",
+            f"shape {x.shape}",
+            "per-episode values of at least 2 episodes",
+            "pass run_policy/run_constant's stats, not their summary.",
         )
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
 

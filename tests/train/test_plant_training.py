@@ -136,7 +136,7 @@ def test_percent_of_pairs_episodes_and_refuses_summaries():
     mean, sem = percent_of(got, ref, "beta_power")
     assert mean == pytest.approx(175 / 3)
     assert sem == pytest.approx(np.std([50, 25, 100], ddof=1) / np.sqrt(3))
-    with pytest.raises(ValueError, match="per-episode"):
+    with pytest.raises(ConfigError, match=r"percent_of: beta_power: got .shape \(\)."):
         percent_of({"beta_power": 1.0}, {"beta_power": 2.0}, "beta_power")
 
 
