@@ -21,6 +21,7 @@ from pathlib import Path
 from neuroctl.cli.train import TrainArgs, figures, format_report, train
 from neuroctl.io.runs import read_log
 from neuroctl.train.runs import load_run
+from neuroctl.train.ship import code_version
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "toolkit"
@@ -237,7 +238,8 @@ def markdown(reports: dict[str, dict], runs: Path = RUNS) -> str:
             f"- **{name}** ({WHAT[name]}): `neuroctl train --env {spec['env']}"
             f"{_flags(spec)}`; {r['iterations']} iterations of batch "
             f"{spec['train']['batch']} in {r['train_s']:.0f} s, {spec['precision']}; "
-            f"{r['eval_episodes']} held-out episodes; code {_commit(r)}; best constant "
+            f"{r['eval_episodes']} held-out episodes; "
+            f"code {code_version(r['provenance'])}; best constant "
             f"{_fmt(r['best_constant']['action'])}; trained beats it on the "
             f"objective: **{'yes' if win else 'NO'}**. Figures: "
             f"results/toolkit_{name}.png, results/toolkit_{name}_training.png."
@@ -386,10 +388,6 @@ def _no_stimulation(report: dict) -> dict | None:
         if all(a == 0 for a in point["action"]):
             return point
     return None
-
-
-def _commit(report: dict) -> str:
-    return (report["provenance"].get("git_commit") or "?")[:7]
 
 
 def _flags(spec: dict) -> str:

@@ -116,6 +116,12 @@ def provenance() -> dict:
     }
 
 
+def code_version(prov: dict) -> str:
+    """A `provenance()` record's short commit, "+ changes" when the tree differed."""
+    short = (prov.get("git_commit") or "?")[:7]
+    return short + (" + changes" if prov.get("git_dirty") else "")
+
+
 def freeze(
     run_dir: Path,
     out: Path,

@@ -198,5 +198,10 @@ def test_provenance_names_the_commit_and_whether_the_tree_differs(
     assert len(clean["git_commit"]) == 40
     flags = (clean["git_dirty"], dirty["git_dirty"], untracked["git_dirty"])
     assert flags == (False, True, False)
+    short = clean["git_commit"][:7]
+    assert ship.code_version(clean) == short
+    assert ship.code_version(dirty) == f"{short} + changes"
     monkeypatch.setattr(ship, "PACKAGE_DIR", tmp_path / "missing")
-    assert ship.provenance()["git_dirty"] is None  # no checkout: unknown
+    outside = ship.provenance()
+    assert outside["git_dirty"] is None  # no checkout: unknown
+    assert ship.code_version(outside) == "?"
