@@ -82,3 +82,25 @@ def test_fused_formulation_is_the_same_maths(monkeypatch):
     fused = run()
     assert np.ptp(shipped) > 10.0  # [mV]: the cells spike, the test can fail
     np.testing.assert_allclose(fused, shipped, rtol=0, atol=1e-8)
+
+
+def test_bptt_table_reports_min_and_median():
+    def rep(times):
+        step = {"s": min(times), "s_all": times, "compile_s": 1.0}
+        return {
+            "step": step,
+            "env": "EvidenceStim-v0",
+            "batch": 8,
+            "dtype": "float64",
+            "setup_s": 1.0,
+            "load_start": (1.0,),
+            "load_after": (1.0,),
+            "core0_busy": 0.01,
+        }
+
+    runs = {"baseline": [rep([4.0, 4.2, 4.4])], "tree": [rep([2.0, 4.1, 4.3])]}
+    res = {"runs": {"bptt": runs}, "bptt_revision": "abc1234"}
+    lines, speedup = bench_solver.table_bptt(res)
+    text = "\n".join(lines)
+    assert speedup == 2.0  # the min over reps, the target's measure
+    assert "**2.00x** as fast as abc1234" in text and "by the medians 1.02x" in text
