@@ -59,16 +59,8 @@ def test_fused_formulation_is_the_same_maths(monkeypatch):
     float64, so the benchmark compares two formulations of one model."""
     import neuroctl.biophysics as bp
     from benchmarks import peers
-    from neuroctl.biophysics import calcium, solver, synapses
     from neuroctl.plants.evidence_net import build_network
 
-    for module, names in (
-        (solver, ("relax", "_advance_gates", "_advance_calcium", "_hines_eliminate")),
-        (calcium, ("relax",)),
-        (synapses, ("relax",)),
-    ):
-        for name in names:  # restored after the test
-            monkeypatch.setattr(module, name, getattr(module, name))
     net = build_network(pairs=peers.evidence_pairs())  # float64: conftest's x64
     p = net.cast_params(net.default_params, jnp.float64)
     s = bp.init_state(net, p, peers.V_INIT, jnp.float64)
@@ -78,7 +70,7 @@ def test_fused_formulation_is_the_same_maths(monkeypatch):
         return np.asarray(bp.simulate(net, p, s, jnp.asarray(x), 0.025)[1])
 
     shipped = run()
-    solver_worker._fused_formulation()
+    solver_worker._fused_formulation(monkeypatch.setattr)  # undone after the test
     fused = run()
     assert np.ptp(shipped) > 10.0  # [mV]: the cells spike, the test can fail
     np.testing.assert_allclose(fused, shipped, rtol=0, atol=1e-8)
