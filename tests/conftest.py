@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
@@ -18,6 +19,23 @@ if os.environ.get("CI"):
 sys.path.insert(0, str(Path(__file__).parent))
 
 jax.config.update("jax_enable_x64", True)  # references and finite differences need f64
+
+# One persistent XLA compilation cache for the session, its pytest workers and the
+# CLI subprocesses the tests start (they inherit the environment): a program that
+# another test module or worker already compiled (the same env, trainer or solver
+# at the same shapes) is loaded, not recompiled. `_release_compiled_code` below
+# still drops the in-memory executables after every module. Results are the same
+# executable either way; only compile time (most of the suite's time) is saved.
+_XLA_CACHE = os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    str(Path(tempfile.gettempdir()) / f"neuroctl-test-xla-cache-{os.getuid()}"),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+)
 jax.config.update("jax_numpy_rank_promotion", "raise")  # no silent broadcasting
 
 
