@@ -24,13 +24,18 @@ with non-array fields (activation functions), save `eqx.filter(model, eqx.is_arr
 and recombine the loaded arrays with `eqx.combine(arrays, static)`.
 """
 
+import asyncio
+import contextlib
 import errno
+import gc
 import glob
 import hashlib
 import json
 import os
 import shutil
+import traceback
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -394,16 +399,105 @@ def _restore_arrays(root: Path, leaves: list[dict]) -> dict[str, np.ndarray]:
         for leaf in leaves
     }
     try:
-        with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+        with (
+            _draining_event_loops(),
+            ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer,
+        ):
             restored = checkpointer.restore(
                 root / ARRAYS, args=ocp.args.StandardRestore(abstract)
             )
     except Exception as err:  # files verified, yet Orbax fails: report it as ours
+        _drop_orbax_frames(err)
         raise CheckpointError(
             f"checkpoint {root}: Orbax could not restore {ARRAYS!r} "
             f"({type(err).__name__}: {_first_line(err)}); {_REFETCH}"
         ) from err
     return {name: np.asarray(restored[name]) for name in abstract}
+
+
+@contextlib.contextmanager
+def _draining_event_loops() -> Iterator[None]:
+    """Event loops created inside the block finish their tasks before closing.
+
+    Orbax runs each save and restore in a fresh asyncio loop and closes it as soon
+    as the gathered reads raise, e.g. on the first corrupted chunk. The reads still
+    in flight then complete into the closed loop, and Python prints "Exception
+    ignored ... RuntimeError: Event loop is closed" tracebacks after the clean
+    `CheckpointError`. Loops made here run their pending tasks to the end (they
+    take milliseconds) before closing, and mark the errors of those leftover tasks
+    as seen: the first error is the one Orbax raised and we report. The policy is
+    swapped only for the block; without asyncio policies (Python ≥ 3.16) this is
+    a no-op.
+    """
+    get, set_ = (
+        getattr(asyncio, "get_event_loop_policy", None),
+        getattr(asyncio, "set_event_loop_policy", None),
+    )
+    if get is None or set_ is None:
+        yield
+        return
+    with warnings.catch_warnings():  # the policy API is deprecated from 3.14
+        warnings.simplefilter("ignore", DeprecationWarning)
+        previous = get()
+        set_(_draining_policy(type(previous))())
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            set_(previous)
+
+
+def _draining_policy(base: type) -> type:
+    """`base` (an event loop policy class) whose new loops drain before closing."""
+
+    class Draining(base):
+        def new_event_loop(self):
+            loop = super().new_event_loop()
+            tasks: list[asyncio.Task] = []
+
+            def track(loop, coro, **kwargs):
+                task = asyncio.Task(coro, loop=loop, **kwargs)
+                tasks.append(task)
+                return task
+
+            loop.set_task_factory(track)
+            close = loop.close
+
+            def drain_then_close():
+                while not loop.is_running() and not loop.is_closed():
+                    pending = [t for t in tasks if not t.done()]
+                    if not pending:
+                        break
+                    loop.run_until_complete(
+                        asyncio.gather(*pending, return_exceptions=True)
+                    )
+                for task in tasks:  # leftovers of a failed gather: seen, not logged
+                    if task.done() and not task.cancelled():
+                        task.exception()
+                tasks.clear()
+                close()
+
+            loop.close = drain_then_close
+            return loop
+
+    return Draining
+
+
+def _drop_orbax_frames(err: BaseException) -> None:
+    """Free the locals of a failed restore's frames, quietly.
+
+    On some malformed metadata Orbax builds a coroutine per leaf and raises before
+    awaiting them; the traceback keeps them alive until the user drops our error,
+    and Python then warns "coroutine ... was never awaited". Clearing the frames
+    (the traceback's lines stay) frees them here, where that warning is expected.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="coroutine .* was never awaited", category=RuntimeWarning
+        )
+        traceback.clear_frames(err.__traceback__)
+        gc.collect()
 
 
 def _first_line(err: BaseException, limit: int = 200) -> str:
@@ -616,7 +710,10 @@ def save_verified(
     staging = staging_folder(final, "saving")
     staging.mkdir()
     try:
-        with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+        with (
+            _draining_event_loops(),
+            ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer,
+        ):
             checkpointer.save(staging / ARRAYS, args=ocp.args.StandardSave(arrays))
         _write_manifest(staging, _build_manifest(staging, arrays, metadata))
         _move_into_place(staging, final)
