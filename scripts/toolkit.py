@@ -278,14 +278,20 @@ def findings(reports: dict[str, dict], runs: Path = RUNS) -> list[str]:
             f"- Rows whose training found nothing better than the constant (their "
             f"kept parameters are the starting point or worse): {', '.join(losses)}."
         )
-    margins = [
-        f"{n} {r['policy']['return'] - r['best_constant']['return']:+.4f} "
-        f"(s.e.m. {r['policy']['return_sem']:.4f})"
-        for n, r in reports.items()
-    ]
+    margins = [_margin(n, r) for n, r in reports.items()]
+    paired = ["difference" in r for r in reports.values()]
+    if all(paired):
+        how = "with the s.e.m. of the per-episode differences: "
+    else:  # reports written before `neuroctl train` paired them
+        how = (
+            "beside the policy's s.e.m. over episodes (a margin under one s.e.m. is "
+            "a thin win"
+            + ("; 'paired' marks the s.e.m. of per-episode differences" * any(paired))
+            + "): "
+        )
     out.append(
-        "- Trained − constant return on the same held-out episodes, beside the "
-        "policy's s.e.m. over episodes (a margin under one s.e.m. is a thin win): "
+        "- Trained − constant return on the same held-out episodes, "
+        + how
         + "; ".join(margins)
         + "."
     )
@@ -375,6 +381,16 @@ def findings(reports: dict[str, dict], runs: Path = RUNS) -> list[str]:
 def _validation_returns(run: Path) -> list[float]:
     """The validation returns after iteration 0 in a run's log (empty if none)."""
     return [x["val_return"] for x in read_log(run / "log.jsonl") if "val_return" in x]
+
+
+def _margin(name: str, report: dict) -> str:
+    """Trained − constant return with its paired s.e.m. (reports since `neuroctl
+    train` wrote one), else beside the policy's own s.e.m. (older reports)."""
+    d = report.get("difference")
+    if d is not None:
+        return f"{name} {d['return']:+.4f} (paired s.e.m. {d['return_sem']:.4f})"
+    diff = report["policy"]["return"] - report["best_constant"]["return"]
+    return f"{name} {diff:+.4f} (s.e.m. {report['policy']['return_sem']:.4f})"
 
 
 def _beats(report: dict) -> bool:

@@ -302,6 +302,7 @@ def compare(env, env_params, parts, params, best, args: TrainArgs) -> dict:
         "eval_episodes": args.eval_episodes,
         "policy": ev.summarise(pol),
         "best_constant": {"action": best.tolist(), **ev.summarise(const)},
+        "difference": ev.paired_difference(pol, const),
     }
 
 
@@ -390,6 +391,12 @@ def format_report(report: dict) -> str:
             f"{label:>15}: return {s['return']:+.5g} ± {s['return_sem']:.2g}  "
             f"power {s['current_power']:.4g} nA²  charge {s['charge']:.4g} pC{extra}"
         )
+    d = report.get("difference")  # absent from reports written before it existed
+    if d is not None:
+        lines.append(
+            f"{'trained − best':>15}: return {d['return']:+.5g} ± "
+            f"{d['return_sem']:.2g} (paired over the same {d['episodes']} episodes)"
+        )
     return "\n".join(lines)
 
 
@@ -451,19 +458,15 @@ def evaluate_network(folder: Path, trials: int, seed, out, progress: bool) -> di
         )
     keys = ev.evaluation_keys(trials, ev.EVAL_SEED if seed is None else seed)
     best = np.asarray(card["best_constant"]["action"])
+    pol = ev.run_policy(env, env_params, parts, params, keys, progress=progress)
+    const = ev.run_constant(env, env_params, best, keys, progress=progress)
     report = {
         "eval_episodes": trials,
         "best_iteration": card.get("best_iteration"),
         "best_validation_return": card.get("best_validation_return"),
-        "policy": ev.summarise(
-            ev.run_policy(env, env_params, parts, params, keys, progress=progress)
-        ),
-        "best_constant": {
-            "action": best.tolist(),
-            **ev.summarise(
-                ev.run_constant(env, env_params, best, keys, progress=progress)
-            ),
-        },
+        "policy": ev.summarise(pol),
+        "best_constant": {"action": best.tolist(), **ev.summarise(const)},
+        "difference": ev.paired_difference(pol, const),
     }
     print(format_report(report))
     if out is not None:

@@ -43,6 +43,8 @@ def test_a_shipped_run_rebuilds_the_same_policy_and_evaluates(run, tmp_path):
     from_run = evaluate(EvaluateArgs(policy=run, trials=3, progress=False))
     assert report["policy"]["return"] == pytest.approx(from_run["policy"]["return"])
     assert np.isfinite(report["best_constant"]["return"])
+    gap = report["policy"]["return"] - report["best_constant"]["return"]
+    assert report["difference"]["return"] == pytest.approx(gap, abs=1e-12)
 
 
 def test_shipping_refuses_an_existing_folder_and_a_changed_spec(run, tmp_path):

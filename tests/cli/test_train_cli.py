@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from neuroctl.cli.train import TrainArgs, parse_pairs, train
+from neuroctl.cli.train import TrainArgs, format_report, parse_pairs, train
 from neuroctl.errors import ConfigError
 from neuroctl.train import bptt
 
@@ -43,6 +43,11 @@ def test_train_runs_on_every_registered_env(env, tmp_path):
     assert report["iterations"] == 2
     for key in ("policy", "best_constant"):
         assert np.isfinite(report[key]["return"])
+    d = report["difference"]  # paired over the same held-out episodes
+    gap = report["policy"]["return"] - report["best_constant"]["return"]
+    assert d["episodes"] == TINY["eval_episodes"] and d["return_sem"] >= 0
+    assert d["return"] == pytest.approx(gap, rel=1e-9, abs=1e-12)
+    assert "paired over the same 4 episodes" in format_report(report)
     if env.startswith("Evidence"):
         assert 0 <= report["policy"]["accuracy"] <= 1
     saved = json.loads((tmp_path / "metrics.json").read_text())

@@ -100,6 +100,26 @@ def test_training_improves_the_held_out_return(tmp_path):
     assert run.best_iteration > 0
 
 
+def test_paired_difference_removes_what_the_episodes_share():
+    """Trained − constant on the same episodes: the s.e.m. of the differences, not
+    of either side (which carries each episode's own difficulty)."""
+    from neuroctl.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0.0, 1.0, 50)  # what an episode does to both controllers
+    a = {"return": shared + 0.1 + rng.normal(0.0, 0.01, 50)}
+    b = {"return": shared + rng.normal(0.0, 0.01, 50)}
+    d = ev.paired_difference(a, b)
+    diff = a["return"] - b["return"]
+    assert d["episodes"] == 50
+    assert d["return"] == pytest.approx(diff.mean(), rel=1e-12)
+    assert d["return_sem"] == pytest.approx(diff.std(ddof=1) / np.sqrt(50), rel=1e-12)
+    assert d["return_sem"] < 0.05 * ev.summarise(a)["return_sem"]
+    assert d["return"] > 3 * d["return_sem"]  # clear, though < either side's s.e.m.
+    with pytest.raises(ConfigError, match="paired_difference: return"):
+        ev.paired_difference(a, {"return": b["return"][:10]})
+
+
 def _log(path):
     return [
         {k: v for k, v in json.loads(x).items() if k not in ("step_s", "wall_s")}
