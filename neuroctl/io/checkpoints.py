@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import traceback
 import uuid
 import warnings
@@ -424,8 +425,9 @@ def _draining_event_loops() -> Iterator[None]:
     in flight then complete into the closed loop, and Python prints "Exception
     ignored ... RuntimeError: Event loop is closed" tracebacks after the clean
     `CheckpointError`. Loops made here run their pending tasks to the end (they
-    take milliseconds) before closing, and mark the errors of those leftover tasks
-    as seen: the first error is the one Orbax raised and we report. The policy is
+    take milliseconds; at most `_DRAIN_S`) before closing, and mark the errors of
+    those leftover tasks as seen: the first error is the one Orbax raised and we
+    report. The policy is
     swapped only for the block; without asyncio policies (Python ≥ 3.16) this is
     a no-op.
     """
@@ -448,6 +450,9 @@ def _draining_event_loops() -> Iterator[None]:
             set_(previous)
 
 
+_DRAIN_S = 10.0  # [s] at most, waiting for a failed call's leftover reads
+
+
 def _draining_policy(base: type) -> type:
     """`base` (an event loop policy class) whose new loops drain before closing."""
 
@@ -465,13 +470,13 @@ def _draining_policy(base: type) -> type:
             close = loop.close
 
             def drain_then_close():
+                deadline = time.monotonic() + _DRAIN_S
                 while not loop.is_running() and not loop.is_closed():
                     pending = [t for t in tasks if not t.done()]
-                    if not pending:
+                    left = deadline - time.monotonic()
+                    if not pending or left <= 0:  # a hung read is left behind
                         break
-                    loop.run_until_complete(
-                        asyncio.gather(*pending, return_exceptions=True)
-                    )
+                    loop.run_until_complete(asyncio.wait(pending, timeout=left))
                 for task in tasks:  # leftovers of a failed gather: seen, not logged
                     if task.done() and not task.cancelled():
                         task.exception()

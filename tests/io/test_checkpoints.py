@@ -226,6 +226,39 @@ def test_orbax_failure_behind_a_forged_manifest_leaves_no_stray_traceback(
     assert [str(w.message) for w in warned] == []
 
 
+def test_draining_loops_finish_leftover_reads_but_never_hang(monkeypatch):
+    """A loop made during an Orbax call runs the tasks a failed gather left behind
+    before closing (their errors marked seen), and gives up on a hung one."""
+    import asyncio
+    import time
+
+    monkeypatch.setattr(ckpt, "_DRAIN_S", 0.3)
+    with ckpt._draining_event_loops():
+        loop = asyncio.new_event_loop()
+    finished = []
+
+    async def late_read():
+        await asyncio.sleep(0.02)
+        finished.append("late")
+        raise ValueError("a second corrupted chunk")
+
+    async def hung_read():
+        await asyncio.sleep(30.0)
+
+    async def restore():
+        loop.create_task(late_read())
+        loop.create_task(hung_read())
+        await asyncio.sleep(0)
+        raise RuntimeError("the first corrupted chunk")
+
+    with pytest.raises(RuntimeError, match="first"):
+        loop.run_until_complete(restore())
+    t0 = time.monotonic()
+    loop.close()
+    assert loop.is_closed() and finished == ["late"]
+    assert time.monotonic() - t0 < 3.0  # the hung read is left behind
+
+
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.bfloat16, jnp.int32])
 def test_wrong_dtype_in_like_is_refused(saved, dtype):
     params = make_params()
