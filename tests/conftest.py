@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import sys
 import tempfile
@@ -26,24 +27,28 @@ jax.config.update("jax_enable_x64", True)  # references and finite differences n
 # at the same shapes) is loaded, not recompiled. `_release_compiled_code` below
 # still drops the in-memory executables after every module. Results are the same
 # executable either way; only compile time (most of the suite's time) is saved.
-# The cache is capped at 512 MiB, least recently used programs evicted first (JAX's
-# eviction needs `filelock`, a dev dependency; each code version adds ~70 MB). The
-# folder name marks the capped layout: JAX only evicts entries it wrote with an
-# access-time file, which an uncapped cache lacks.
+# The cache is capped at 512 MiB, least recently used programs evicted first; each
+# code version adds ~70 MB. JAX's eviction needs `filelock` (a dev dependency;
+# without it the cache is uncapped). The folder name marks the capped layout: JAX
+# only evicts entries it wrote with an access-time file, which an uncapped cache
+# lacks.
 _XLA_CACHE = os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR",
     str(Path(tempfile.gettempdir()) / f"neuroctl-test-xla-cache-lru-{os.getuid()}"),
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(512 * 2**20))  # [bytes]
+if importlib.util.find_spec("filelock") is not None:  # else JAX cannot evict
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(512 * 2**20))  # [B]
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
 jax.config.update(
     "jax_persistent_cache_min_compile_time_secs",
     float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
 )
-jax.config.update(
-    "jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"])
-)
+if "JAX_COMPILATION_CACHE_MAX_SIZE" in os.environ:
+    jax.config.update(
+        "jax_compilation_cache_max_size",
+        int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
+    )
 jax.config.update("jax_numpy_rank_promotion", "raise")  # no silent broadcasting
 
 
