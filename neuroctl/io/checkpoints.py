@@ -427,9 +427,8 @@ def _draining_event_loops() -> Iterator[None]:
     `CheckpointError`. Loops made here run their pending tasks to the end (they
     take milliseconds; at most `_DRAIN_S`) before closing, and mark the errors of
     those leftover tasks as seen: the first error is the one Orbax raised and we
-    report. The policy is
-    swapped only for the block; without asyncio policies (Python ≥ 3.16) this is
-    a no-op.
+    report. The policy is swapped only for the block; without asyncio policies
+    (Python ≥ 3.16) this is a no-op.
     """
     get, set_ = (
         getattr(asyncio, "get_event_loop_policy", None),
