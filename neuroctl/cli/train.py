@@ -298,12 +298,7 @@ def compare(env, env_params, parts, params, best, args: TrainArgs) -> dict:
         desc="best constant",
         mesh=mesh,
     )
-    return {
-        "eval_episodes": args.eval_episodes,
-        "policy": ev.summarise(pol),
-        "best_constant": {"action": best.tolist(), **ev.summarise(const)},
-        "difference": ev.paired_difference(pol, const),
-    }
+    return {"eval_episodes": args.eval_episodes, **ev.comparison(pol, const, best)}
 
 
 def _mesh(devices: int):
@@ -464,9 +459,7 @@ def evaluate_network(folder: Path, trials: int, seed, out, progress: bool) -> di
         "eval_episodes": trials,
         "best_iteration": card.get("best_iteration"),
         "best_validation_return": card.get("best_validation_return"),
-        "policy": ev.summarise(pol),
-        "best_constant": {"action": best.tolist(), **ev.summarise(const)},
-        "difference": ev.paired_difference(pol, const),
+        **ev.comparison(pol, const, best),
     }
     print(format_report(report))
     if out is not None:

@@ -400,10 +400,7 @@ def _restore_arrays(root: Path, leaves: list[dict]) -> dict[str, np.ndarray]:
         for leaf in leaves
     }
     try:
-        with (
-            _draining_event_loops(),
-            ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer,
-        ):
+        with _checkpointer() as checkpointer:
             restored = checkpointer.restore(
                 root / ARRAYS, args=ocp.args.StandardRestore(abstract)
             )
@@ -414,6 +411,16 @@ def _restore_arrays(root: Path, leaves: list[dict]) -> dict[str, np.ndarray]:
             f"({type(err).__name__}: {_first_line(err)}); {_REFETCH}"
         ) from err
     return {name: np.asarray(restored[name]) for name in abstract}
+
+
+@contextlib.contextmanager
+def _checkpointer() -> Iterator[ocp.Checkpointer]:
+    """The Orbax checkpointer of `arrays/`, its event loops draining on close."""
+    with (
+        _draining_event_loops(),
+        ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer,
+    ):
+        yield checkpointer
 
 
 @contextlib.contextmanager
@@ -714,10 +721,7 @@ def save_verified(
     staging = staging_folder(final, "saving")
     staging.mkdir()
     try:
-        with (
-            _draining_event_loops(),
-            ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer,
-        ):
+        with _checkpointer() as checkpointer:
             checkpointer.save(staging / ARRAYS, args=ocp.args.StandardSave(arrays))
         _write_manifest(staging, _build_manifest(staging, arrays, metadata))
         _move_into_place(staging, final)

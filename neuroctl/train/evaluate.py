@@ -142,7 +142,7 @@ def summarise(stats: dict) -> dict:
     for k, v in stats.items():
         v = np.asarray(v, np.float64)
         out[k] = float(np.sum(v)) if k == "diverged" else float(np.mean(v))
-    out["return_sem"] = float(np.std(stats["return"]) / math.sqrt(max(n - 1, 1)))
+    out["return_sem"] = _sem(stats["return"])
     if "correct" in stats:
         correct = int(round(float(np.sum(stats["correct"]))))
         out["correct"] = correct
@@ -189,11 +189,25 @@ def paired_difference(stats: dict, reference: dict, key: str = "return") -> dict
             "pass run_policy/run_constant's stats over the same keys.",
         )
     d = a - b
-    n = len(d)
+    return {"episodes": len(d), key: float(d.mean()), f"{key}_sem": _sem(d)}
+
+
+def _sem(x) -> float:
+    """Standard error of the mean over episodes, ``std / √(n − 1)`` (0 for one)."""
+    return float(np.std(x) / math.sqrt(max(len(x) - 1, 1)))
+
+
+def comparison(stats: dict, reference: dict, action) -> dict:
+    """Report entries of a policy against the constant `action` [action units].
+
+    Both are per-episode stats of the same episodes: each side's `summarise` and
+    their `paired_difference` (``policy``, ``best_constant``, ``difference``).
+    """
+    constant = {"action": np.asarray(action).tolist(), **summarise(reference)}
     return {
-        "episodes": n,
-        key: float(d.mean()),
-        f"{key}_sem": float(d.std() / math.sqrt(max(n - 1, 1))),
+        "policy": summarise(stats),
+        "best_constant": constant,
+        "difference": paired_difference(stats, reference),
     }
 
 
