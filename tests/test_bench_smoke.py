@@ -96,3 +96,34 @@ def test_bptt_table_reports_min_and_median():
     text = "\n".join(lines)
     assert speedup == 2.0  # the min over reps, the target's measure
     assert "**2.00x** as fast as abc1234" in text and "by the medians 1.02x" in text
+
+
+def test_fused_benchmark_runs_on_the_cpu_in_interpret_mode(tmp_path):
+    """bench_fused end to end on a tiny network (Pallas interpreter): the float64
+    check passes and every table row is filled. Speed is for a GPU run."""
+    from benchmarks import bench_fused
+
+    res = bench_fused.main(
+        ["--interpret", "--quick", "--json", str(tmp_path / "r.json")]
+    )
+    assert res["check_mv"] < 1e-9  # [mV]
+    assert [r["batch"] for r in res["forward"]] == [1, 4]
+    assert all(
+        r["xla"]["us_per_step"] > 0 and r["fused"]["us_per_step"] > 0
+        for r in res["forward"]
+    )
+    assert [r["cells"] for r in res["networks"]] == [2, 3]
+    assert all("fused" in r and "xla" in r for r in res["networks"])
+    assert {r["batch"] for r in res["gradient"]} == {1, 64}
+    text = bench_fused.markdown(res)
+    assert text.count("| 1 |") >= 2 and "nan" not in text
+    assert (tmp_path / "r.json").exists()
+
+
+def test_fused_benchmark_refuses_a_cpu_timing_run():
+    import pytest
+
+    from benchmarks import bench_fused
+
+    with pytest.raises(SystemExit, match="needs a CUDA GPU"):
+        bench_fused.main(["--quick"])

@@ -12,6 +12,7 @@ from neuroctl.biophysics.extracellular import (
     point_source_transfer as point_source_transfer,
 )
 from neuroctl.biophysics.extracellular import simulate_with_lfp as simulate_with_lfp
+from neuroctl.biophysics.fused import simulate_fused as simulate_fused
 from neuroctl.biophysics.hay import SKE2 as SKE2
 from neuroctl.biophysics.hay import CaHVA as CaHVA
 from neuroctl.biophysics.hay import CaLVA as CaLVA
