@@ -55,7 +55,7 @@ def parse(argv=None) -> argparse.Namespace:
         default=100,
         help="largest N run fused (the kernel is unrolled over nodes)",
     )
-    ap.add_argument("--block", type=int, default=32, help="trials per kernel block")
+    ap.add_argument("--block", type=int, default=1, help="trials per program")
     ap.add_argument("--num-warps", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-jaxley", action="store_true")
@@ -68,7 +68,7 @@ def parse(argv=None) -> argparse.Namespace:
         args.batches, args.steps, args.grad_steps, args.rounds = [1, 4], 20, 20, 1
         args.cells = [2, 3]
     if args.interpret:
-        args.no_jaxley, args.block = True, 4
+        args.no_jaxley = True
     return args
 
 

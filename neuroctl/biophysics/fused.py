@@ -2,11 +2,19 @@
 
 On a GPU every XLA kernel is a launch of several µs, and `simulate` compiles one
 time step of the paper network to ~75 of them. `simulate_fused` instead runs *all*
-time steps of a batch block inside one Pallas kernel: the batch lies along the lanes
-(one trial per GPU thread) and the network is unrolled over its nodes when the kernel
-is traced, so every node, gate and synapse is a register vector of `block` trials and
-the tree (Hines) elimination is a fixed sequence of vector operations. There are no
-gathers, slices or scatters inside, only elementwise maths, which Triton lowers.
+time steps of a trial inside one Pallas kernel instance (a Triton program; the batch
+is the grid). The network is unrolled over its nodes when the kernel is traced, so
+every node, gate and synapse state is a scalar register value and the tree (Hines)
+elimination is a fixed sequence of scalar operations. There are no gathers, slices
+or scatters inside, only elementwise maths, which Triton lowers.
+
+``block > 1`` puts that many trials on the lanes of one program instead (vector
+values, up to 32x fewer instructions per trial at large batch). Its vector loads and
+stores make Triton's coalescing pass slow, superlinearly in the kernel's size:
+compiled offline for sm_90a, 4 HH cells took 225 s with 32 lanes and 1.9 s with
+one trial per program, and the paper network compiles in 46 s (+ 21 s ptxas) as
+the latter (scripts/fused_kernel_compile.py, results/fused_kernel_compile.md). So
+the default is one trial per program; lanes suit cells of a few compartments.
 
 The maths is `solver.step` term by term (same channel and synapse code, called on
 one node at a time), so results equal `simulate` to float rounding. Reverse mode is
@@ -310,21 +318,22 @@ def _join_rows(x) -> list:
 
 
 class _Rows:
-    """Rows ``ref[offset + j, :]``, each loaded once on first use; assignable."""
+    """Rows ``ref[offset + j, lane]``, each loaded once on first use; assignable."""
 
-    def __init__(self, ref, offset: int, rows: dict | None = None):
-        self.ref, self.offset, self.rows = ref, offset, dict(rows or {})
+    def __init__(self, ref, offset: int, lane, rows: dict | None = None):
+        self.ref, self.offset, self.lane = ref, offset, lane
+        self.rows = dict(rows or {})
 
     def __getitem__(self, j: int):
         if j not in self.rows:
-            self.rows[j] = self.ref[self.offset + j, :]
+            self.rows[j] = self.ref[self.offset + j, self.lane]
         return self.rows[j]
 
     def __setitem__(self, j: int, value) -> None:
         self.rows[j] = value
 
     def copy(self) -> "_Rows":
-        return _Rows(self.ref, self.offset, self.rows)
+        return _Rows(self.ref, self.offset, self.lane, self.rows)
 
 
 @dataclass(frozen=True)
@@ -340,6 +349,7 @@ class _Config:
 
 def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
     n_seg = cfg.steps // cfg.segment
+    lane = 0 if cfg.block == 1 else slice(None)  # block 1: scalar loads and stores
 
     def kernel(p_ref, x_ref, ca_ref, stim_ref, out_ref, rec_ref, ck_ref):
         n = plan.n_nodes
@@ -347,8 +357,8 @@ def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
         def one_step(t, rows):  # parameters and constant rows are loaded where used,
             # inside the step, so they do not stay live across the loop (registers)
             mech = _scalar_mechanisms(net, params_like, p_ref)
-            ca_const = (_Rows(ca_ref, 0), _Rows(ca_ref, n))
-            stim = [stim_ref[t, k, :] for k in range(len(plan.stim_nodes))]
+            ca_const = (_Rows(ca_ref, 0, lane), _Rows(ca_ref, n, lane))
+            stim = [stim_ref[t, k, lane] for k in range(len(plan.stim_nodes))]
             x = _row_step(
                 plan,
                 net,
@@ -360,20 +370,20 @@ def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
                 cfg.scheme,
             )
             for k, node in enumerate(plan.rec_nodes):
-                rec_ref[t, k, :] = x[0][node]
+                rec_ref[t, k, lane] = x[0][node]
             return tuple(_join_rows(x))
 
         def one_segment(s, rows):
             for r, row in enumerate(rows):
-                ck_ref[s, r, :] = row
+                ck_ref[s, r, lane] = row
             return jax.lax.fori_loop(
                 0, cfg.segment, lambda k, r: one_step(s * cfg.segment + k, r), rows
             )
 
-        rows = tuple(x_ref[r, :] for r in range(plan.n_rows))
+        rows = tuple(x_ref[r, lane] for r in range(plan.n_rows))
         rows = jax.lax.fori_loop(0, n_seg, one_segment, rows)
         for r, row in enumerate(rows):
-            out_ref[r, :] = row
+            out_ref[r, lane] = row
 
     return kernel
 
@@ -495,7 +505,7 @@ def simulate_fused(
     scheme: Scheme = "be",
     *,
     segment: int | None = None,
-    block: int = 32,
+    block: int = 1,
     num_warps: int = 1,
     interpret: bool = False,
 ) -> tuple[State, Array]:
@@ -511,7 +521,8 @@ def simulate_fused(
         segment: steps between the states the kernel stores for reverse mode; must
             divide ``T`` (default: the divisor nearest ``√T``). The backward pass
             replays one segment at a time, saving every step's state within it.
-        block: trials per kernel instance (lanes; a power of two ≥ 16 for Triton).
+        block: trials per kernel instance: 1 (default, scalar code) or a power of
+            two on the lanes (see the module docstring for its compile time).
         num_warps: warps per kernel instance on the GPU (Triton).
         interpret: run with Pallas' interpreter (CPU; for checking, not speed).
 
@@ -547,7 +558,9 @@ def simulate_fused(
     if scheme not in ("be", "cn"):
         raise bad_value("scheme", scheme, "'be' or 'cn'", "pass scheme='be' or 'cn'.")
     if not isinstance(block, int | np.integer) or block < 1 or block & (block - 1):
-        raise bad_value("block", block, "a power of two", "pass 16, 32, 64 or 128.")
+        raise bad_value(
+            "block", block, "1 or a power of two", "pass 1 (default) or 32."
+        )
     cfg = _Config(
         dt=float(dt),
         scheme=scheme,

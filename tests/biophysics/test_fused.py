@@ -39,14 +39,14 @@ def _reference(net, params, state, stim, scheme="be"):
     )(state, stim)
 
 
-@pytest.mark.parametrize("scheme", ["be", "cn"])
-def test_fused_kernel_equals_simulate_on_a_spiking_network(scheme):
+@pytest.mark.parametrize("scheme,block", [("be", 1), ("cn", 1), ("be", 4)])
+def test_fused_kernel_equals_simulate_on_a_spiking_network(scheme, block):
     net = hh_nets.ours(4)  # 4 three-branch HH cells, 20 graded synapses
     params = net.default_params
-    state, stim = _batch(net, params, 3, 200)  # 3 trials in blocks of 4: one padded
+    state, stim = _batch(net, params, 3, 200)  # 3 trials; blocks of 4: one padded
     final, rec = jax.jit(
         lambda p, s, u: simulate_fused(
-            net, p, s, u, DT, scheme, block=4, segment=50, interpret=True
+            net, p, s, u, DT, scheme, block=block, segment=50, interpret=True
         )
     )(params, state, stim)
     ref_final, ref_rec = _reference(net, params, state, stim, scheme)
@@ -61,9 +61,7 @@ def _loss_fns(net, state, stim, segment):
     w = jnp.linspace(0.5, 1.5, net.n_recordings)[None, None]  # a non-uniform readout
 
     def fused(p, s, u):
-        final, rec = simulate_fused(
-            net, p, s, u, DT, segment=segment, block=4, interpret=True
-        )
+        final, rec = simulate_fused(net, p, s, u, DT, segment=segment, interpret=True)
         return (rec * w).mean() + final.v.mean()
 
     def xla(p, s, u):
@@ -108,7 +106,7 @@ def test_fused_kernel_equals_simulate_on_the_paper_network():
     state, stim = _batch(net, params, 2, 200, seed=1)
     stim = stim * 2.0  # [nA]
     final, rec = jax.jit(
-        lambda p, s, u: simulate_fused(net, p, s, u, DT, block=2, interpret=True)
+        lambda p, s, u: simulate_fused(net, p, s, u, DT, interpret=True)
     )(params, state, stim)
     ref_final, ref_rec = _reference(
         net, net.cast_params(params, jnp.float64), state, stim
@@ -126,7 +124,7 @@ def test_fused_kernel_lowers_to_one_triton_kernel_for_cuda():
         return simulate_fused(net, p, s, u, DT, segment=25, block=32)
 
     fwd = lower_for_cuda(run, net.default_params, state, stim)
-    assert fwd.count(TRITON_CALL) == 1 and "grid_x = 2" in fwd  # 64 trials / 32
+    assert fwd.count(TRITON_CALL) == 1 and "grid_x = 2" in fwd  # 64 trials on lanes
     grad = lower_for_cuda(
         jax.grad(lambda p, s, u: run(p, s, u)[1].mean()),
         net.default_params,
@@ -148,7 +146,7 @@ def test_the_paper_network_lowers_to_triton():
         state,
         stim,
     )
-    assert text.count(TRITON_CALL) == 1
+    assert text.count(TRITON_CALL) == 1 and "grid_x = 32" in text  # a trial each
 
 
 def test_an_operation_triton_lacks_fails_at_lowering(monkeypatch):
@@ -158,16 +156,16 @@ def test_an_operation_triton_lacks_fails_at_lowering(monkeypatch):
 
     original = fused._hines_rows
 
-    def with_gather(plan, diag, rhs):
+    def with_slice(plan, diag, rhs):
         x = original(plan, diag, rhs)
         return [x[0] + x[0][:2].sum()] + x[1:]
 
-    monkeypatch.setattr(fused, "_hines_rows", with_gather)
+    monkeypatch.setattr(fused, "_hines_rows", with_slice)
     net = hh_nets.ours(2)
     state, stim = _batch(net, net.default_params, 32, 10, jnp.float32)
     with pytest.raises(NotImplementedError, match="Triton"):
         lower_for_cuda(
-            lambda p, s, u: simulate_fused(net, p, s, u, DT),
+            lambda p, s, u: simulate_fused(net, p, s, u, DT, block=32),
             net.default_params,
             state,
             stim,
@@ -209,7 +207,7 @@ def test_networks_without_stimuli_or_recordings(stimulated, recorded):
     )
     state, stim = _batch(net, net.default_params, 2, 30)
     final, rec = simulate_fused(
-        net, net.default_params, state, stim, DT, block=2, interpret=True
+        net, net.default_params, state, stim, DT, interpret=True
     )
     ref_final, ref_rec = _reference(net, net.default_params, state, stim)
     assert rec.shape == ref_rec.shape == (2, 30, int(recorded))
