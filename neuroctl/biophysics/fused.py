@@ -11,8 +11,8 @@ or scatters inside, only elementwise maths, which Triton lowers.
 ``block > 1`` puts that many trials on the lanes of one program instead (vector
 values, up to 32x fewer instructions per trial at large batch). Its vector loads and
 stores make Triton's coalescing pass slow, superlinearly in the kernel's size:
-compiled offline for sm_90a, 4 HH cells took 230 s with 32 lanes and 1.9 s with
-one trial per program, and the paper network compiles in 62 s (+ 26 s ptxas) as
+compiled offline for sm_90a, 4 HH cells take about 4 min with 32 lanes and 2 s
+with one trial per program, and the paper network compiles in about a minute as
 the latter (scripts/fused_kernel_compile.py, results/fused_kernel_compile.md). So
 the default is one trial per program; lanes suit cells of a few compartments.
 
