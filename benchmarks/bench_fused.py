@@ -259,6 +259,15 @@ def _us(r: dict, name: str):
     return r.get(name, {}).get("us_per_step")
 
 
+def _times(r: dict, xla_over: str, jaxley_over: str) -> list[str]:
+    """µs/step of XLA, fused, Jaxley; XLA / `xla_over`; Jaxley / `jaxley_over`."""
+    us = {k: _us(r, k) for k in ("xla", "fused", "jaxley")}
+    return [_num(v) for v in us.values()] + [
+        _ratio(us["xla"], us[xla_over]),
+        _ratio(us["jaxley"], us[jaxley_over]),
+    ]
+
+
 def markdown(res: dict) -> str:
     """results/benchmarks_gpu.md from a `main` result."""
     prov = res["provenance"]
@@ -284,21 +293,12 @@ def markdown(res: dict) -> str:
     ]
     cols = ["XLA `simulate`", "fused kernel", "Jaxley 0.14"]
     fwd = [
-        [f"{r['batch']:,}", f"{r['T']:,}"]
-        + [_num(_us(r, k)) for k in ("xla", "fused", "jaxley")]
-        + [
-            _ratio(_us(r, "xla"), _us(r, "fused")),
-            _ratio(_us(r, "jaxley"), _us(r, "fused")),
-        ]
+        [f"{r['batch']:,}", f"{r['T']:,}", *_times(r, "fused", "fused")]
         for r in res["forward"]
     ]
     nets = [
         [f"{r['cells']:,}", f"{r['compartments']:,}", f"{r['T']:,}"]
-        + [_num(_us(r, k)) for k in ("xla", "fused", "jaxley")]
-        + [
-            _ratio(_us(r, "xla"), _us(r, "fused")),
-            _ratio(_us(r, "jaxley"), _us(r, "xla")),
-        ]
+        + _times(r, "fused", "xla")
         for r in res["networks"]
     ]
     grad = [
