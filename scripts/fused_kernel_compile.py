@@ -29,8 +29,7 @@ import jax.numpy as jnp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import neuroctl.biophysics as bp  # noqa: E402
-from benchmarks import hh_nets, peers  # noqa: E402
+from benchmarks import bench_fused, hh_nets, peers  # noqa: E402
 from neuroctl.biophysics import fused  # noqa: E402
 
 OUT = ROOT / "results" / "fused_kernel_compile.md"
@@ -59,10 +58,7 @@ def triton_ir(net, block: int) -> str:
     from jax._src.lib import triton as jtriton
     from jax._src.lib.mlir import ir
 
-    p = net.default_params
-    s = bp.init_state(net, p, peers.V_INIT)
-    s = jax.tree.map(lambda x: jnp.broadcast_to(x, (BATCH, *x.shape)), s)
-    u = jnp.zeros((BATCH, STEPS, net.n_stimuli))
+    p, s, u = bench_fused._inputs(net, BATCH, STEPS, jnp.float32)
 
     def run(p, s, u):
         return fused.simulate_fused(net, p, s, u, 0.025, segment=SEGMENT, block=block)

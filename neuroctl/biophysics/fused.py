@@ -52,6 +52,7 @@ from neuroctl.biophysics.solver import (
     _axial_diag,
     _check_dt,
     simulate,
+    split_gates,
 )
 from neuroctl.errors import bad_value
 from neuroctl.typing import Array
@@ -77,13 +78,29 @@ class _Plan:
     rec_nodes: tuple[int, ...]
     ca_nodes: tuple[int, ...]  # nodes whose calcium evolves (masked calcium block)
 
+    def sections(self) -> tuple[slice, slice, tuple[slice, ...], slice, slice]:
+        """Where v, gates, each synapse type, cai and eca lie among the state rows.
+
+        Only the calcium nodes' cai and eca are rows; other nodes' are constant
+        (kernel inputs). `_pack` writes this layout; `_unpack` and `_split_rows`
+        read it.
+        """
+        n, g, k = self.n_nodes, self.n_gates, len(self.ca_nodes)
+        ends = np.cumsum([n + g, *self.n_syn]).tolist()
+        syn = tuple(slice(a, b) for a, b in zip(ends[:-1], ends[1:], strict=True))
+        lo = ends[-1]
+        return (
+            slice(0, n),
+            slice(n, n + g),
+            syn,
+            slice(lo, lo + k),
+            slice(lo + k, lo + 2 * k),
+        )
+
     @property
     def n_rows(self) -> int:
-        """State rows: v, gates, every synapse type's states, calcium nodes' cai, eca.
-
-        Other nodes' cai and eca are constant: kernel inputs, not rows.
-        """
-        return self.n_nodes + self.n_gates + sum(self.n_syn) + 2 * len(self.ca_nodes)
+        """Number of state rows (`sections`)."""
+        return self.sections()[-1].stop
 
 
 def _plan(net: Network) -> _Plan:
@@ -270,37 +287,27 @@ def _pack(plan: _Plan, state: State) -> Array:
 
 def _unpack(plan: _Plan, rows: Array, like: State) -> State:
     """The `State` of `rows`; cai and eca of other nodes from `like`."""
-    n, g, ca = plan.n_nodes, plan.n_gates, np.asarray(plan.ca_nodes, int)
-    syn, lo = [], n + g
-    for k in plan.n_syn:
-        syn.append(rows[..., lo : lo + k])
-        lo += k
-    k = len(ca)
+    v, gates, syn, cai, eca = plan.sections()
+    ca = np.asarray(plan.ca_nodes, int)
     return State(
-        v=rows[..., :n],
-        gates=rows[..., n : n + g],
-        cai=like.cai.at[..., ca].set(rows[..., lo : lo + k]),
-        eca=like.eca.at[..., ca].set(rows[..., lo + k : lo + 2 * k]),
-        syn=tuple(syn),
+        v=rows[..., v],
+        gates=rows[..., gates],
+        cai=like.cai.at[..., ca].set(rows[..., cai]),
+        eca=like.eca.at[..., ca].set(rows[..., eca]),
+        syn=tuple(rows[..., s] for s in syn),
     )
 
 
 def _split_rows(net: Network, plan: _Plan, rows: list):
-    """Rows (list of lane vectors) -> (v, gates per block/gate/node, syn per type)."""
-    v = rows[: plan.n_nodes]
-    gates, lo = [], plan.n_nodes
-    for b in net.channel_blocks:
-        n = b.hi - b.lo
-        gates.append(
-            [rows[lo + k * n : lo + (k + 1) * n] for k in range(len(b.kind.gate_names))]
-        )
-        lo += n * len(b.kind.gate_names)
-    syn = []
-    for k in plan.n_syn:
-        syn.append(rows[lo : lo + k])
-        lo += k
-    k = len(plan.ca_nodes)
-    return v, gates, syn, rows[lo : lo + k], rows[lo + k : lo + 2 * k]
+    """Rows (lane vectors) -> (v, gates per block/gate, syn per type, cai, eca)."""
+    v, gates, syn, cai, eca = plan.sections()
+    return (
+        rows[v],
+        split_gates(net, rows[gates]),
+        [rows[s] for s in syn],
+        rows[cai],
+        rows[eca],
+    )
 
 
 def _join_rows(x) -> list:

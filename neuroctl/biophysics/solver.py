@@ -118,11 +118,16 @@ def _flatten_gates(net: Network, gates, dtype) -> Array:
 
 def gates_of(net: Network, state: State) -> tuple[tuple[Array, ...], ...]:
     """The flat gate vector split per channel block, one array per gate."""
+    return split_gates(net, state.gates)
+
+
+def split_gates(net: Network, gates):
+    """Any sliceable flat gate sequence (array, list) split per block and gate."""
     out, offset = [], 0
     for b in net.channel_blocks:
         n, k = b.hi - b.lo, len(b.kind.gate_names)
         out.append(
-            tuple(state.gates[offset + i * n : offset + (i + 1) * n] for i in range(k))
+            tuple(gates[offset + i * n : offset + (i + 1) * n] for i in range(k))
         )
         offset += n * k
     return tuple(out)
