@@ -9,9 +9,12 @@ On the paper network (float32, T steps) it times, per batch size, the XLA solver
 (``jit(vmap(simulate))``), the fused kernel (`simulate_fused`, one Pallas/Triton
 kernel per block of trials) and Jaxley 0.14 where installed, interleaved over
 rounds (A, B, C, A, B, C, ...), each the minimum of `_harness.REPS` repetitions of
-at least `_harness.MIN_S` s; then the gradient (batch 1 and 64) of both neuroctl
-paths. Before timing it checks in float64 that the fused kernel equals `simulate`
-on this device (max |Δv|). No pinning: the GPU runs the work, one process.
+at least `_harness.MIN_S` s; the same on N-cell HH networks at batch 1; the
+gradient (batch 1 and 64) of XLA and of the fused kernel with either backward
+(the backward kernel, or `simulate`'s VJP per segment); and one BPTT policy
+iteration (`neuroctl train`'s step, XLA solver). Before timing it checks in
+float64 on this device that the fused kernel's recordings and gradient equal
+`simulate`'s. No pinning: the GPU runs the work, one process.
 
 ``--interpret`` runs everything on the CPU with Pallas' interpreter on a small
 network and tiny sizes: it checks this script, not speed (the test suite runs it).
@@ -92,7 +95,7 @@ def _inputs(net, batch: int, steps: int, dtype):
     return p, s, jnp.asarray(u, dtype)
 
 
-def _fused(net, params, args, segment=None):
+def _fused(net, params, args, segment=None, backward="fused"):
     """``(state, stimulus) -> recordings`` through the fused kernel."""
     from neuroctl.biophysics.fused import simulate_fused
 
@@ -107,6 +110,7 @@ def _fused(net, params, args, segment=None):
             block=args.block,
             num_warps=args.num_warps,
             interpret=args.interpret,
+            backward=backward,
         )[1]
 
     return run
@@ -126,13 +130,29 @@ def _xla(net, params, lengths=None):
     return run
 
 
-def check(net, args) -> float:
-    """Max |fused − simulate| [mV] of the recordings in float64 on this device."""
+def check(net, args) -> dict:
+    """Float64 on this device: max |fused − simulate| [mV] of the recordings, and
+    the largest relative difference of the fused gradient (backward kernel) from
+    `simulate`'s."""
     with jax.enable_x64(True):
-        p, s, u = _inputs(net, 4, min(400, args.steps), jnp.float64)
+        steps = min(400, args.steps)
+        p, s, u = _inputs(net, 4, steps, jnp.float64)
         a = jax.jit(_xla(net, p))(s, u)
         b = jax.jit(_fused(net, p, args))(s, u)
-        return float(jnp.abs(a - b).max())
+        segment = _divisor_near_sqrt(steps)
+        g = [
+            _grad(net, p, s, u, fn)[0](p.synapses[0].g)
+            for fn in (lambda q: _xla(net, q), lambda q: _fused(net, q, args, segment))
+        ]
+        scale = float(jnp.abs(g[0]).max())
+        return {
+            "mv": float(jnp.abs(a - b).max()),
+            "grad_rel": float(jnp.abs(g[1] - g[0]).max()) / scale,
+        }
+
+
+def _divisor_near_sqrt(n: int) -> int:
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d * d - n))
 
 
 def _min_s(args) -> float:
@@ -220,12 +240,35 @@ def gradient_rows(net, args) -> list[dict]:
         r = {
             "xla": _grad(net, p, s, u, lambda q: _xla(net, q, lengths)),
             "fused": _grad(net, p, s, u, lambda q: _fused(net, q, args, lengths[-1])),
+            "fused_xla_bwd": _grad(
+                net, p, s, u, lambda q: _fused(net, q, args, lengths[-1], "xla")
+            ),
             "xla_fwd": (jax.jit(_xla(net, p)), (s, u)),
             "fused_fwd": (jax.jit(_fused(net, p, args)), (s, u)),
         }
         best = _interleaved(r, args)
         row = {"batch": batch, "T": steps, "lengths": list(lengths)}
         row.update({k: m["s"] for k, m in best.items()})
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+#: (env, env options, episodes per iteration, dtype) of the policy-iteration rows
+POLICY = (("EvidenceStim-v0", {}, 8, "float64"), ("EvidenceStim-v0", {}, 64, "float32"))
+QUICK_POLICY = (("SpikeRate-v0", {"episode_ms": 5.0}, 2, "float32"),)
+
+
+def policy_rows(args) -> list[dict]:
+    """One BPTT policy iteration as `neuroctl train` builds it (XLA solver)."""
+    from benchmarks.solver_worker import bptt
+
+    rows = []
+    for env, options, batch, dtype in QUICK_POLICY if args.quick else POLICY:
+        case = {"env": env, "env_options": options, "batch": batch, "dtype": dtype}
+        with jax.enable_x64(dtype == "float64"):
+            r = bptt(case | {"min_s": _min_s(args)})
+        row = case | {k: r["step"][k] for k in ("s", "compile_s")}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -283,7 +326,8 @@ def markdown(res: dict) -> str:
         f" {res['num_warps']} warp(s).",
         "",
         "Check first (float64, batch 4): max |fused − simulate| ="
-        f" {res['check_mv']:.1e} mV.",
+        f" {res['check']['mv']:.1e} mV; gradient (backward kernel) vs `simulate`'s:"
+        f" {res['check']['grad_rel']:.1e} relative.",
         "",
         "Each entry: min over interleaved rounds of the min of "
         f"{H.REPS} repetitions of >= {res['min_s']:g} s.",
@@ -307,10 +351,16 @@ def markdown(res: dict) -> str:
             f"{r['T']:,}",
             _num(r["xla"]),
             _num(r["fused"]),
+            _num(r["fused_xla_bwd"]),
             f"{r['xla'] / r['xla_fwd']:.2f}",
             f"{r['fused'] / r['fused_fwd']:.2f}",
+            f"{r['fused_xla_bwd'] / r['fused_fwd']:.2f}",
         ]
         for r in res["gradient"]
+    ]
+    policy = [
+        [r["env"], str(r["batch"]), r["dtype"], _num(r["s"]), _num(r["compile_s"])]
+        for r in res["policy"]
     ]
     lines = head + _table(["batch", "T", *cols, "XLA / fused", "Jaxley / fused"], fwd)
     lines += [
@@ -321,8 +371,10 @@ def markdown(res: dict) -> str:
         "",
         "### Gradient (w.r.t. every synaptic conductance) vs forward",
         "",
-        "XLA: 2-level checkpointing (`checkpoint_lengths`); fused: the kernel stores "
-        "the state every inner length, the backward is `simulate`'s VJP per segment.",
+        "XLA: 2-level checkpointing (`checkpoint_lengths`). Fused: the kernel stores "
+        "the state every inner length; its backward is one more kernel (replay and "
+        "the step's VJP per segment, `backward='fused'`) or `simulate`'s VJP per "
+        "segment (`backward='xla'`).",
         "",
         *_table(
             [
@@ -330,11 +382,19 @@ def markdown(res: dict) -> str:
                 "T",
                 "XLA grad (s)",
                 "fused grad (s)",
+                "fused, XLA backward (s)",
                 "XLA grad / fwd",
                 "fused grad / fwd",
+                "fused, XLA backward / fwd",
             ],
             grad,
         ),
+        "",
+        "### BPTT policy iteration (`neuroctl train`'s train step, MLP policy)",
+        "",
+        "On the XLA solver: the envs do not run the fused kernel (yet).",
+        "",
+        *_table(["env", "episodes", "dtype", "s / iteration", "compile (s)"], policy),
     ]
     return "\n".join(lines) + "\n"
 
@@ -356,15 +416,13 @@ def main(argv=None) -> dict:
         "block": args.block,
         "num_warps": args.num_warps,
         "min_s": _min_s(args),
-        "check_mv": check(net, args),
+        "check": check(net, args),
     }
-    print(
-        f"check: max |fused - simulate| = {res['check_mv']:.2e} mV (float64)",
-        flush=True,
-    )
+    print(f"check (float64): {res['check']}", flush=True)
     res["forward"] = forward_rows(net, args)
     res["networks"] = network_rows(args)
     res["gradient"] = gradient_rows(net, args)
+    res["policy"] = policy_rows(args)
     res["wall_s"] = time.perf_counter() - t0
     text = markdown(res)
     print(text)

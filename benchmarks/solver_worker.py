@@ -343,7 +343,7 @@ def bptt(case: dict) -> dict:
     state = tb.init_state(params, spec.train)
     step = tb.make_train_step(env, env_params, parts, spec.train)
     setup_s = time.perf_counter() - t0
-    m = H.time_min(step, state)
+    m = H.time_min(step, state, min_s=case.get("min_s", H.MIN_S))
     return {
         "setup_s": setup_s,
         "step": m,

@@ -36,7 +36,9 @@ OUT = ROOT / "results" / "fused_kernel_compile.md"
 ARCH = 90  # sm_90a
 BATCH, STEPS, SEGMENT = 64, 100, 25
 # (label, network factory, block). Lanes (block 32) on the paper network are not
-# run: 2 and 4 cells already show the coalescing pass's superlinear growth.
+# run: 2 and 4 cells already show the coalescing pass's superlinear growth. With one
+# trial per program the backward kernel (`backward="fused"`) is compiled too; with
+# lanes only the forward one.
 CASES = [
     ("2 HH cells (8 nodes)", lambda: hh_nets.ours(2), 32),
     ("2 HH cells (8 nodes)", lambda: hh_nets.ours(2), 1),
@@ -44,6 +46,7 @@ CASES = [
     ("4 HH cells (16 nodes)", lambda: hh_nets.ours(4), 1),
     ("paper network (82 nodes)", None, 1),
 ]
+KERNELS = {"neuroctl_fused_steps": "forward", "neuroctl_fused_steps_vjp": "backward"}
 
 
 def paper_network():
@@ -52,8 +55,9 @@ def paper_network():
     return build_network(pairs=peers.evidence_pairs())
 
 
-def triton_ir(net, block: int) -> str:
-    """The fused kernel's Triton IR (text) from JAX's CUDA lowering."""
+def triton_ir(net, block: int, backward: bool) -> dict[str, str]:
+    """``{"forward" | "backward": Triton IR text}`` from JAX's CUDA lowering of
+    the forward pass, or of a gradient (both kernels) if `backward`."""
     from jax._src.interpreters import mlir as jmlir
     from jax._src.lib import triton as jtriton
     from jax._src.lib.mlir import ir
@@ -63,15 +67,23 @@ def triton_ir(net, block: int) -> str:
     def run(p, s, u):
         return fused.simulate_fused(net, p, s, u, 0.025, segment=SEGMENT, block=block)
 
-    text = fused.lower_for_cuda(run, p, s, u)
+    if backward:
+        text = fused.lower_for_cuda(jax.grad(lambda *a: run(*a)[1].mean()), p, s, u)
+    else:
+        text = fused.lower_for_cuda(run, p, s, u)
+    found = {}
     with jmlir.make_ir_context():
         module = ir.Module.parse(text)
-        (call,) = [op for op in _ops(module.operation) if _is_triton_call(op)]
-        config = ir.DictAttr(call.attributes["mhlo.backend_config"])
-        data = ir.StringAttr(config["ir"]).value_bytes
+        for call in (op for op in _ops(module.operation) if _is_triton_call(op)):
+            config = ir.DictAttr(call.attributes["mhlo.backend_config"])
+            name = KERNELS[ir.StringAttr(config["name"]).value]
+            found[name] = ir.StringAttr(config["ir"]).value_bytes
     ctx = ir.Context()
     jtriton.dialect.register_dialect(ctx)
-    return ir.Module.parse(data, ctx).operation.get_asm(enable_debug_info=False)
+    return {
+        k: ir.Module.parse(v, ctx).operation.get_asm(enable_debug_info=False)
+        for k, v in found.items()
+    }
 
 
 def _ops(op):
@@ -164,13 +176,14 @@ def markdown(rows: list[dict], header: dict) -> str:
         "times are wall seconds on this 2-core machine; they measure what a first GPU "
         "call pays before running (XLA's Triton may differ).",
         "",
-        "| network | trials per program | Triton IR lines | Triton compile (s) | "
-        "ptxas (s) | registers | stack (B) | PTX f32 ops | global loads / stores |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| network | kernel | trials per program | Triton IR lines | "
+        "Triton compile (s) | ptxas (s) | registers | stack (B) | PTX f32 ops | "
+        "global loads / stores |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['label']} | {r['block']} | {r['ir_lines']:,} | "
+            f"| {r['label']} | {r['kernel']} | {r['block']} | {r['ir_lines']:,} | "
             f"{r['triton_s']:.1f} | {r['ptxas_s']:.1f} | {r['registers']} | "
             f"{r['stack_bytes']:,} | "
             f"{r['f32_arith']:,} | {r['global_loads']:,} / {r['global_stores']:,} |"
@@ -201,12 +214,12 @@ def main(argv=None) -> None:
     rows = []
     for label, factory, block in CASES:
         net = factory() if factory else paper_network()
-        ttir = triton_ir(net, block)
-        with tempfile.TemporaryDirectory() as tmp:
-            row = {"label": label, "block": block, "ir_lines": ttir.count("\n")}
-            row |= compile_ir(ttir, Path(tmp))
-        rows.append(row)
-        print(row, flush=True)
+        for kernel, ttir in triton_ir(net, block, backward=block == 1).items():
+            with tempfile.TemporaryDirectory() as tmp:
+                row = {"label": label, "kernel": kernel, "block": block}
+                row |= {"ir_lines": ttir.count("\n")} | compile_ir(ttir, Path(tmp))
+            rows.append(row)
+            print(row, flush=True)
     header = {
         "date": prov["date"],
         "commit": prov["commit"] + (" (dirty tree)" if prov["dirty"] else ""),

@@ -100,13 +100,15 @@ def test_bptt_table_reports_min_and_median():
 
 def test_fused_benchmark_runs_on_the_cpu_in_interpret_mode(tmp_path):
     """bench_fused end to end on a tiny network (Pallas interpreter): the float64
-    check passes and every table row is filled. Speed is for a GPU run."""
+    checks (recordings, gradient) pass and every table row is filled, the policy
+    iteration included. Speed is for a GPU run."""
     from benchmarks import bench_fused
 
     res = bench_fused.main(
         ["--interpret", "--quick", "--json", str(tmp_path / "r.json")]
     )
-    assert res["check_mv"] < 1e-9  # [mV]
+    assert res["check"]["mv"] < 1e-9  # [mV]
+    assert res["check"]["grad_rel"] < 1e-9  # the backward kernel's gradient
     assert [r["batch"] for r in res["forward"]] == [1, 4]
     assert all(
         r["xla"]["us_per_step"] > 0 and r["fused"]["us_per_step"] > 0
@@ -115,6 +117,9 @@ def test_fused_benchmark_runs_on_the_cpu_in_interpret_mode(tmp_path):
     assert [r["cells"] for r in res["networks"]] == [2, 3]
     assert all("fused" in r and "xla" in r for r in res["networks"])
     assert {r["batch"] for r in res["gradient"]} == {1, 64}
+    assert all(r["fused_xla_bwd"] > 0 for r in res["gradient"])
+    assert [r["env"] for r in res["policy"]] == ["SpikeRate-v0"]
+    assert res["policy"][0]["s"] > 0
     text = bench_fused.markdown(res)
     assert text.count("| 1 |") >= 2 and "nan" not in text
     assert (tmp_path / "r.json").exists()

@@ -18,10 +18,14 @@ the default is one trial per program; lanes suit cells of a few compartments.
 
 The maths is `solver.step` term by term (same channel and synapse code, called on
 one node at a time), so results equal `simulate` to float rounding. Reverse mode is
-a `jax.custom_vjp`: the kernel stores the state every `segment` steps, and the
-backward pass runs `simulate`'s own VJP over one segment at a time, from the last,
-starting from those stored states (one level of checkpointing whose forward is the
-fused kernel).
+a `jax.custom_vjp`: the kernel stores the state every `segment` steps (one level of
+checkpointing). The backward pass is, by default, a second kernel of the same
+shape: per segment, last first, it replays the segment from its stored state,
+keeping every step's state in a per-trial buffer, and runs the VJP of one step
+(`jax.vjp` of the same unrolled scalar code, so again only elementwise maths) back
+over it, accumulating the parameter cotangents per trial. A gradient is then two
+kernel launches however long the trial. ``backward="xla"`` instead runs
+`simulate`'s own VJP over each segment (XLA kernels per step).
 
 Scope: every channel, calcium dynamics and synapse `Network.build` accepts, current
 stimuli at nodes and recordings of `v`; not extracellular electrodes (`v_ext`), for
@@ -143,7 +147,7 @@ def _row_step(plan: _Plan, net: Network, mech, x, ca_const, stim, dt, scheme: Sc
         x: (v rows, gate rows per block/gate/node, synapse rows per type/conn,
             cai rows, eca rows of the calcium nodes).
         ca_const: (cai [mM], eca [mV]) rows of every node, loaded on first use
-            (`_Rows`); the calcium nodes' own rows in `x` take precedence.
+            (`_Lazy`); the calcium nodes' own rows in `x` take precedence.
         stim: current row [nA] per stimulus site.
         dt: time step [ms].
         scheme: ``"be"`` or ``"cn"``.
@@ -324,23 +328,31 @@ def _join_rows(x) -> list:
 # ---- the kernel ----
 
 
-class _Rows:
-    """Rows ``ref[offset + j, lane]``, each loaded once on first use; assignable."""
+class _Lazy:
+    """Rows by index, each fetched once by ``load(j)`` on first read; assignable.
 
-    def __init__(self, ref, offset: int, lane, rows: dict | None = None):
-        self.ref, self.offset, self.lane = ref, offset, lane
-        self.rows = dict(rows or {})
+    `_row_step` reads the constant cai / eca rows through this, so only the rows
+    it uses are loaded (and, in reverse mode, differentiated).
+    """
+
+    def __init__(self, load, rows: dict | None = None):
+        self.load, self.rows = load, dict(rows or {})
 
     def __getitem__(self, j: int):
         if j not in self.rows:
-            self.rows[j] = self.ref[self.offset + j, self.lane]
+            self.rows[j] = self.load(j)
         return self.rows[j]
 
     def __setitem__(self, j: int, value) -> None:
         self.rows[j] = value
 
-    def copy(self) -> "_Rows":
-        return _Rows(self.ref, self.offset, self.lane, self.rows)
+    def copy(self) -> "_Lazy":
+        return _Lazy(self.load, self.rows)
+
+
+def _ref_rows(ref, offset: int, lane) -> _Lazy:
+    """Rows ``ref[offset + j, lane]``, loaded on first use."""
+    return _Lazy(lambda j: ref[offset + j, lane])
 
 
 @dataclass(frozen=True)
@@ -352,6 +364,7 @@ class _Config:
     block: int
     num_warps: int
     interpret: bool
+    backward: str = "fused"
 
 
 def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
@@ -364,7 +377,7 @@ def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
         def one_step(t, rows):  # parameters and constant rows are loaded where used,
             # inside the step, so they do not stay live across the loop (registers)
             mech = _scalar_mechanisms(net, params_like, p_ref)
-            ca_const = (_Rows(ca_ref, 0, lane), _Rows(ca_ref, n, lane))
+            ca_const = (_ref_rows(ca_ref, 0, lane), _ref_rows(ca_ref, n, lane))
             stim = [stim_ref[t, k, lane] for k in range(len(plan.stim_nodes))]
             x = _row_step(
                 plan,
@@ -393,6 +406,171 @@ def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
             out_ref[r, lane] = row
 
     return kernel
+
+
+def _step_fn(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
+    """One step as ``f(rows, pv, cav, stim) -> (new rows, recorded v)``.
+
+    A pure function of scalars (lane vectors), for `jax.vjp` inside the backward
+    kernel.
+
+    `pv`: the flat parameters (`_flat_params` order); `cav`: the constant cai / eca
+    rows the result depends on, ``{row of [cai; eca]: value}`` (`_constant_rows`;
+    rows read but not in it are zeros, with no effect); `stim`: [nA] per site.
+    """
+    n = plan.n_nodes
+
+    def f(rows, pv, cav, stim):
+        mech = _scalar_mechanisms(net, params_like, pv)
+        unused = jnp.zeros_like(rows[0])  # rows read whose value does not matter
+
+        def row(j):
+            return cav.get(j, unused)
+
+        ca_const = (_Lazy(row), _Lazy(lambda j: row(n + j)))
+        x = _row_step(
+            plan,
+            net,
+            mech,
+            _split_rows(net, plan, list(rows)),
+            ca_const,
+            list(stim),
+            cfg.dt,
+            cfg.scheme,
+        )
+        return tuple(_join_rows(x)), tuple(x[0][node] for node in plan.rec_nodes)
+
+    return f
+
+
+def _constant_rows(net: Network, plan: _Plan, params: Params, cfg: _Config) -> tuple:
+    """Rows of ``[cai; eca]`` (2N) that one step's result depends on.
+
+    Found from its jaxpr: every node's cai and eca is read, few matter (e.g. eca
+    only where a channel uses it, off the calcium nodes).
+    """
+    zero = jnp.zeros((), jnp.float32)
+    n_p = int(_flat_params(params, jnp.float32).shape[0])
+    cav = {j: zero for j in range(2 * plan.n_nodes)}
+    args = ([zero] * plan.n_rows, [zero] * n_p, cav, [zero] * len(plan.stim_nodes))
+    closed = jax.make_jaxpr(_step_fn(net, plan, params, cfg))(*args)
+    jaxpr = closed.jaxpr
+    need = {v for v in jaxpr.outvars if not hasattr(v, "val")}  # vars, not literals
+    for eqn in reversed(jaxpr.eqns):
+        if any(o in need for o in eqn.outvars):
+            need.update(v for v in eqn.invars if not hasattr(v, "val"))
+    offset = plan.n_rows + n_p  # cav's leaves follow rows and pv (sorted keys)
+    return tuple(
+        j for k, j in enumerate(sorted(cav)) if jaxpr.invars[offset + k] in need
+    )
+
+
+def _backward_kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
+    """Reverse mode of `_kernel`, in one kernel.
+
+    Per segment, last first, it replays the segment from its stored state (writing
+    every step's state to `work_ref`), then runs the step's VJP (`jax.vjp` of
+    `_step_fn`, unrolled like the forward) back over it. Parameter and constant-row
+    cotangents accumulate in their output rows per lane (trial); the caller sums
+    them over the batch.
+    """
+    n_seg, seg = cfg.steps // cfg.segment, cfg.segment
+    lane = 0 if cfg.block == 1 else slice(None)
+    rows_n, n_stim = plan.n_rows, len(plan.stim_nodes)
+    f = _step_fn(net, plan, params_like, cfg)
+    used = _constant_rows(net, plan, params_like, cfg)
+
+    def kernel(p_ref, ck_ref, ca_ref, stim_ref, ctx_ref, ctca_ref, ctrec_ref, *outs):
+        dx_ref, dp_ref, dca_ref, dstim_ref, work_ref = outs
+        like = ctx_ref[0, lane]
+        n_p = p_ref.shape[0]
+
+        def inputs(t):  # params per lane, so their cotangents stay per trial
+            pv = [jnp.broadcast_to(p_ref[i], jnp.shape(like)) for i in range(n_p)]
+            cav = {j: ca_ref[j, lane] for j in used}
+            return pv, cav, [stim_ref[t, k, lane] for k in range(n_stim)]
+
+        for i in range(n_p):
+            dp_ref[i, lane] = jnp.zeros_like(like)
+        for j in range(ca_ref.shape[0]):  # the final state's constant rows pass on
+            dca_ref[j, lane] = ctca_ref[j, lane]
+
+        def one_segment(j, lam):
+            s = n_seg - 1 - j
+
+            def replay(k, rows):
+                for r, row in enumerate(rows):
+                    work_ref[k, r, lane] = row
+                return f(rows, *inputs(s * seg + k))[0]
+
+            rows = tuple(ck_ref[s, r, lane] for r in range(rows_n))
+            rows = jax.lax.fori_loop(0, seg - 1, replay, rows)
+            for r, row in enumerate(rows):
+                work_ref[seg - 1, r, lane] = row
+
+            def back(kk, lam):
+                k = seg - 1 - kk
+                t = s * seg + k
+                rows = tuple(work_ref[k, r, lane] for r in range(rows_n))
+                _, vjp = jax.vjp(f, rows, *inputs(t))
+                ct_rec = tuple(
+                    ctrec_ref[t, q, lane] for q in range(len(plan.rec_nodes))
+                )
+                d_rows, d_pv, d_cav, d_stim = vjp((lam, ct_rec))
+                for i, d in enumerate(d_pv):
+                    dp_ref[i, lane] = dp_ref[i, lane] + d
+                for r, d in d_cav.items():
+                    dca_ref[r, lane] = dca_ref[r, lane] + d
+                for q, d in enumerate(d_stim):
+                    dstim_ref[t, q, lane] = d
+                return tuple(d_rows)
+
+            return jax.lax.fori_loop(0, seg, back, lam)
+
+        lam = tuple(ctx_ref[r, lane] for r in range(rows_n))
+        lam = jax.lax.fori_loop(0, n_seg, one_segment, lam)
+        for r, d in enumerate(lam):
+            dx_ref[r, lane] = d
+
+    return kernel
+
+
+def _backward_call(net, plan, cfg, params: Params, ck, ca, stim, ctx, ctca, ctrec):
+    """The backward pallas_call on lane-major arrays.
+
+    Shapes: ck [n_seg, R, L]; ca and ctca [2N, L]; stim [T, S, L]; ctx [R, L];
+    ctrec [T, n_rec, L] (S, n_rec ≥ 1). Returns dx, dp, dca, dstim (lane-major).
+    """
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
+    lanes, dtype, bk = ctx.shape[1], ctx.dtype, cfg.block
+    n_seg, seg = cfg.steps // cfg.segment, cfg.segment
+    pvec = _flat_params(params, dtype)
+    r, n2, s, q = plan.n_rows, ca.shape[0], stim.shape[1], ctrec.shape[1]
+
+    def spec(*shape):  # a block of `bk` lanes of an array [..., lanes]
+        return pl.BlockSpec((*shape, bk), lambda i: (*(0,) * len(shape), i))
+
+    outs = ((r,), (pvec.shape[0],), (n2,), (cfg.steps, s), (seg, r))
+    return pl.pallas_call(
+        _backward_kernel(net, plan, params, cfg),
+        out_shape=tuple(jax.ShapeDtypeStruct((*o, lanes), dtype) for o in outs),
+        grid=(lanes // bk,),
+        in_specs=[
+            pl.BlockSpec(pvec.shape, lambda i: (0,)),
+            spec(n_seg, r),
+            spec(n2),
+            spec(cfg.steps, s),
+            spec(r),
+            spec(n2),
+            spec(cfg.steps, q),
+        ],
+        out_specs=tuple(spec(*o) for o in outs),
+        interpret=cfg.interpret,
+        compiler_params=plt.CompilerParams(num_warps=cfg.num_warps, num_stages=1),
+        name="neuroctl_fused_steps_vjp",
+    )(pvec, ck, ca, stim, ctx, ctca, ctrec)[:4]
 
 
 def _call(net: Network, plan: _Plan, cfg: _Config, params: Params, x, ca, stim):
@@ -432,18 +610,29 @@ def _call(net: Network, plan: _Plan, cfg: _Config, params: Params, x, ca, stim):
     )(pvec, x, ca, stim)
 
 
+def _lane_major(a: Array, lanes: int, axis: int, pad: str = "repeat") -> Array:
+    """Batch axis 0 -> `axis`, padded to `lanes` trials.
+
+    Padding repeats the last trial (inputs: finite, no NaN) or is zeros
+    (cotangents: padded trials add nothing).
+    """
+    b = a.shape[0]
+    fill = a[-1:] if pad == "repeat" else jnp.zeros_like(a[:1])
+    a = jnp.concatenate([a, jnp.repeat(fill, lanes - b, axis=0)], axis=0)
+    return jnp.moveaxis(a, 0, axis)
+
+
+def _n_lanes(cfg: _Config, batch: int) -> int:
+    return -(-batch // cfg.block) * cfg.block
+
+
 def _forward(net, plan, cfg, params: Params, state: State, stimulus: Array):
     """(final State, recordings [B, T, n_rec], checkpoints [B, n_seg, R])."""
     b = state.v.shape[0]
-    lanes = -(-b // cfg.block) * cfg.block
-
-    def lane_major(a, axis):  # batch -> last axis, padded by repeating the last trial
-        a = jnp.concatenate([a, jnp.repeat(a[-1:], lanes - b, axis=0)], axis=0)
-        return jnp.moveaxis(a, 0, axis)
-
-    x = lane_major(_pack(plan, state), -1)
-    ca = lane_major(jnp.concatenate([state.cai, state.eca], axis=-1), -1)
-    stim = lane_major(stimulus, -1)
+    lanes = _n_lanes(cfg, b)
+    x = _lane_major(_pack(plan, state), lanes, -1)
+    ca = _lane_major(jnp.concatenate([state.cai, state.eca], axis=-1), lanes, -1)
+    stim = _lane_major(stimulus, lanes, -1)
     out, rec, ck = _call(net, plan, cfg, params, x, ca, stim)
     rec = rec[:, : len(plan.rec_nodes)]
     final = _unpack(plan, jnp.moveaxis(out, -1, 0)[:b], state)
@@ -463,7 +652,8 @@ def _make(net: Network, cfg: _Config):
         final, rec, ck = _forward(net, plan, cfg, params, state, stimulus)
         return (final, rec), (params, state, stimulus, ck)
 
-    run.defvjp(fwd, partial(_backward, net, plan, cfg))
+    backward = _backward_fused if cfg.backward == "fused" else _backward
+    run.defvjp(fwd, partial(backward, net, plan, cfg))
     return run
 
 
@@ -497,6 +687,55 @@ def _backward(net: Network, plan: _Plan, cfg: _Config, res, cts):
     return d_params, d_state, jnp.moveaxis(d_stim, 0, 1).reshape(stimulus.shape)
 
 
+def _backward_fused(net: Network, plan: _Plan, cfg: _Config, res, cts):
+    """Cotangents of (params, state, stimulus) from one backward kernel launch."""
+    params, state, stimulus, ck = res
+    ct_final, ct_rec = cts
+    b, n = state.v.shape[0], plan.n_nodes
+    lanes, dtype = _n_lanes(cfg, b), state.v.dtype
+
+    def zero_padded(a):
+        return _lane_major(a, lanes, -1, pad="zeros")
+
+    if stimulus.shape[2] == 0:  # Pallas blocks cannot be empty: one unused site
+        stimulus_rows = jnp.zeros((cfg.steps, 1, lanes), dtype)
+    else:
+        stimulus_rows = _lane_major(stimulus, lanes, -1)
+    if ct_rec.shape[2] == 0:
+        ct_rec = jnp.zeros((b, cfg.steps, 1), dtype)
+    dx, dp, dca, dstim = _backward_call(
+        net,
+        plan,
+        cfg,
+        params,
+        _lane_major(ck, lanes, -1),
+        _lane_major(jnp.concatenate([state.cai, state.eca], -1), lanes, -1),
+        stimulus_rows,
+        zero_padded(_pack(plan, ct_final)),
+        zero_padded(jnp.concatenate([ct_final.cai, ct_final.eca], -1)),
+        zero_padded(ct_rec),
+    )
+    dca = jnp.moveaxis(dca, -1, 0)[:b]
+    like = State(
+        v=state.v, gates=state.gates, cai=dca[:, :n], eca=dca[:, n:], syn=state.syn
+    )
+    d_state = _unpack(plan, jnp.moveaxis(dx, -1, 0)[:b], like)
+    d_stim = jnp.moveaxis(dstim, -1, 0)[:b, :, : stimulus.shape[2]]
+    return _unflat_params(params, dp.sum(axis=-1)), d_state, d_stim
+
+
+def _unflat_params(params: Params, flat: Array) -> Params:
+    """`Params` from a flat vector in `_flat_params` order."""
+    leaves, tree = jax.tree.flatten(_mechanisms(params))
+    ends = np.cumsum([0] + [int(np.size(x)) for x in leaves])
+    parts = [
+        flat[a:e].reshape(np.shape(x))
+        for a, e, x in zip(ends[:-1], ends[1:], leaves, strict=True)
+    ]
+    channels, synapses, calcium = jax.tree.unflatten(tree, parts)
+    return Params(channels=channels, calcium=calcium, synapses=synapses)
+
+
 def _segments(a: Array, n_seg: int) -> Array:
     """[B, T, ...] -> [n_seg, B, T / n_seg, ...]."""
     b, t = a.shape[:2]
@@ -515,6 +754,7 @@ def simulate_fused(
     block: int = 1,
     num_warps: int = 1,
     interpret: bool = False,
+    backward: str = "fused",
 ) -> tuple[State, Array]:
     """Batched `simulate` in one fused kernel per block of `block` trials.
 
@@ -532,6 +772,9 @@ def simulate_fused(
             two on the lanes (see the module docstring for its compile time).
         num_warps: warps per kernel instance on the GPU (Triton).
         interpret: run with Pallas' interpreter (CPU; for checking, not speed).
+        backward: reverse mode: ``"fused"`` (default), one more kernel that
+            replays each segment and runs the step's VJP back over it; or
+            ``"xla"``, `simulate`'s VJP per segment (XLA kernels per step).
 
     Returns:
         ``(final_state, recordings)``: as ``jax.vmap(simulate)`` with the same
@@ -568,6 +811,10 @@ def simulate_fused(
         raise bad_value(
             "block", block, "1 or a power of two", "pass 1 (default) or 32."
         )
+    if backward not in ("fused", "xla"):
+        raise bad_value(
+            "backward", backward, "'fused' or 'xla'", "pass backward='fused' or 'xla'."
+        )
     cfg = _Config(
         dt=float(dt),
         scheme=scheme,
@@ -576,6 +823,7 @@ def simulate_fused(
         block=int(block),
         num_warps=int(num_warps),
         interpret=bool(interpret),
+        backward=backward,
     )
     params = net.cast_params(params, state.v.dtype)
     stimulus = jnp.asarray(stimulus, state.v.dtype)

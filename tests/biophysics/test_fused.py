@@ -57,43 +57,71 @@ def test_fused_kernel_equals_simulate_on_a_spiking_network(scheme, block):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
-def _loss_fns(net, state, stim, segment):
+def _loss_fns(net, segment, **kwargs):
     w = jnp.linspace(0.5, 1.5, net.n_recordings)[None, None]  # a non-uniform readout
 
+    def loss(final, rec):  # every part of the final state and the recordings
+        return (rec * w).mean() + final.v.mean() + final.gates.mean() + final.cai.mean()
+
     def fused(p, s, u):
-        final, rec = simulate_fused(net, p, s, u, DT, segment=segment, interpret=True)
-        return (rec * w).mean() + final.v.mean()
+        return loss(
+            *simulate_fused(net, p, s, u, DT, segment=segment, interpret=True, **kwargs)
+        )
 
     def xla(p, s, u):
-        final, rec = jax.vmap(lambda s1, u1: bp.simulate(net, p, s1, u1, DT))(s, u)
-        return (rec * w).mean() + final.v.mean()
+        return loss(*jax.vmap(lambda s1, u1: bp.simulate(net, p, s1, u1, DT))(s, u))
 
     return fused, xla
 
 
-def test_fused_vjp_equals_the_solver_gradient():
-    net = hh_nets.ours(3)
-    params = net.default_params
-    state, stim = _batch(net, params, 2, 120)
-    fused, xla = _loss_fns(net, state, stim, segment=40)
+def _assert_same_gradients(net, params, state, stim, segment, **kwargs):
+    fused, xla = _loss_fns(net, segment, **kwargs)
     g_fused = jax.jit(jax.grad(fused, argnums=(0, 1, 2)))(params, state, stim)
     g_xla = jax.jit(jax.grad(xla, argnums=(0, 1, 2)))(params, state, stim)
-    for a, b in zip(jax.tree.leaves(g_fused), jax.tree.leaves(g_xla), strict=True):
+    paths = jax.tree_util.tree_flatten_with_path(g_xla)[0]
+    for (path, b), a in zip(paths, jax.tree.leaves(g_fused), strict=True):
         scale = float(jnp.abs(b).max())
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * max(scale, 1e-12))
+        np.testing.assert_allclose(
+            a, b, rtol=0, atol=1e-9 * max(scale, 1e-12), err_msg=str(path)
+        )
     assert float(jnp.abs(g_fused[2]).max()) > 0  # the stimulus gradient is not zero
+    return g_fused
+
+
+@pytest.mark.parametrize("backward,block", [("fused", 1), ("xla", 1), ("fused", 4)])
+def test_fused_vjp_equals_the_solver_gradient(backward, block):
+    """Both reverse modes: the backward kernel (trials per program or on lanes,
+    3 trials: one padded lane) and `simulate`'s VJP per segment."""
+    net = hh_nets.ours(3)
+    params = net.default_params
+    state, stim = _batch(net, params, 3, 120)
+    _assert_same_gradients(net, params, state, stim, 40, backward=backward, block=block)
 
 
 def test_fused_gradient_matches_finite_differences():
     net = hh_nets.ours(2)
     state, stim = _batch(net, net.default_params, 1, 80)
-    fused, _ = _loss_fns(net, state, stim, segment=20)
+    fused, _ = _loss_fns(net, segment=20)
     field = "gkbar"
 
     def f(x):  # one HH density [mS/cm²] on every compartment
         return fused(net.with_param(net.default_params, bp.HH, field, x), state, stim)
 
     check_grads(f, (36.0,), order=1, modes=["rev"], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_backward_kernel_equals_the_solver_gradient_on_the_paper_network():
+    """Hay's channels and calcium: the cotangents of cai and of the constant eca
+    rows (channels that read them) come out of the backward kernel too."""
+    from neuroctl.plants import load
+
+    plant = load("evidence_integration")
+    net = plant.network
+    params = net.cast_params(plant.params, jnp.float64)
+    state, stim = _batch(net, params, 2, 60, seed=1)
+    g = _assert_same_gradients(net, params, state, 2.0 * stim, 20)
+    assert float(jnp.abs(g[1].cai).max()) > 0  # [1/mM]
 
 
 @pytest.mark.slow
@@ -125,28 +153,31 @@ def test_fused_kernel_lowers_to_one_triton_kernel_for_cuda():
 
     fwd = lower_for_cuda(run, net.default_params, state, stim)
     assert fwd.count(TRITON_CALL) == 1 and "grid_x = 2" in fwd  # 64 trials on lanes
-    grad = lower_for_cuda(
-        jax.grad(lambda p, s, u: run(p, s, u)[1].mean()),
-        net.default_params,
-        state,
-        stim,
-    )
-    assert grad.count(TRITON_CALL) == 1  # the backward pass is XLA's
+    for backward, kernels in (("fused", 2), ("xla", 1)):  # xla: the backward is XLA's
+
+        def loss(p, s, u, backward=backward):
+            return simulate_fused(
+                net, p, s, u, DT, segment=25, block=32, backward=backward
+            )[1].mean()
+
+        grad = lower_for_cuda(jax.grad(loss), net.default_params, state, stim)
+        assert grad.count(TRITON_CALL) == kernels, backward
 
 
 def test_the_paper_network_lowers_to_triton():
-    """Hay's channels (pow, cosh, expm1) and calcium dynamics lower too."""
+    """Hay's channels (pow, cosh, expm1) and calcium dynamics lower too, and so
+    does their VJP: one forward and one backward kernel for a gradient."""
     from neuroctl.plants.evidence_net import build_network
 
     net = build_network()
     state, stim = _batch(net, net.default_params, 32, 40, jnp.float32)
     text = lower_for_cuda(
-        lambda p, s, u: simulate_fused(net, p, s, u, DT),
+        jax.grad(lambda p, s, u: simulate_fused(net, p, s, u, DT)[1].mean()),
         net.default_params,
         state,
         stim,
     )
-    assert text.count(TRITON_CALL) == 1 and "grid_x = 32" in text  # a trial each
+    assert text.count(TRITON_CALL) == 2 and text.count("grid_x = 32") == 2
 
 
 def test_an_operation_triton_lacks_fails_at_lowering(monkeypatch):
@@ -179,6 +210,7 @@ def test_an_operation_triton_lacks_fails_at_lowering(monkeypatch):
         (dict(block=24), "block"),
         (dict(segment=2.5), "segment"),
         (dict(scheme="rk4"), "scheme"),
+        (dict(backward="jvp"), "backward"),
         (dict(dt=-0.025), "dt"),
         (dict(stimulus="2d"), "stimulus"),
         (dict(stimulus="batch"), "state"),
@@ -213,3 +245,20 @@ def test_networks_without_stimuli_or_recordings(stimulated, recorded):
     assert rec.shape == ref_rec.shape == (2, 30, int(recorded))
     np.testing.assert_allclose(final.v, ref_final.v, rtol=0, atol=1e-10)
     np.testing.assert_allclose(rec, ref_rec, rtol=0, atol=1e-10)
+
+    def loss(simulate_2):  # the backward kernel with empty site sets
+        return lambda p, s: simulate_2(p, s)[0].v.sum() + simulate_2(p, s)[1].sum()
+
+    grads = [
+        jax.grad(loss(run), argnums=(0, 1))(net.default_params, state)
+        for run in (
+            lambda p, s: simulate_fused(
+                net, p, s, stim, DT, segment=10, interpret=True
+            ),
+            lambda p, s: jax.vmap(lambda s1, u1: bp.simulate(net, p, s1, u1, DT))(
+                s, stim
+            ),
+        )
+    ]
+    for a, b in zip(*map(jax.tree.leaves, grads), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
