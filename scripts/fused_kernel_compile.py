@@ -196,7 +196,22 @@ def markdown(rows: list[dict], header: dict) -> str:
         "timer (`MLIR_ENABLE_TIMING=1`) put 98 % of the 2-cell lanes compile in "
         "`TritonGPUCoalesce`. One trial per program uses scalar accesses, which that "
         "pass skips; `simulate_fused` defaults to it.",
+        "",
+        "The backward kernel (`backward='fused'`, the default reverse mode) holds the "
+        "replayed step, the step's VJP (its forward with residuals and its transpose) "
+        "and the parameter-cotangent accumulation, unrolled over the nodes. Backward "
+        "over forward, one trial per program:",
+        "",
+        "| network | Triton IR lines | Triton compile | ptxas |",
+        "|---|---:|---:|---:|",
     ]
+    fwd = {r["label"]: r for r in rows if r["kernel"] == "forward" and r["block"] == 1}
+    for r in (r for r in rows if r["kernel"] == "backward"):
+        f = fwd[r["label"]]
+        ratios = [r[k] / f[k] for k in ("ir_lines", "triton_s", "ptxas_s")]
+        lines.append(
+            f"| {r['label']} | " + " | ".join(f"{x:.1f}x" for x in ratios) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

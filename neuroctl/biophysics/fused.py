@@ -12,9 +12,10 @@ or scatters inside, only elementwise maths, which Triton lowers.
 values, up to 32x fewer instructions per trial at large batch). Its vector loads and
 stores make Triton's coalescing pass slow, superlinearly in the kernel's size:
 compiled offline for sm_90a, 4 HH cells take about 4 min with 32 lanes and 2 s
-with one trial per program, and the paper network compiles in about a minute as
-the latter (scripts/fused_kernel_compile.py, results/fused_kernel_compile.md). So
-the default is one trial per program; lanes suit cells of a few compartments.
+with one trial per program, and the paper network's forward kernel compiles in
+about a minute as the latter (its backward kernel in about 15 min;
+scripts/fused_kernel_compile.py, results/fused_kernel_compile.md). So the default
+is one trial per program; lanes suit cells of a few compartments.
 
 The maths is `solver.step` term by term (same channel and synapse code, called on
 one node at a time), so results equal `simulate` to float rounding. Reverse mode is
@@ -774,7 +775,10 @@ def simulate_fused(
         interpret: run with Pallas' interpreter (CPU; for checking, not speed).
         backward: reverse mode: ``"fused"`` (default), one more kernel that
             replays each segment and runs the step's VJP back over it; or
-            ``"xla"``, `simulate`'s VJP per segment (XLA kernels per step).
+            ``"xla"``, `simulate`'s VJP per segment (XLA kernels per step). The
+            backward kernel is ~4x the forward's code and slow to build for large
+            networks: the paper network's took 15 min offline (Triton 3.9 and
+            ptxas, results/fused_kernel_compile.md), HH cells seconds.
 
     Returns:
         ``(final_state, recordings)``: as ``jax.vmap(simulate)`` with the same
