@@ -377,19 +377,9 @@ def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
 
         def one_step(t, rows):  # parameters and constant rows are loaded where used,
             # inside the step, so they do not stay live across the loop (registers)
-            mech = _scalar_mechanisms(net, params_like, p_ref)
             ca_const = (_ref_rows(ca_ref, 0, lane), _ref_rows(ca_ref, n, lane))
             stim = [stim_ref[t, k, lane] for k in range(len(plan.stim_nodes))]
-            x = _row_step(
-                plan,
-                net,
-                mech,
-                _split_rows(net, plan, list(rows)),
-                ca_const,
-                stim,
-                cfg.dt,
-                cfg.scheme,
-            )
+            x = _advance(net, plan, cfg, params_like, rows, p_ref, ca_const, stim)
             for k, node in enumerate(plan.rec_nodes):
                 rec_ref[t, k, lane] = x[0][node]
             return tuple(_join_rows(x))
@@ -409,6 +399,23 @@ def _kernel(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
     return kernel
 
 
+def _advance(net, plan: _Plan, cfg: _Config, params_like, rows, params, ca_const, stim):
+    """`_row_step` on flat state rows; returns its (v, gates, syn, cai, eca) rows.
+
+    `params` is a ref or a list in `_flat_params` order.
+    """
+    return _row_step(
+        plan,
+        net,
+        _scalar_mechanisms(net, params_like, params),
+        _split_rows(net, plan, list(rows)),
+        ca_const,
+        list(stim),
+        cfg.dt,
+        cfg.scheme,
+    )
+
+
 def _step_fn(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
     """One step as ``f(rows, pv, cav, stim) -> (new rows, recorded v)``.
 
@@ -422,23 +429,13 @@ def _step_fn(net: Network, plan: _Plan, params_like: Params, cfg: _Config):
     n = plan.n_nodes
 
     def f(rows, pv, cav, stim):
-        mech = _scalar_mechanisms(net, params_like, pv)
         unused = jnp.zeros_like(rows[0])  # rows read whose value does not matter
 
         def row(j):
             return cav.get(j, unused)
 
         ca_const = (_Lazy(row), _Lazy(lambda j: row(n + j)))
-        x = _row_step(
-            plan,
-            net,
-            mech,
-            _split_rows(net, plan, list(rows)),
-            ca_const,
-            list(stim),
-            cfg.dt,
-            cfg.scheme,
-        )
+        x = _advance(net, plan, cfg, params_like, rows, pv, ca_const, stim)
         return tuple(_join_rows(x)), tuple(x[0][node] for node in plan.rec_nodes)
 
     return f
