@@ -3,6 +3,8 @@
 Usage (on a machine with a CUDA GPU and ``pip install -e .[dev,ref]``)::
 
     python -m benchmarks.bench_fused --write          # results/benchmarks_gpu.md
+    python -m benchmarks.bench_fused --write --grad-cells 10   # gradient rows on 10
+        # HH cells: a short GPU session skips the paper network's ~15-min backward build
     python -m benchmarks.bench_fused --interpret --quick   # CPU check of this script
 
 On the paper network (float32, T steps) it times, per batch size, the XLA solver
@@ -57,6 +59,13 @@ def parse(argv=None) -> argparse.Namespace:
         type=int,
         default=100,
         help="largest N run fused (the kernel is unrolled over nodes)",
+    )
+    ap.add_argument(
+        "--grad-cells",
+        type=int,
+        default=0,
+        help="gradient rows on N HH cells instead of the paper network (0): the "
+        "paper network's backward kernel takes ~15 min to build (offline, Triton 3.9)",
     )
     ap.add_argument("--block", type=int, default=1, help="trials per program")
     ap.add_argument("--num-warps", type=int, default=1)
@@ -371,6 +380,8 @@ def markdown(res: dict) -> str:
         "",
         "### Gradient (w.r.t. every synaptic conductance) vs forward",
         "",
+        f"Network: {res['grad_network']}.",
+        "",
         "XLA: 2-level checkpointing (`checkpoint_lengths`). Fused: the kernel stores "
         "the state every inner length; its backward is one more kernel (replay and "
         "the step's VJP per segment, `backward='fused'`) or `simulate`'s VJP per "
@@ -421,7 +432,9 @@ def main(argv=None) -> dict:
     print(f"check (float64): {res['check']}", flush=True)
     res["forward"] = forward_rows(net, args)
     res["networks"] = network_rows(args)
-    res["gradient"] = gradient_rows(net, args)
+    grad_net = hh_nets.ours(args.grad_cells) if args.grad_cells else net
+    res["grad_network"] = f"{args.grad_cells} HH cells" if args.grad_cells else name
+    res["gradient"] = gradient_rows(grad_net, args)
     res["policy"] = policy_rows(args)
     res["wall_s"] = time.perf_counter() - t0
     text = markdown(res)

@@ -105,7 +105,14 @@ def test_fused_benchmark_runs_on_the_cpu_in_interpret_mode(tmp_path):
     from benchmarks import bench_fused
 
     res = bench_fused.main(
-        ["--interpret", "--quick", "--json", str(tmp_path / "r.json")]
+        [
+            "--interpret",
+            "--quick",
+            "--grad-cells",
+            "2",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
     )
     assert res["check"]["mv"] < 1e-9  # [mV]
     assert res["check"]["grad_rel"] < 1e-9  # the backward kernel's gradient
