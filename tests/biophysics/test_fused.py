@@ -68,8 +68,12 @@ def _loss_fns(net, segment, **kwargs):
             *simulate_fused(net, p, s, u, DT, segment=segment, interpret=True, **kwargs)
         )
 
+    scheme = kwargs.get("scheme", "be")
+
     def xla(p, s, u):
-        return loss(*jax.vmap(lambda s1, u1: bp.simulate(net, p, s1, u1, DT))(s, u))
+        return loss(
+            *jax.vmap(lambda s1, u1: bp.simulate(net, p, s1, u1, DT, scheme))(s, u)
+        )
 
     return fused, xla
 
@@ -88,14 +92,19 @@ def _assert_same_gradients(net, params, state, stim, segment, **kwargs):
     return g_fused
 
 
-@pytest.mark.parametrize("backward,block", [("fused", 1), ("xla", 1), ("fused", 4)])
-def test_fused_vjp_equals_the_solver_gradient(backward, block):
+@pytest.mark.parametrize(
+    "backward,block,scheme",
+    [("fused", 1, "be"), ("xla", 1, "be"), ("fused", 4, "be"), ("fused", 1, "cn")],
+)
+def test_fused_vjp_equals_the_solver_gradient(backward, block, scheme):
     """Both reverse modes: the backward kernel (trials per program or on lanes,
-    3 trials: one padded lane) and `simulate`'s VJP per segment."""
+    3 trials: one padded lane; both schemes) and `simulate`'s VJP per segment."""
     net = hh_nets.ours(3)
     params = net.default_params
     state, stim = _batch(net, params, 3, 120)
-    _assert_same_gradients(net, params, state, stim, 40, backward=backward, block=block)
+    _assert_same_gradients(
+        net, params, state, stim, 40, backward=backward, block=block, scheme=scheme
+    )
 
 
 def test_fused_gradient_matches_finite_differences():
