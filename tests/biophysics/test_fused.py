@@ -93,17 +93,23 @@ def _assert_same_gradients(net, params, state, stim, segment, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "backward,block,scheme",
-    [("fused", 1, "be"), ("xla", 1, "be"), ("fused", 4, "be"), ("fused", 1, "cn")],
+    "backward,block,scheme,segment",
+    [
+        ("fused", 1, "be", 40),
+        ("xla", 1, "be", 40),
+        ("fused", 4, "be", 40),
+        ("fused", 1, "cn", 40),
+        ("fused", 1, "be", 1),  # every state stored: the kernel has no replay loop
+    ],
 )
-def test_fused_vjp_equals_the_solver_gradient(backward, block, scheme):
+def test_fused_vjp_equals_the_solver_gradient(backward, block, scheme, segment):
     """Both reverse modes: the backward kernel (trials per program or on lanes,
     3 trials: one padded lane; both schemes) and `simulate`'s VJP per segment."""
     net = hh_nets.ours(3)
     params = net.default_params
     state, stim = _batch(net, params, 3, 120)
     _assert_same_gradients(
-        net, params, state, stim, 40, backward=backward, block=block, scheme=scheme
+        net, params, state, stim, segment, backward=backward, block=block, scheme=scheme
     )
 
 
