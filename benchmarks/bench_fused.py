@@ -139,29 +139,25 @@ def _xla(net, params, lengths=None):
     return run
 
 
-def check(net, args) -> dict:
-    """Float64 on this device: max |fused − simulate| [mV] of the recordings, and
-    the largest relative difference of the fused gradient (backward kernel) from
-    `simulate`'s."""
+def check(net, grad_net, args) -> dict:
+    """Float64 on this device: max |fused − simulate| [mV] of the recordings on
+    `net`, and the largest relative difference of the fused gradient (backward
+    kernel) from `simulate`'s on `grad_net`."""
     with jax.enable_x64(True):
         steps = min(400, args.steps)
         p, s, u = _inputs(net, 4, steps, jnp.float64)
         a = jax.jit(_xla(net, p))(s, u)
         b = jax.jit(_fused(net, p, args))(s, u)
-        segment = _divisor_near_sqrt(steps)
+        p, s, u = _inputs(grad_net, 4, steps, jnp.float64)
         g = [
-            _grad(net, p, s, u, fn)[0](p.synapses[0].g)
-            for fn in (lambda q: _xla(net, q), lambda q: _fused(net, q, args, segment))
+            _grad(grad_net, p, s, u, fn)[0](p.synapses[0].g)
+            for fn in (lambda q: _xla(grad_net, q), lambda q: _fused(grad_net, q, args))
         ]
         scale = float(jnp.abs(g[0]).max())
         return {
             "mv": float(jnp.abs(a - b).max()),
             "grad_rel": float(jnp.abs(g[1] - g[0]).max()) / scale,
         }
-
-
-def _divisor_near_sqrt(n: int) -> int:
-    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d * d - n))
 
 
 def _min_s(args) -> float:
@@ -335,8 +331,8 @@ def markdown(res: dict) -> str:
         f" {res['num_warps']} warp(s).",
         "",
         "Check first (float64, batch 4): max |fused − simulate| ="
-        f" {res['check']['mv']:.1e} mV; gradient (backward kernel) vs `simulate`'s:"
-        f" {res['check']['grad_rel']:.1e} relative.",
+        f" {res['check']['mv']:.1e} mV; gradient (backward kernel) vs `simulate`'s"
+        f" on {res['grad_network']}: {res['check']['grad_rel']:.1e} relative.",
         "",
         "Each entry: min over interleaved rounds of the min of "
         f"{H.REPS} repetitions of >= {res['min_s']:g} s.",
@@ -420,6 +416,7 @@ def main(argv=None) -> dict:
         )
     t0 = time.perf_counter()
     net, name = _network(args)
+    grad_net = hh_nets.ours(args.grad_cells) if args.grad_cells else net
     res = {
         "provenance": H.provenance(),
         "device": getattr(device, "device_kind", str(device)),
@@ -427,12 +424,11 @@ def main(argv=None) -> dict:
         "block": args.block,
         "num_warps": args.num_warps,
         "min_s": _min_s(args),
-        "check": check(net, args),
+        "check": check(net, grad_net, args),
     }
     print(f"check (float64): {res['check']}", flush=True)
     res["forward"] = forward_rows(net, args)
     res["networks"] = network_rows(args)
-    grad_net = hh_nets.ours(args.grad_cells) if args.grad_cells else net
     res["grad_network"] = f"{args.grad_cells} HH cells" if args.grad_cells else name
     res["gradient"] = gradient_rows(grad_net, args)
     res["policy"] = policy_rows(args)
