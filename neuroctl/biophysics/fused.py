@@ -573,14 +573,12 @@ def _backward_call(net, plan, cfg, params: Params, ck, ca, stim, ctx, ctca, ctre
 
 
 def _call(net: Network, plan: _Plan, cfg: _Config, params: Params, x, ca, stim):
-    """The pallas_call on lane-major arrays: x [R, L], ca [2N, L], stim [T, S, L]."""
+    """The pallas_call on lane-major arrays: x [R, L], ca [2N, L], stim [T, S≥1, L]."""
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as plt
 
     lanes, dtype = x.shape[1], x.dtype
     n_seg, bk = cfg.steps // cfg.segment, cfg.block
-    if stim.shape[1] == 0:  # Pallas blocks cannot be empty: one unused zero site
-        stim = jnp.zeros((cfg.steps, 1, lanes), dtype)
     n_rec, n_stim = max(len(plan.rec_nodes), 1), stim.shape[1]  # an unused row
     pvec = _flat_params(params, dtype)
     shapes = (
@@ -621,6 +619,16 @@ def _lane_major(a: Array, lanes: int, axis: int, pad: str = "repeat") -> Array:
     return jnp.moveaxis(a, 0, axis)
 
 
+def _site_rows(a: Array, lanes: int, pad: str = "repeat") -> Array:
+    """Per-step site values [B, T, S] -> lane-major [T, max(S, 1), lanes].
+
+    An empty site set becomes one unused zero site: Pallas blocks cannot be empty.
+    """
+    if a.shape[2] == 0:
+        return jnp.zeros((a.shape[1], 1, lanes), a.dtype)
+    return _lane_major(a, lanes, -1, pad)
+
+
 def _n_lanes(cfg: _Config, batch: int) -> int:
     return -(-batch // cfg.block) * cfg.block
 
@@ -631,7 +639,7 @@ def _forward(net, plan, cfg, params: Params, state: State, stimulus: Array):
     lanes = _n_lanes(cfg, b)
     x = _lane_major(_pack(plan, state), lanes, -1)
     ca = _lane_major(jnp.concatenate([state.cai, state.eca], axis=-1), lanes, -1)
-    stim = _lane_major(stimulus, lanes, -1)
+    stim = _site_rows(stimulus, lanes)
     out, rec, ck = _call(net, plan, cfg, params, x, ca, stim)
     rec = rec[:, : len(plan.rec_nodes)]
     final = _unpack(plan, jnp.moveaxis(out, -1, 0)[:b], state)
@@ -691,17 +699,11 @@ def _backward_fused(net: Network, plan: _Plan, cfg: _Config, res, cts):
     params, state, stimulus, ck = res
     ct_final, ct_rec = cts
     b, n = state.v.shape[0], plan.n_nodes
-    lanes, dtype = _n_lanes(cfg, b), state.v.dtype
+    lanes = _n_lanes(cfg, b)
 
     def zero_padded(a):
         return _lane_major(a, lanes, -1, pad="zeros")
 
-    if stimulus.shape[2] == 0:  # Pallas blocks cannot be empty: one unused site
-        stimulus_rows = jnp.zeros((cfg.steps, 1, lanes), dtype)
-    else:
-        stimulus_rows = _lane_major(stimulus, lanes, -1)
-    if ct_rec.shape[2] == 0:
-        ct_rec = jnp.zeros((b, cfg.steps, 1), dtype)
     dx, dp, dca, dstim = _backward_call(
         net,
         plan,
@@ -709,10 +711,10 @@ def _backward_fused(net: Network, plan: _Plan, cfg: _Config, res, cts):
         params,
         _lane_major(ck, lanes, -1),
         _lane_major(jnp.concatenate([state.cai, state.eca], -1), lanes, -1),
-        stimulus_rows,
+        _site_rows(stimulus, lanes),
         zero_padded(_pack(plan, ct_final)),
         zero_padded(jnp.concatenate([ct_final.cai, ct_final.eca], -1)),
-        zero_padded(ct_rec),
+        _site_rows(ct_rec, lanes, pad="zeros"),
     )
     dca = jnp.moveaxis(dca, -1, 0)[:b]
     like = State(
