@@ -6,10 +6,14 @@ imported (at once, if it already is), with lazy entry points into
 `neuroctl.envs.registry`. So ``import neuroctl.biophysics`` stays free of
 Gymnasium, and ``import neuroctl, gymnasium; gymnasium.make(...)`` works in either
 order.
+
+With ``NEUROCTL_XLA_SMALL_LOOPS=1`` in the environment, ``import neuroctl`` turns on
+`neuroctl.small_loops` (XLA:CPU compiles small time loops into one function).
 """
 
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 __version__ = "0.1.0"
@@ -54,6 +58,17 @@ class _RegisterAfterGymnasium(importlib.abc.MetaPathFinder):
         spec.loader.exec_module = exec_then_register
         return spec
 
+
+if os.environ.get("NEUROCTL_XLA_SMALL_LOOPS", "0") not in ("", "0"):
+    import warnings
+
+    from neuroctl import small_loops
+    from neuroctl.errors import ConfigError
+
+    try:
+        small_loops.enable()  # before JAX starts: see neuroctl.small_loops
+    except ConfigError as err:  # JAX already running: say so, do not fail the import
+        warnings.warn(str(err), stacklevel=2)
 
 if "gymnasium" in sys.modules:
     _register_ids(sys.modules["gymnasium"])

@@ -25,14 +25,14 @@ Units: v [mV], dt [ms], stimulus [nA] per stimulus site, conductances as in
 """
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroctl import units
+from neuroctl import small_loops, units
 from neuroctl.biophysics.calcium import CAI_FLOOR
 from neuroctl.biophysics.network import Network, Params
 from neuroctl.biophysics.rates import relax
@@ -240,13 +240,59 @@ def _membrane(net: Network, params: Params, state: State):
 
 
 def _synaptic(net: Network, params: Params, state: State, v: Array):
-    """Synaptic conductance [µS] and drive [nA] per node."""
+    """Synaptic conductance [µS] and drive [nA] per node.
+
+    A scatter-add, or with `neuroctl.small_loops` on (CPU) a scatter-free segment
+    sum, so that XLA can compile the time loop into one function.
+    """
     g = drive = jnp.zeros_like(v)
+    scatter_free = small_loops.active() and jax.default_backend() == "cpu"
     for syn, s, post in zip(params.synapses, state.syn, net.synapse_post, strict=True):
         gs, ds = syn.conductance(s)
-        g = g.at[post].add(gs)
-        drive = drive.at[post].add(ds)
+        if scatter_free:
+            plan = _segment_plan(post, v.shape[0])
+            gs, ds = (jnp.broadcast_to(x, s.shape).astype(v.dtype) for x in (gs, ds))
+            g, drive = g + _segment_sum(gs, plan), drive + _segment_sum(ds, plan)
+        else:
+            g = g.at[post].add(gs)
+            drive = drive.at[post].add(ds)
     return g, drive
+
+
+class _SegmentPlan(NamedTuple):
+    """Static index sets summing values per target node without a scatter."""
+
+    order: np.ndarray | None  # sorts the values by target node; None: sorted already
+    shifts: tuple[tuple[int, np.ndarray], ...]  # (s, value i and i − s share a node)
+    last: np.ndarray  # per node: its last sorted value's index; len(values): none
+
+
+def _segment_plan(post: np.ndarray, n_nodes: int) -> _SegmentPlan:
+    post = np.asarray(post)
+    order = np.argsort(post, kind="stable")
+    node = post[order]
+    m, shifts, s = len(node), [], 1
+    while s < m:
+        same = np.zeros(m, bool)
+        same[s:] = node[s:] == node[:-s]
+        shifts.append((s, same))
+        s *= 2
+    last = np.full(n_nodes, m)
+    last[node] = np.arange(m)  # the last write of each node wins: its last value
+    sorted_already = np.array_equal(order, np.arange(m))
+    return _SegmentPlan(None if sorted_already else order, tuple(shifts), last)
+
+
+def _segment_sum(x: Array, plan: _SegmentPlan) -> Array:
+    """Per node, the sum of the values `x` that target it.
+
+    A segmented prefix sum (Hillis–Steele over the values sorted by node), read at
+    each node's last value; nodes without values read the appended zero.
+    """
+    y = x if plan.order is None else x[plan.order]
+    for s, same in plan.shifts:
+        y = y + jnp.where(same, jnp.pad(y[:-s], (s, 0)), 0.0)
+    return jnp.concatenate([y, jnp.zeros(1, y.dtype)])[plan.last]
 
 
 def _axial_current(net: Network, v: Array) -> Array:
