@@ -35,6 +35,10 @@ TRIVIAL_OPS = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}
 # --------------------------------------------------------------------------- #
 # Inside a worker
 # --------------------------------------------------------------------------- #
+# XLA:CPU's mark on a loop it compiled into one function (`neuroctl.small_loops`)
+SMALL_CALL = "xla_cpu_small_call"
+
+
 def block(x):
     import jax
 
@@ -227,18 +231,25 @@ def core_ticks(core: int = 0) -> tuple[int, int]:
 
 
 def run_worker(
-    module: str, case: dict, timeout: float = 1800.0, root: Path = ROOT
+    module: str,
+    case: dict,
+    timeout: float = 1800.0,
+    root: Path = ROOT,
+    env: dict | None = None,
 ) -> dict:
     """Run ``benchmarks.<module>`` on `case`, pinned to `CORE`; its JSON result.
 
     `root` is the source tree the worker imports neuroctl from (this checkout, or
-    a clean export of HEAD from `export_head`). Adds the wall time, the load
-    averages before and after and the fraction of the time core 0 (the other
-    core) was busy meanwhile. A failure returns ``{"error": ...}`` instead of
+    a clean export of HEAD from `export_head`); `env`: extra environment
+    variables (e.g. XLA_FLAGS, read when the worker's JAX starts). Adds the wall
+    time, the load averages before and after and the fraction of the time core 0
+    (the other core) was busy meanwhile. A failure returns ``{"error": ...}`` instead of
     raising, so one broken case does not end a run.
     """
     cmd = ["taskset", "-c", str(CORE), sys.executable, "-m", f"benchmarks.{module}"]
-    env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(
+        os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="2", **(env or {})
+    )
     load0, busy0, t0 = os.getloadavg(), core_ticks(0), time.perf_counter()
     try:
         p = subprocess.run(

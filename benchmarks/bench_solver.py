@@ -75,6 +75,10 @@ VARIANTS = {
 FUSED = "paper_fwd_fused"
 FUSED_CONFIGS = ((1, "float32"), (64, "float32"))
 NEUROCTL_ONLY = {*VARIANTS, FUSED}
+# opt-in `neuroctl.small_loops`: the same cases with XLA:CPU's small-loop threshold
+# raised, for neuroctl and (same flag, fairness) Jaxley: label -> worker "sim"
+SMALL_SIMS = {"neuroctl+small": "neuroctl", "jaxley+small": "jaxley"}
+SMALL_KEYS = ("paper_fwd", "paper_grad", "paper_grad_flat")  # and every hh_<N>
 RESULTS = Path("results/benchmarks.md")
 ENV_SECTION = "# Environment benchmarks (CPU)"
 GRAD = "gradient, 2-level checkpointing (s)"
@@ -93,6 +97,7 @@ class Plan:
     skip: tuple = ()
     bptt_options: dict = field(default_factory=dict)
     bptt_baseline: str = "HEAD"  # revision the BPTT step is timed against
+    small: bool = True  # also time with `neuroctl.small_loops` (opt-in) on
 
 
 FULL = Plan(
@@ -127,7 +132,7 @@ def plan_from_args(argv=None) -> tuple[Plan, argparse.Namespace]:
         "--skip",
         nargs="*",
         default=[],
-        choices=["paper_fwd", "paper_grad", "hh", "bas", "bptt"],
+        choices=["paper_fwd", "paper_grad", "hh", "bas", "bptt", "small"],
     )
     ap.add_argument("--bptt", action="store_true", help="time BPTT in --quick too")
     ap.add_argument(
@@ -139,7 +144,11 @@ def plan_from_args(argv=None) -> tuple[Plan, argparse.Namespace]:
     ap.add_argument("--json", type=Path, help="also dump the raw results here")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    updates = {"skip": tuple(args.skip), "bptt_baseline": args.bptt_baseline}
+    updates = {
+        "skip": tuple(args.skip),
+        "bptt_baseline": args.bptt_baseline,
+        "small": "small" not in args.skip,
+    }
     if args.rounds:
         updates["rounds"] = args.rounds
     if args.max_n:
@@ -185,10 +194,10 @@ def run(plan: Plan, log=print) -> dict:
             log(f"check N={n}: {_brief(r)}")
     for rnd in range(plan.rounds):
         for key, case in groups(plan, rnd == 0):
-            for sim in ("neuroctl",) if key in NEUROCTL_ONLY else SIMS:
-                r = H.run_worker(WORKER, {**case, "sim": sim})
-                res["runs"].setdefault(key, {}).setdefault(sim, []).append(r)
-                log(f"round {rnd + 1} {key} {sim}: {_brief(r)}")
+            for label, sim, env in _sims(plan, key):
+                r = H.run_worker(WORKER, {**case, "sim": sim}, env=env)
+                res["runs"].setdefault(key, {}).setdefault(label, []).append(r)
+                log(f"round {rnd + 1} {key} {label}: {_brief(r)}")
         if "bas" not in plan.skip:
             for sim in ("neuroctl", "neuron"):
                 case = {"kind": "bas", "sim": sim, "dtypes": ["float64", "float32"]}
@@ -200,6 +209,25 @@ def run(plan: Plan, log=print) -> dict:
     return res
 
 
+def small_env() -> dict:
+    """The environment that turns `neuroctl.small_loops` on in a worker (for Jaxley
+    too: the same XLA flag, which neuroctl's option is)."""
+    from neuroctl import small_loops
+
+    return {"XLA_FLAGS": small_loops._with_option("", small_loops.default_option())}
+
+
+def _sims(plan: Plan, key: str) -> list[tuple[str, str, dict | None]]:
+    """(label, worker sim, extra env) of each measurement of `key` in a round."""
+    base = ("neuroctl",) if key in NEUROCTL_ONLY else SIMS
+    out = [(sim, sim, None) for sim in base]
+    if plan.small and (key in SMALL_KEYS or key.startswith("hh_")):
+        out += [
+            (lab, sim, small_env()) for lab, sim in SMALL_SIMS.items() if sim in base
+        ]
+    return out
+
+
 def run_bptt(plan: Plan, log) -> tuple[dict, str]:
     """The BPTT step at the baseline revision (clean export) and in the working
     tree, alternated: ``{"baseline": [...], "tree": [...]}`` and the revision."""
@@ -208,12 +236,15 @@ def run_bptt(plan: Plan, log) -> tuple[dict, str]:
     rev = plan.bptt_baseline
     with tempfile.TemporaryDirectory() as tmp:
         roots = {"baseline": H.export_head(Path(tmp) / "base", rev), "tree": H.ROOT}
+        envs = {"baseline": None, "tree": None}
+        if plan.small:
+            roots["tree+small"], envs["tree+small"] = H.ROOT, small_env()
         sha = H.git("rev-parse", "--short", rev)
         out: dict = {}
         case = {"kind": "bptt", "sim": "neuroctl", **plan.bptt_options}
         for rnd in range(plan.rounds):
             for where, root in roots.items():
-                r = H.run_worker(WORKER, case, root=root)
+                r = H.run_worker(WORKER, case, root=root, env=envs[where])
                 out.setdefault(where, []).append(r)
                 log(f"round {rnd + 1} bptt {where}: {_brief(r)}")
     return out, rev if rev == sha else f"{rev} ({sha})"
@@ -427,6 +458,118 @@ def table_grad(res: dict) -> tuple[list[str], dict]:
     return lines + [""], {"grad_over_fwd": gf, "mem": mem}
 
 
+def table_small(res: dict, plan: Plan) -> tuple[list[str], dict]:
+    """Default vs `neuroctl.small_loops` (opt-in), and Jaxley with and without the
+    same XLA flag; returns the lines and {case: (neuroctl+small, best Jaxley)}."""
+    keys = [*SMALL_KEYS, *(f"hh_{n}" for n, _ in plan.hh)]
+    if not plan.small or not any(
+        "neuroctl+small" in res["runs"].get(k, {}) for k in keys
+    ):
+        return [], {}
+    lines = header(
+        "Small loops (opt-in `NEUROCTL_XLA_SMALL_LOOPS=1`): one compiled function "
+        "per time loop",
+        res,
+        keys,
+    )
+    lines += [
+        "`neuroctl.small_loops` raises XLA:CPU's small-while-loop threshold "
+        f"(XLA_FLAGS `{small_env()['XLA_FLAGS']}`): a loop touching fewer bytes "
+        "than that per iteration, with no scatter, sort or library call inside, "
+        "compiles into one function instead of a kernel launch per fusion; the "
+        "solver then sums synaptic currents and transposes its gathers without "
+        "scatters. Jaxley was timed "
+        "with the same flag too (its loops hold scatters, so they stay as they "
+        "are); the last column takes the faster of its two. One function = the "
+        "time loop was compiled into one function (first round).",
+        "",
+        "| case | neuroctl default | neuroctl small loops | one function "
+        "| small loops speed-up | Jaxley | Jaxley, same flag "
+        "| Jaxley / neuroctl small loops |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    found: dict = {}
+
+    def row(name, get, runs, unit, key=None):
+        v = {lab: best(runs.get(lab, []), get) for lab in (*SIMS, *SMALL_SIMS)}
+        o, small = v["neuroctl"], v["neuroctl+small"]
+        jax_best = min((x for x in (v["jaxley"], v["jaxley+small"]) if x), default=None)
+        flags = {
+            r.get("one_function")
+            for r in ok(runs.get("neuroctl+small", []))
+            if "one_function" in r
+        }
+        one = "n/a" if not flags else ("yes" if flags == {True} else "no")
+        lines.append(
+            f"| {name} | {fmt(o, unit=unit)} | {fmt(small, unit=unit)} | {one} "
+            f"| {ratio(o, small)} | {fmt(v['jaxley'], unit=unit)} "
+            f"| {fmt(v['jaxley+small'], unit=unit)} | {ratio(jax_best, small)} |"
+        )
+        if key is not None:
+            found[key] = (small, jax_best)
+
+    pr = res["runs"].get("paper_fwd", {})
+    for b, dt, _T in plan.paper_configs:
+        sub = {
+            lab: [
+                x
+                for r in ok(rs)
+                for x in r["rows"]
+                if (x["batch"], x["dtype"]) == (b, dt)
+            ]
+            for lab, rs in pr.items()
+        }
+        row(
+            f"paper network forward, batch {b:,}, {dt} (µs/step)",
+            lambda x: x["us_per_step"],
+            sub,
+            "",
+            key=(b, dt),
+        )
+    for n, _T in plan.hh:
+        runs = res["runs"].get(f"hh_{n}", {})
+        sub = {lab: [r["fwd"] for r in ok(rs)] for lab, rs in runs.items()}
+        row(
+            f"{n:,} HH cells forward, batch 1, float32 (µs/step)",
+            lambda x: x["us_per_step"],
+            sub,
+            "",
+            key=("hh", n),
+        )
+    g = res["runs"].get("paper_grad", {})
+    row(f"paper network {GRAD}", lambda r: r["grad"]["s"], g, "", key="grad")
+    row(
+        "paper network forward, same worker (s)",
+        lambda r: r["fwd"]["s"],
+        g,
+        "",
+        key="grad_fwd",
+    )
+    flat = res["runs"].get("paper_grad_flat", {})
+    row(
+        "paper network gradient, one level (s)",
+        lambda r: r["grad"]["s"],
+        flat,
+        "",
+    )
+    ratios = [
+        (
+            lab,
+            best(g.get(lab, []), lambda r: r["grad"]["s"]),
+            best(g.get(lab, []), lambda r: r["fwd"]["s"]),
+        )
+        for lab in ("neuroctl", "neuroctl+small")
+    ]
+    lines.append(
+        "| gradient / forward (min / min) | "
+        + " | ".join(fmt(gr / fw if gr and fw else None, ".2f") for _, gr, fw in ratios)
+        + " | | | | | |"
+    )
+    gs, fs = ratios[1][1], ratios[1][2]
+    found["grad_over_fwd"] = gs / fs if gs and fs else None
+    return lines + [""], found
+
+
 def _effect(what: str, default: float | None, variant: float) -> str:
     """'<what> saves x %' (the default is faster) or 'costs x %' (it is slower)."""
     if default is None:
@@ -635,13 +778,18 @@ def table_bptt(res: dict) -> tuple[list[str], float | None]:
         "",
         "One `neuroctl.train.bptt.make_train_step` call (value_and_grad over 8 "
         "closed-loop episodes of the MLP policy + Adam), built as `neuroctl train` "
-        "builds it (`train.runs.build_env` / `new_policy`, shipped plant). The two "
+        "builds it (`train.runs.build_env` / `new_policy`, shipped plant). The "
         "sources alternate over the rounds; each rep is one call (> 1 s)."
         + (
             f" The working tree is **{speedup:.2f}x** as fast as {rev} (min over "
             f"reps, the target's measure); by the medians "
             f"{_median_ratio(medians)}."
             if speedup
+            else ""
+        )
+        + (
+            f" With `neuroctl.small_loops` on: **{small:.2f}x** as fast as {rev}."
+            if (small := bptt_speedup(res, "tree+small"))
             else ""
         ),
     ]
@@ -657,10 +805,15 @@ def _median_ratio(medians: dict) -> str:
 _SOURCES = {
     "HEAD": "HEAD (clean `git archive` export)",
     "tree": "working tree (this checkout; the header says if it was dirty)",
+    "tree+small": "working tree, `neuroctl.small_loops` on (opt-in)",
 }
 
 
-def targets(paper, hh, grad, bas_speed, bptt=None) -> list[str]:
+def targets(paper, hh, grad, bas_speed, bptt=None, small=None) -> list[str]:
+    """The issue's targets, measured; with `small` (`table_small`'s found, and
+    "bptt"), a column for the opt-in `neuroctl.small_loops` too."""
+    small = small or {}
+
     def speed(pair):
         o, j = pair if pair else (None, None)
         return None if not (o and j) else j / o
@@ -669,6 +822,7 @@ def targets(paper, hh, grad, bas_speed, bptt=None) -> list[str]:
         (
             "forward vs Jaxley >= 4x at batch 1 (float32)",
             speed(paper.get((1, "float32"))),
+            speed(small.get((1, "float32"))),
             4,
             "x",
             True,
@@ -676,6 +830,7 @@ def targets(paper, hh, grad, bas_speed, bptt=None) -> list[str]:
         (
             "forward vs Jaxley >= 3x at batch 64 (float32)",
             speed(paper.get((64, "float32"))),
+            speed(small.get((64, "float32"))),
             3,
             "x",
             True,
@@ -683,6 +838,7 @@ def targets(paper, hh, grad, bas_speed, bptt=None) -> list[str]:
         (
             "forward vs Jaxley >= 3x at N = 1,000 (float32)",
             speed(hh.get(1000)),
+            speed(small.get(("hh", 1000))),
             3,
             "x",
             True,
@@ -690,14 +846,16 @@ def targets(paper, hh, grad, bas_speed, bptt=None) -> list[str]:
         (
             "gradient / forward <= 3 (paper network, float32)",
             (grad or {}).get("grad_over_fwd", {}).get("neuroctl"),
+            small.get("grad_over_fwd"),
             3,
             "",
             False,
         ),
-        ("100 ball-and-sticks >= 20x NEURON (float64)", bas_speed, 20, "x", True),
+        ("100 ball-and-sticks >= 20x NEURON (float64)", bas_speed, None, 20, "x", True),
         (
             "BPTT policy iteration >= 2x as fast as the baseline revision",
             bptt,
+            small.get("bptt"),
             2,
             "x",
             True,
@@ -706,16 +864,38 @@ def targets(paper, hh, grad, bas_speed, bptt=None) -> list[str]:
     lines = [
         "### Targets (for later work; measured now)",
         "",
-        "| target | measured | met |",
-        "|---|---:|---|",
+        "Default settings; the last two columns with the opt-in "
+        "`NEUROCTL_XLA_SMALL_LOOPS=1` (against Jaxley's faster run, with or without "
+        'the same XLA flag; section "Small loops").',
+        "",
+        "| target | measured | met | small loops (opt-in) | met |",
+        "|---|---:|---|---:|---|",
     ]
-    for name, v, goal, unit, higher in rows:
+
+    def cell(v, goal, unit, higher):
         if v is None:
-            lines.append(f"| {name} | not measured | n/a |")
-            continue
+            return "not measured | n/a"
         met = v >= goal if higher else v <= goal
-        lines.append(f"| {name} | {v:.2f}{unit} | {'met' if met else '**missed**'} |")
+        return f"{v:.2f}{unit} | {'met' if met else '**missed**'}"
+
+    for name, v, vs, goal, unit, higher in rows:
+        lines.append(
+            f"| {name} | {cell(v, goal, unit, higher)} "
+            f"| {cell(vs, goal, unit, higher)} |"
+        )
     return lines + [""]
+
+
+def bptt_speedup(res: dict, where: str) -> float | None:
+    """Baseline / `where` BPTT step time (min over reps), or None."""
+    runs = res["runs"].get("bptt", {})
+
+    def fastest(k):
+        return best(runs.get(k, []), lambda r: r["step"]["s"])
+
+    base = fastest("baseline") or fastest("HEAD")
+    mine = fastest(where)
+    return base / mine if base and mine else None
 
 
 def report(
@@ -726,6 +906,8 @@ def report(
     grad_lines, grad = table_grad(res)
     bas_lines, bas_speed = table_bas(res)
     bptt_lines, bptt_speed = table_bptt(res)
+    small_lines, small = table_small(res, plan)
+    small["bptt"] = bptt_speedup(res, "tree+small")
     v = prov["versions"]
     dirty = (
         f"; the working tree was **dirty** ({len(prov['dirty'])} changed files, "
@@ -747,12 +929,13 @@ def report(
     ]
     body = (
         head
-        + targets(paper, hh, grad, bas_speed, bptt_speed)
+        + targets(paper, hh, grad, bas_speed, bptt_speed, small)
         + paper_lines
         + hh_lines
         + grad_lines
         + table_kernels(res)
         + table_fused(res)
+        + small_lines
         + bas_lines
         + bptt_lines
     )

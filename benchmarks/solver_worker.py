@@ -40,6 +40,8 @@ def paper_fwd(case: dict) -> dict:
         m.update(batch=batch, dtype=dtype, T=T, us_per_step=m["s"] / T * 1e6)
         if case.get("kernels") and batch == 1:  # the table counts batch 1's
             m["kernels"] = H.step_bodies(f.lower(x).compile().as_text(), [T])
+        if _small_loops():  # not timed: one more compile of the same program
+            m["one_function"] = H.SMALL_CALL in f.lower(x).compile().as_text()
         m["ns_per_comp_step"] = m["us_per_step"] * 1e3 / (batch * PAPER_COMPS)
         out["rows"].append(m)
         del f, x
@@ -120,6 +122,13 @@ def _fused_formulation(patch=setattr) -> None:
     patch(solver, "_advance_gates", advance_gates)
     patch(solver, "_advance_calcium", advance_calcium)
     patch(solver, "_hines_eliminate", eliminate)
+
+
+def _small_loops() -> bool:
+    """Whether this worker runs with XLA:CPU's small-loop threshold raised."""
+    from neuroctl import small_loops
+
+    return small_loops.active()
 
 
 def _paper_net(sim: str):
@@ -252,6 +261,8 @@ def hh_fwd(case: dict) -> dict:
     m = H.time_min(f, x)
     m["us_per_step"] = m["s"] / T * 1e6
     m["ns_per_comp_step"] = m["us_per_step"] * 1e3 / (3 * n)
+    if _small_loops():
+        m["one_function"] = H.SMALL_CALL in f.lower(x).compile().as_text()
     out["fwd"] = m
     return out
 

@@ -4,23 +4,26 @@ XLA's CPU runtime launches every fused kernel of a loop body separately, about
 90 ns each on this project's machine; the paper network's step is 75 kernels, so
 at batch 1 the launches are most of its 6.8 µs. XLA:CPU also has a pass
 (``SmallWhileLoopHoistingPass``) that compiles a whole ``while`` loop into a single
-function when the loop touches fewer bytes than a threshold and holds no scatter,
-sort or library call. Its threshold is 1 KiB by default, so no solver loop
-qualifies; `enable` raises it to `BYTES` (1 MiB). While it is on, the solver sums
-synaptic currents per node without a scatter (`solver._synaptic`), so the
-paper network's step at batch 1 and 8 and small networks of HH cells qualify.
+function when one iteration touches fewer bytes than a threshold and the loop
+holds no scatter, sort or library call. The threshold is 1 KiB by default, so no
+solver loop qualifies; `enable` raises it to `BYTES` (4 MiB). While it is on, the
+solver also avoids scatters: synaptic currents are summed per node by a segmented
+prefix sum, and gathers get a scatter-free transpose (`solver._take`), so the
+forward and the backward loops of small networks qualify.
 
-Measured on this project's machine (results/benchmarks.md, "Small loops"): the
-forward pass of the paper network at batch 1 about 2x as fast, at batch 8 the same
-speed, at batch 64 a few % slower (too large to qualify; the scatter-free sum costs
-a few kernels). Gradients: the backward loops keep scatters (the transposes of
-gathers) and do not qualify. Results equal the default path to float rounding
-(tests/test_small_loops.py).
+When to use it (paper network, this machine, pinned; results/benchmarks.md,
+"Small loops"): work at batch 1 to a few trials, such as single simulations,
+JVP and Lyapunov analysis, parameter fits. There the forward pass is about 2x as
+fast and the gradient about 1.6x. Not for policy training or large batches: the
+scatter-free sums cost more kernels wherever a loop is too large to qualify, so
+batch 256 runs ~1.4x slower and a BPTT policy iteration (8 trials, float64)
+~1.4x slower. Results equal the default path to float rounding
+(tests/biophysics/test_small_loops.py).
 
-Off by default: it changes how every small loop of the process compiles, the
-user's own included. Turn it on before JAX starts, either with the environment
-variable ``NEUROCTL_XLA_SMALL_LOOPS=1`` (read at ``import neuroctl``) or by
-calling `enable` first thing. CPU only: on a GPU nothing changes.
+Off by default, since it changes how every small loop of the process compiles,
+the user's own included. Turn it on before JAX starts, either with the
+environment variable ``NEUROCTL_XLA_SMALL_LOOPS=1`` (read at ``import neuroctl``)
+or by calling `enable` first thing. CPU only: on a GPU nothing changes.
 """
 
 import os
@@ -30,8 +33,13 @@ from neuroctl.errors import ConfigError
 
 ENV = "NEUROCTL_XLA_SMALL_LOOPS"
 OPTION = "xla_cpu_small_while_loop_byte_threshold"
-BYTES = 1 << 20  # loops touching fewer bytes per iteration compile as one function
+BYTES = 4 << 20  # loops touching fewer bytes per iteration compile as one function
 _EXTRA = "--xla_backend_extra_options="
+
+
+def default_option() -> str:
+    """The backend option `enable` adds by default: ``<OPTION>=<BYTES>``."""
+    return f"{OPTION}={BYTES}"
 
 
 def active() -> bool:
@@ -59,7 +67,7 @@ def enable(threshold_bytes: int = BYTES) -> None:
     ):
         raise ConfigError(
             f"threshold_bytes: got {threshold_bytes!r}, expected a positive int "
-            f"[bytes]; e.g. {BYTES} (1 MiB)."
+            f"[bytes]; e.g. {BYTES} (4 MiB)."
         )
     if active():
         return

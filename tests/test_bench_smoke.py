@@ -139,3 +139,45 @@ def test_fused_benchmark_refuses_a_cpu_timing_run():
 
     with pytest.raises(SystemExit, match="needs a CUDA GPU"):
         bench_fused.main(["--quick"])
+
+
+def test_small_loops_table_and_targets_column():
+    """Synthetic runs: the table's ratios and the targets' opt-in column."""
+    meta = {"load_start": (1.0,), "load_after": (1.0,), "core0_busy": 0.0}
+
+    def paper(us, one=None):
+        row = {"batch": 1, "dtype": "float32", "T": 10, "us_per_step": us}
+        if one is not None:
+            row["one_function"] = one
+        return {**meta, "rows": [row]}
+
+    def grad(g, f):
+        return {**meta, "grad": {"s": g}, "fwd": {"s": f}}
+
+    runs = {
+        "paper_fwd": {
+            "neuroctl": [paper(6.0)],
+            "neuroctl+small": [paper(3.0, True)],
+            "jaxley": [paper(14.0)],
+            "jaxley+small": [paper(13.5)],
+        },
+        "paper_grad": {
+            "neuroctl": [grad(0.8, 0.2)],
+            "neuroctl+small": [grad(0.5, 0.1)],
+        },
+    }
+    plan = bench_solver.Plan(paper_configs=((1, "float32", 10),), hh=(), grad_T=10)
+    res = {"runs": runs, "checks": {}}
+    lines, found = bench_solver.table_small(res, plan)
+    text = "\n".join(lines)
+    assert "| paper network forward, batch 1, float32 (µs/step) | 6 | 3 | yes" in text
+    assert "| **2.00x** | 14 | 13.5 | **4.50x** |" in text  # faster Jaxley / small
+    assert found[(1, "float32")] == (3.0, 13.5) and found["grad_over_fwd"] == 5.0
+    tgt = "\n".join(bench_solver.targets({}, {}, {}, None, None, found))
+    assert "| forward vs Jaxley >= 4x at batch 1 (float32) | not measured | n/a " in tgt
+    assert "| 4.50x | met |" in tgt and "| 5.00 | **missed** |" in tgt
+    plan, _ = bench_solver.plan_from_args(["--quick", "--skip", "small"])
+    assert not plan.small
+    assert all(
+        lab in bench_solver.SIMS for lab, _, _ in bench_solver._sims(plan, "paper_fwd")
+    )

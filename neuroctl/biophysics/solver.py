@@ -283,16 +283,50 @@ def _segment_plan(post: np.ndarray, n_nodes: int) -> _SegmentPlan:
     return _SegmentPlan(None if sorted_already else order, tuple(shifts), last)
 
 
-def _segment_sum(x: Array, plan: _SegmentPlan) -> Array:
+def _segment_sum(x: Array, plan: _SegmentPlan, take=None) -> Array:
     """Per node, the sum of the values `x` that target it.
 
     A segmented prefix sum (Hillis–Steele over the values sorted by node), read at
-    each node's last value; nodes without values read the appended zero.
+    each node's last value; nodes without values read the appended zero. `take`
+    gathers (default: `_take`, whose transpose is again scatter-free).
     """
-    y = x if plan.order is None else x[plan.order]
+    take = _take if take is None else take
+    y = x if plan.order is None else take(x, plan.order)
     for s, same in plan.shifts:
         y = y + jnp.where(same, jnp.pad(y[:-s], (s, 0)), 0.0)
-    return jnp.concatenate([y, jnp.zeros(1, y.dtype)])[plan.last]
+    return take(jnp.concatenate([y, jnp.zeros(1, y.dtype)]), plan.last)
+
+
+def _plain_take(x: Array, idx: np.ndarray) -> Array:
+    return x[idx]
+
+
+def _take(x: Array, idx: np.ndarray) -> Array:
+    """``x[idx]`` for a static index vector, with a scatter-free transpose.
+
+    Autodiff would transpose the gather into a scatter-add, which keeps a loop
+    from compiling into one function (`neuroctl.small_loops`); here the transpose
+    is a segment sum built from gathers. `lax.custom_linear_solve` carries the
+    custom transpose (the gather as the "solve", the segment sum as the
+    transposed solve) on vectors padded to one length, as it requires.
+    """
+    n, m = x.shape[0], len(idx)
+    size = max(n, m)
+    back = _segment_plan(idx, n)
+
+    def gather(_, b):
+        return jnp.pad(b[:n][idx], (0, size - m))
+
+    def scatter_free_transpose(_, c):
+        return jnp.pad(_segment_sum(c[:m], back, _plain_take), (0, size - n))
+
+    y = jax.lax.custom_linear_solve(
+        lambda z: z,
+        jnp.pad(x, (0, size - n)),
+        gather,
+        scatter_free_transpose,
+    )
+    return y[:m]
 
 
 def _axial_current(net: Network, v: Array) -> Array:
@@ -395,8 +429,9 @@ def _advance_gates(net: Network, params: Params, state: State, v: Array, cai, dt
 
 
 def _advance_synapses(net: Network, params: Params, state: State, v: Array, dt):
+    take = _take if small_loops.active() and jax.default_backend() == "cpu" else None
     return tuple(
-        syn.advance(s, v[pre], dt)
+        syn.advance(s, v[pre] if take is None else take(v, pre), dt)
         for syn, s, pre in zip(params.synapses, state.syn, net.synapse_pre, strict=True)
     )
 
@@ -495,6 +530,8 @@ def simulate(
         rec_nodes = net.recording_nodes
 
         def record(s: State) -> Array:
+            if small_loops.active() and jax.default_backend() == "cpu":
+                return _take(s.v, rec_nodes)
             return s.v[rec_nodes]
 
     if electrodes is not None or electrode_currents is not None:

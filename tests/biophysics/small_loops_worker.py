@@ -69,6 +69,10 @@ def one_function(f, args) -> bool:
     return SMALL_CALL in f.lower(*args).compile().as_text()
 
 
+def scatters(f, args) -> int:
+    return f.lower(*args).compile().as_text().count("scatter(")
+
+
 def main(out: str) -> None:
     neuron = {}
     for name in case_names():
@@ -96,6 +100,7 @@ def main(out: str) -> None:
                     "paper_gradient": one_function(grad, ga),
                     "hh10_forward": one_function(hh, ha),
                 },
+                "scatters": {"paper_gradient": scatters(grad, ga)},
             }
         )
     )

@@ -3,13 +3,13 @@
 The option must be set before JAX starts, so the solver runs under it in a child
 process (small_loops_worker.py, ``NEUROCTL_XLA_SMALL_LOOPS=1``), and its results
 are compared here with this process's (the default: a kernel per fusion, synaptic
-currents by scatter-add). In float64 the two differ only by rounding: a different
-order of the synaptic sums (a segmented prefix sum instead of a scatter-add) and
-code compiled differently. Measured: max |ΔV| 1.1e-12 mV on the paper network
-(400 steps), 1.0e-13 mV on 10 HH cells, gradient 1.6e-14 relative; the 10 NEURON
-cases, both schemes, within 1.7e-8 mV under the option. One synapse left out of
-the sum moves the paper network's V by 3.5 mV within the 400 steps (checked
-below), so the 1e-9 bounds discriminate.
+currents by scatter-add). In float64 the two differ only by rounding: a
+different order of the sums (synaptic currents and gather transposes by segmented
+prefix sums instead of scatter-adds) and code compiled differently. Measured: max
+|ΔV| 1.1e-12 mV on the paper network (400 steps), 1.0e-13 mV on 10 HH cells,
+gradient 8.7e-15 relative; the 10 NEURON cases, both schemes, within 1.7e-8 mV
+under the option. One synapse left out of the sum moves the paper network's V by
+3.5 mV within the 400 steps (checked below), so the 1e-9 bounds discriminate.
 """
 
 import json
@@ -55,6 +55,9 @@ def test_the_option_compiles_the_solver_loop_into_one_function(child):
     assert info["active"]
     assert info["one_function"]["paper_forward"]
     assert info["one_function"]["hh10_forward"]
+    # the gradient too: no gather transposes into a scatter (`solver._take`)
+    assert info["one_function"]["paper_gradient"]
+    assert info["scatters"]["paper_gradient"] == 0
 
 
 def test_the_neuron_cases_stay_within_a_microvolt_under_the_option(child):
@@ -110,6 +113,33 @@ def test_segment_sum_equals_a_scatter_add_with_gradients(sorted_post):
     )
 
 
+def test_take_equals_a_gather_in_every_mode():
+    """`solver._take`: ``x[idx]`` whose transpose is a segment sum, not a scatter."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=6))
+    for idx in (np.array([3, 0, 3, 5, 1, 1, 2, 0, 4]), np.array([4, 1])):
+        w = jnp.asarray(rng.normal(size=len(idx)))
+        np.testing.assert_array_equal(solver._take(x, idx), x[idx])
+
+        def f(x, idx=idx, w=w):
+            return jnp.sin(solver._take(x, idx)) @ w
+
+        def ref(x, idx=idx, w=w):
+            return jnp.sin(x[idx]) @ w
+
+        np.testing.assert_allclose(jax.grad(f)(x), jax.grad(ref)(x), rtol=1e-13)
+        np.testing.assert_allclose(
+            jax.jvp(f, (x,), (x,))[1], jax.jvp(ref, (x,), (x,))[1], rtol=1e-13
+        )
+        xs = jnp.stack([x, 2 * x])
+        np.testing.assert_allclose(
+            jax.vmap(jax.grad(f))(xs), jax.vmap(jax.grad(ref))(xs), rtol=1e-13
+        )
+        check_grads(f, (x,), order=2)
+        text = jax.jit(jax.grad(f)).lower(x).compile().as_text()
+        assert "scatter(" not in text
+
+
 def test_a_wrong_synaptic_sum_would_show(monkeypatch):
     """The equality tests discriminate: one synapse left out moves V by mV."""
     from small_loops_worker import paper_programs
@@ -118,8 +148,14 @@ def test_a_wrong_synaptic_sum_would_show(monkeypatch):
     v = np.asarray(fwd(*fa))
     original = solver._segment_plan
 
+    from neuroctl.plants.evidence_net import build_network
+
+    synapse_post = build_network().synapse_post[0]
+
     def dropped(post, n):  # the node of the last sorted synapse loses that synapse
         plan = original(post, n)
+        if not np.array_equal(post, synapse_post):  # other plans (transposes) kept
+            return plan
         node = np.sort(post)
         assert node[-1] == node[-2]  # that node has another synapse left
         last = plan.last.copy()
