@@ -6,7 +6,7 @@ at batch 1 the launches are most of its 6.8 µs. XLA:CPU also has a pass
 (``SmallWhileLoopHoistingPass``) that compiles a whole ``while`` loop into a single
 function when one iteration touches fewer bytes than a threshold and the loop
 holds no scatter, sort or library call. The threshold is 1 KiB by default, so no
-solver loop qualifies; `enable` raises it to `BYTES` (4 MiB). While it is on, the
+solver loop qualifies; `enable` raises it to `BYTES` (2 MiB). While it is on, the
 solver also avoids scatters: synaptic currents are summed per node by a segmented
 prefix sum, and gathers get a scatter-free transpose (`solver._take`), so the
 forward and the backward loops of small networks qualify.
@@ -33,7 +33,7 @@ from neuroctl.errors import ConfigError
 
 ENV = "NEUROCTL_XLA_SMALL_LOOPS"
 OPTION = "xla_cpu_small_while_loop_byte_threshold"
-BYTES = 4 << 20  # loops touching fewer bytes per iteration compile as one function
+BYTES = 2 << 20  # loops touching fewer bytes per iteration compile as one function
 _EXTRA = "--xla_backend_extra_options="
 
 
@@ -67,7 +67,7 @@ def enable(threshold_bytes: int = BYTES) -> None:
     ):
         raise ConfigError(
             f"threshold_bytes: got {threshold_bytes!r}, expected a positive int "
-            f"[bytes]; e.g. {BYTES} (4 MiB)."
+            f"[bytes]; e.g. {BYTES} (2 MiB)."
         )
     if active():
         return

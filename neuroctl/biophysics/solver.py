@@ -246,7 +246,7 @@ def _synaptic(net: Network, params: Params, state: State, v: Array):
     sum, so that XLA can compile the time loop into one function.
     """
     g = drive = jnp.zeros_like(v)
-    scatter_free = small_loops.active() and jax.default_backend() == "cpu"
+    scatter_free = _scatter_free()
     for syn, s, post in zip(params.synapses, state.syn, net.synapse_post, strict=True):
         gs, ds = syn.conductance(s)
         if scatter_free:
@@ -259,6 +259,11 @@ def _synaptic(net: Network, params: Params, state: State, v: Array):
     return g, drive
 
 
+def _scatter_free() -> bool:
+    """Whether the step avoids scatters: `neuroctl.small_loops` on, on a CPU."""
+    return small_loops.active() and jax.default_backend() == "cpu"
+
+
 class _SegmentPlan(NamedTuple):
     """Static index sets summing values per target node without a scatter."""
 
@@ -268,6 +273,7 @@ class _SegmentPlan(NamedTuple):
 
 
 def _segment_plan(post: np.ndarray, n_nodes: int) -> _SegmentPlan:
+    """The plan summing values per node, value i going to node ``post[i]``."""
     post = np.asarray(post)
     order = np.argsort(post, kind="stable")
     node = post[order]
@@ -429,7 +435,7 @@ def _advance_gates(net: Network, params: Params, state: State, v: Array, cai, dt
 
 
 def _advance_synapses(net: Network, params: Params, state: State, v: Array, dt):
-    take = _take if small_loops.active() and jax.default_backend() == "cpu" else None
+    take = _take if _scatter_free() else None
     return tuple(
         syn.advance(s, v[pre] if take is None else take(v, pre), dt)
         for syn, s, pre in zip(params.synapses, state.syn, net.synapse_pre, strict=True)
@@ -530,7 +536,7 @@ def simulate(
         rec_nodes = net.recording_nodes
 
         def record(s: State) -> Array:
-            if small_loops.active() and jax.default_backend() == "cpu":
+            if _scatter_free():
                 return _take(s.v, rec_nodes)
             return s.v[rec_nodes]
 
