@@ -11,14 +11,17 @@ solver also avoids scatters: synaptic currents are summed per node by a segmente
 prefix sum, and gathers get a scatter-free transpose (`solver._take`), so the
 forward and the backward loops of small networks qualify.
 
-When to use it (paper network, this machine, pinned; results/benchmarks.md,
-"Small loops"): work at batch 1 to a few trials, such as single simulations,
-JVP and Lyapunov analysis, parameter fits. There the forward pass is about 2x as
-fast and the gradient about 1.6x. Not for policy training or large batches: the
-scatter-free sums cost more kernels wherever a loop is too large to qualify, so
-batch 256 runs ~1.4x slower and a BPTT policy iteration (8 trials, float64)
-~1.4x slower. Results equal the default path to float rounding
-(tests/biophysics/test_small_loops.py).
+When to use it (this machine, pinned, interleaved with the default; results/
+benchmarks.md, "Small loops"): work at batch 1 to about 8 trials on networks up to
+a few hundred compartments, such as single simulations, JVP and Lyapunov
+analysis, parameter fits. The paper network's forward pass at batch 1 runs 2.1x
+as fast (float32; 1.7x in float64, 4.2x Jaxley 0.14), its gradient 1.4x (two
+checkpointing levels) to 1.6x (one), 10 HH cells 2.5x, 100 cells 1.3x; batch 8
+about the same. Not for policy training or large batches and networks: where a
+loop is too large to qualify, the scatter-free sums cost kernels, so the paper
+network at batch 256 runs 1.5x slower, 10,000 HH cells 1.8x, and a BPTT policy
+iteration (8 trials, float64, EvidenceStim-v0) 1.3x slower. Results equal the
+default path to float rounding (tests/biophysics/test_small_loops.py).
 
 Off by default, since it changes how every small loop of the process compiles,
 the user's own included. Turn it on before JAX starts, either with the
