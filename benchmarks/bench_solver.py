@@ -214,7 +214,7 @@ def small_env() -> dict:
     too: the same XLA flag, which neuroctl's option is)."""
     from neuroctl import small_loops
 
-    return {"XLA_FLAGS": small_loops._with_option("", small_loops.default_option())}
+    return {"XLA_FLAGS": small_loops.xla_flags()}
 
 
 def _sims(plan: Plan, key: str) -> list[tuple[str, str, dict | None]]:

@@ -13,7 +13,6 @@ With ``NEUROCTL_XLA_SMALL_LOOPS=1`` in the environment, ``import neuroctl`` turn
 
 import importlib.abc
 import importlib.util
-import os
 import sys
 
 __version__ = "0.1.0"
@@ -59,16 +58,9 @@ class _RegisterAfterGymnasium(importlib.abc.MetaPathFinder):
         return spec
 
 
-if os.environ.get("NEUROCTL_XLA_SMALL_LOOPS", "0") not in ("", "0"):
-    import warnings
+from neuroctl import small_loops as _small_loops  # noqa: E402
 
-    from neuroctl import small_loops
-    from neuroctl.errors import ConfigError
-
-    try:
-        small_loops.enable()  # before JAX starts: see neuroctl.small_loops
-    except ConfigError as err:  # JAX already running: say so, do not fail the import
-        warnings.warn(str(err), stacklevel=2)
+_small_loops.enable_from_env()  # before JAX starts: see neuroctl.small_loops
 
 if "gymnasium" in sys.modules:
     _register_ids(sys.modules["gymnasium"])

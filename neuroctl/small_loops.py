@@ -31,6 +31,7 @@ or by calling `enable` first thing. CPU only: on a GPU nothing changes.
 
 import os
 import re
+import warnings
 
 from neuroctl.errors import ConfigError
 
@@ -38,11 +39,6 @@ ENV = "NEUROCTL_XLA_SMALL_LOOPS"
 OPTION = "xla_cpu_small_while_loop_byte_threshold"
 BYTES = 2 << 20  # loops touching fewer bytes per iteration compile as one function
 _EXTRA = "--xla_backend_extra_options="
-
-
-def default_option() -> str:
-    """The backend option `enable` adds by default: ``<OPTION>=<BYTES>``."""
-    return f"{OPTION}={BYTES}"
 
 
 def active() -> bool:
@@ -82,13 +78,31 @@ def enable(threshold_bytes: int = BYTES) -> None:
             "XLA_FLAGS only once; call it before any JAX computation, or start "
             f"Python with {ENV}=1 (read at `import neuroctl`)."
         )
-    os.environ["XLA_FLAGS"] = _with_option(
-        os.environ.get("XLA_FLAGS", ""), f"{OPTION}={threshold_bytes}"
+    os.environ["XLA_FLAGS"] = xla_flags(
+        os.environ.get("XLA_FLAGS", ""), threshold_bytes
     )
 
 
-def _with_option(flags: str, option: str) -> str:
-    """`flags` with `option` joined to its backend extra options (or added)."""
+def enable_from_env() -> None:
+    """`enable` if ``NEUROCTL_XLA_SMALL_LOOPS`` is set (not "" or "0").
+
+    Called by ``import neuroctl``. With JAX already running it warns instead of
+    raising, so the import does not fail.
+    """
+    if os.environ.get(ENV, "0") in ("", "0"):
+        return
+    try:
+        enable()
+    except ConfigError as err:
+        warnings.warn(str(err), stacklevel=3)
+
+
+def xla_flags(flags: str = "", threshold_bytes: int = BYTES) -> str:
+    """XLA_FLAGS `flags` with the small-loop threshold [bytes] joined.
+
+    It joins the flags' backend extra options, or is added as one.
+    """
+    option = f"{OPTION}={threshold_bytes}"
     m = re.search(r"--xla_backend_extra_options=(\S*)", flags)
     if m is None:
         return f"{flags} {_EXTRA}{option}".strip()

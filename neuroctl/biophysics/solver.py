@@ -435,9 +435,9 @@ def _advance_gates(net: Network, params: Params, state: State, v: Array, cai, dt
 
 
 def _advance_synapses(net: Network, params: Params, state: State, v: Array, dt):
-    take = _take if _scatter_free() else None
+    take = _take if _scatter_free() else _plain_take
     return tuple(
-        syn.advance(s, v[pre] if take is None else take(v, pre), dt)
+        syn.advance(s, take(v, pre), dt)
         for syn, s, pre in zip(params.synapses, state.syn, net.synapse_pre, strict=True)
     )
 
@@ -535,10 +535,10 @@ def simulate(
     if record is None:
         rec_nodes = net.recording_nodes
 
+        take = _take if _scatter_free() else _plain_take
+
         def record(s: State) -> Array:
-            if _scatter_free():
-                return _take(s.v, rec_nodes)
-            return s.v[rec_nodes]
+            return take(s.v, rec_nodes)
 
     if electrodes is not None or electrode_currents is not None:
         currents = _electrode_currents(electrodes, electrode_currents, stimulus, state)

@@ -179,10 +179,10 @@ def test_enable_refuses_once_jax_runs_and_names_the_fix(monkeypatch):
 
 def test_the_threshold_joins_the_flags_already_given():
     opt = "xla_cpu_small_while_loop_byte_threshold=1048576"
-    assert small_loops._with_option("", opt) == f"--xla_backend_extra_options={opt}"
-    assert small_loops._with_option("--a=1", opt) == (
+    assert small_loops.xla_flags("", 1048576) == f"--xla_backend_extra_options={opt}"
+    assert small_loops.xla_flags("--a=1", 1048576) == (
         f"--a=1 --xla_backend_extra_options={opt}"
     )
-    assert small_loops._with_option("--xla_backend_extra_options=k=v --b", opt) == (
+    assert small_loops.xla_flags("--xla_backend_extra_options=k=v --b", 1048576) == (
         f"--xla_backend_extra_options=k=v,{opt} --b"
     )
