@@ -7,9 +7,11 @@ at batch 1 the launches are most of its 6.8 µs. XLA:CPU also has a pass
 function when one iteration touches fewer bytes than a threshold and the loop
 holds no scatter, sort or library call. The threshold is 1 KiB by default, so no
 solver loop qualifies; `enable` raises it to `BYTES` (2 MiB). While it is on, the
-solver also avoids scatters: synaptic currents are summed per node by a segmented
-prefix sum, and gathers get a scatter-free transpose (`solver._take`), so the
-forward and the backward loops of small networks qualify.
+solver also avoids scatters: whatever it sums per node (synaptic currents, axial
+currents of long cables, electrode currents at scattered nodes, the tree
+elimination's irregular levels) is a segmented prefix sum, and gathers get a
+scatter-free transpose (`solver._take`), so the forward and the backward loops
+of small networks of any morphology qualify.
 
 When to use it (this machine, pinned, interleaved with the default; results/
 benchmarks.md, "Small loops"): work at batch 1 to about 8 trials on networks up to

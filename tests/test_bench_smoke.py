@@ -7,6 +7,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -181,3 +182,35 @@ def test_small_loops_table_and_targets_column():
     assert all(
         lab in bench_solver.SIMS for lab, _, _ in bench_solver._sims(plan, "paper_fwd")
     )
+    assert [lab for lab, _, _ in bench_solver._sims(plan, "bas")] == [
+        "neuroctl",
+        "neuron",
+    ]
+
+
+def test_ball_and_sticks_table_and_target_with_small_loops():
+    meta = {"load_start": (1.0,), "load_after": (1.0,), "core0_busy": 0.0}
+
+    def ours(s64, s32, one=None):
+        rows = {"float64": {"s": s64}, "float32": {"s": s32}}
+        for r in rows.values():
+            if one is not None:
+                r["one_function"] = one
+        return {**meta, **rows}
+
+    runs = {
+        "neuroctl": [ours(0.08, 0.07)],
+        "neuroctl+small": [ours(0.05, 0.04, True), ours(0.06, 0.045, True)],
+        "neuron": [{**meta, "s": 1.5}, {**meta, "s": 1.6}],
+    }
+    lines, speed = bench_solver.table_bas({"runs": {"bas": runs}})
+    text = "\n".join(lines)
+    assert "| default | float64 | 0.08 | 1.5 | **18.75x** | n/a | n/a |" in text
+    assert "| small loops | float64 | 0.05 | 1.5 | **30.00x** | n/a | yes |" in text
+    assert speed == pytest.approx({"neuroctl": 18.75, "neuroctl+small": 30.0})
+    tgt = "\n".join(bench_solver.targets({}, {}, {}, speed))
+    assert "| 100 ball-and-sticks >= 20x NEURON (float64) | 18.75x | **missed** " in tgt
+    assert "| 30.00x | met |" in tgt
+    plan, _ = bench_solver.plan_from_args(["--quick"])
+    labs = [lab for lab, _, env in bench_solver._sims(plan, "bas")]
+    assert labs == ["neuroctl", "neuron", "neuroctl+small"]

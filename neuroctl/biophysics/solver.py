@@ -210,7 +210,7 @@ def _inject(net: Network, stimulus: Array, v: Array) -> Array:
     nodes = net.stimulus_nodes
     if len(nodes) and np.array_equal(nodes, np.arange(nodes[0], nodes[0] + len(nodes))):
         return jnp.pad(stimulus, (int(nodes[0]), net.n_nodes - int(nodes[-1]) - 1))
-    return jnp.zeros_like(v).at[nodes].add(stimulus)
+    return _add_at(jnp.zeros_like(v), nodes, stimulus.astype(v.dtype))
 
 
 def _pad(x: Array, lo: int, hi: int, n: int) -> Array:
@@ -250,18 +250,42 @@ def _synaptic(net: Network, params: Params, state: State, v: Array):
     for syn, s, post in zip(params.synapses, state.syn, net.synapse_post, strict=True):
         gs, ds = syn.conductance(s)
         if scatter_free:
-            plan = _segment_plan(post, v.shape[0])
             gs, ds = (jnp.broadcast_to(x, s.shape).astype(v.dtype) for x in (gs, ds))
-            g, drive = g + _segment_sum(gs, plan), drive + _segment_sum(ds, plan)
-        else:
-            g = g.at[post].add(gs)
-            drive = drive.at[post].add(ds)
+        g, drive = _add_at(g, post, gs), _add_at(drive, post, ds)
     return g, drive
 
 
 def _scatter_free() -> bool:
     """Whether the step avoids scatters: `neuroctl.small_loops` on, on a CPU."""
     return small_loops.active() and jax.default_backend() == "cpu"
+
+
+def _add_at(base: Array, idx: np.ndarray, x: Array) -> Array:
+    """``base.at[idx].add(x)`` for a static index vector (repeats add up).
+
+    A scatter-add, or with `neuroctl.small_loops` on (CPU) a segment sum, which
+    keeps the loop scatter-free.
+    """
+    if _scatter_free():
+        return base + _segment_sum(x, _segment_plan(idx, base.shape[0]))
+    return base.at[idx].add(x)
+
+
+def _set_at(base: Array, idx: np.ndarray, x: Array, take=None) -> Array:
+    """``base.at[idx].set(x)`` for static, distinct indices.
+
+    A scatter, or with `neuroctl.small_loops` on (CPU) a select of the values
+    gathered by `take` (default `_take`; `_plain_take` where nothing
+    differentiates through it).
+    """
+    if not _scatter_free():
+        return base.at[idx].set(x)
+    pos = np.full(base.shape[0], len(idx))  # where each entry's new value is
+    pos[idx] = np.arange(len(idx))
+    hit = np.zeros(base.shape[0], bool)
+    hit[idx] = True
+    new = (take or _take)(jnp.concatenate([x, jnp.zeros(1, x.dtype)]), pos)
+    return jnp.where(hit, new, base)
 
 
 class _SegmentPlan(NamedTuple):
@@ -307,6 +331,16 @@ def _plain_take(x: Array, idx: np.ndarray) -> Array:
     return x[idx]
 
 
+def _gather(x: Array, idx: slice | np.ndarray) -> Array:
+    """``x[idx]``: a slice as it is, an index vector plainly or by `_take`.
+
+    `_take` (a scatter-free transpose) while `neuroctl.small_loops` is on (CPU).
+    """
+    if isinstance(idx, slice) or not _scatter_free():
+        return x[idx]
+    return _take(x, idx)
+
+
 def _take(x: Array, idx: np.ndarray) -> Array:
     """``x[idx]`` for a static index vector, with a scatter-free transpose.
 
@@ -345,12 +379,12 @@ def _axial_current(net: Network, v: Array) -> Array:
     groups = [grp for level in net.levels for grp in level]
     if len(groups) > _MAX_FUSED_GROUPS:
         parent = np.maximum(net.parent, 0)
-        flux = g * (v[parent] - v)  # [nA] from parent into node; 0 at roots (g = 0)
-        return flux - jnp.zeros_like(v).at[parent].add(flux)
+        flux = g * (_gather(v, parent) - v)  # [nA] parent into node; 0 at roots (g = 0)
+        return flux - _add_at(jnp.zeros_like(v), parent, flux)
     terms = []
     for grp in groups:
         c, p = grp.children, grp.parents
-        flux = g[c] * (v[p] - v[c])  # [nA] from parent into child
+        flux = g[c] * (_gather(v, p) - _gather(v, c))  # [nA] from parent into child
         terms += [_spread(flux, c, v), _spread(-flux, p, v)]
     return sum(terms, jnp.zeros_like(v))
 
@@ -362,7 +396,7 @@ def _spread(x: Array, where: slice | np.ndarray, like: Array) -> Array:
     """A full-length vector with `x` added at `where` (a pad for slices: fusible)."""
     if isinstance(where, slice):
         return jnp.pad(x, (where.start, like.shape[0] - where.stop))
-    return jnp.zeros_like(like).at[where].add(x)
+    return _add_at(jnp.zeros_like(like), where, x)
 
 
 def _axial_diag(net: Network) -> np.ndarray:
@@ -400,13 +434,21 @@ def _hines_eliminate(net: Network, diag: Array, rhs: Array) -> Array:
         for grp in level:  # in-place updates: O(group size) work per group
             c, p = grp.children, grp.parents
             f = g[c] / d[c]
-            d = d.at[p].add(-f * g[c])
-            r = r.at[p].add(f * r[c])
+            if isinstance(p, slice):
+                d = d.at[p].add(-f * g[c])
+                r = r.at[p].add(f * r[c])
+            else:  # index arrays: scatter-free with small loops on
+                d = _add_at(d, p, -f * g[c])
+                r = _add_at(r, p, f * r[c])
     x = r / d
     for level in net.levels:
         for grp in level:
             c, p = grp.children, grp.parents
-            x = x.at[c].set((r[c] + g[c] * x[p]) / d[c])
+            new = (r[c] + g[c] * x[p]) / d[c]
+            if isinstance(c, slice):
+                x = x.at[c].set(new)
+            else:
+                x = _set_at(x, c, new, _plain_take)
     return x
 
 

@@ -6,7 +6,10 @@ option on before JAX starts), then writes, in float64,
 * the paper network's recordings [mV] (400 steps, batch 1, vmapped) and the
   gradient of a loss w.r.t. its synaptic conductances [µS],
 * a 10-cell HH network's recordings [mV] (400 steps),
-* whether each of those programs compiled a loop into one function,
+* two bushy cells' recordings [mV] and gradient (`tree_programs`: tree levels too
+  irregular for slices, electrodes at scattered nodes, a synapse),
+* whether each of those programs, and each NEURON case's, compiled a loop into one
+  function, and how many scatters they hold,
 to OUT.npz, and prints a JSON line with the scalars.
 """
 
@@ -65,6 +68,42 @@ def hh_program():
     return f, (jnp.asarray(hh_nets.currents(10, T), jnp.float64),)
 
 
+def tree_programs():
+    """Two bushy HH cells (60 random branches of 2 compartments each) joined by a
+    graded synapse, electrodes at three scattered nodes: the tree elimination has
+    levels of index arrays (not slices), the axial current its gather/segment-sum
+    form, the electrode currents a sum over index arrays. Forward (float64, T
+    steps) and the gradient of a loss w.r.t. the sodium conductance [S/cm²]."""
+    rng = np.random.default_rng(0)
+    parents = [-1] + [int(rng.integers(0, max(1, i // 2))) for i in range(1, 60)]
+    morph = bp.Morphology.from_parents(parents, ncomp=2, length=30.0, radius=0.8)
+    cell = bp.Cell(morph).insert(bp.HH())
+    syn = bp.Connection(bp.GradedSynapse(g=0.05), bp.Site(0, 0), bp.Site(1, 20))
+    net = bp.Network.build(
+        [cell, cell],
+        [syn],
+        stimuli=[bp.Site(0), bp.Site(1, 7), bp.Site(0, 3)],
+        recordings=[bp.Site(0), bp.Site(1, 50), bp.Site(0, 41, 1)],
+    )
+    arrays = [
+        g for level in net.levels for g in level if not isinstance(g.children, slice)
+    ]
+    assert arrays, "the test tree needs levels of index arrays"
+    p = net.default_params
+    s = bp.init_state(net, p, -65.0, jnp.float64)
+    x = jnp.asarray(
+        np.random.default_rng(1).normal(0.4, 0.3, (T, net.n_stimuli)), jnp.float64
+    )
+    fwd = jax.jit(lambda x: bp.simulate(net, p, s, x, DT)[1])
+    g_na = p.channels[0].gnabar
+
+    def loss(g):
+        q = net.with_param(p, bp.HH, "gnabar", g)
+        return bp.simulate(net, q, s, x, DT)[1][-100:].mean()
+
+    return (fwd, (x,)), (jax.jit(jax.grad(loss)), (jnp.asarray(g_na, jnp.float64),))
+
+
 def one_function(f, args) -> bool:
     return SMALL_CALL in f.lower(*args).compile().as_text()
 
@@ -73,8 +112,20 @@ def scatters(f, args) -> int:
     return f.lower(*args).compile().as_text().count("scatter(")
 
 
+def neuron_case_program(name: str):
+    """A NEURON case's forward simulation (as `neuron_cases.run` builds it)."""
+    from neuron_cases import build, manifest, stimulus
+
+    dt = manifest()["dt_ms"]
+    net, _ = build(name)
+    p = net.default_params
+    s = bp.init_state(net, p, manifest()["v_init_mV"], jnp.float64)
+    f = jax.jit(lambda s, x: bp.simulate(net, p, s, x, dt)[1])
+    return f, (s, jnp.asarray(stimulus(name, dt), jnp.float64))
+
+
 def main(out: str) -> None:
-    neuron = {}
+    neuron, loops = {}, {}
     for name in case_names():
         for scheme in ("be", "cn"):
             v, net, _ = run(name, scheme)
@@ -82,25 +133,33 @@ def main(out: str) -> None:
             neuron[f"{name}/{scheme}"] = float(
                 np.abs(v[:, : net.n_recordings] - ref).max()
             )
+        loops[f"neuron/{name}"] = neuron_case_program(name)
     (fwd, fa), (grad, ga) = paper_programs()
     hh, ha = hh_program()
+    (tree, ta), (tree_grad, tga) = tree_programs()
+    for key, (f, args) in {
+        "paper_forward": (fwd, fa),
+        "paper_gradient": (grad, ga),
+        "hh10_forward": (hh, ha),
+        "tree_forward": (tree, ta),
+        "tree_gradient": (tree_grad, tga),
+    }.items():
+        loops[key] = f, args
     np.savez(
         out,
         paper_v=np.asarray(fwd(*fa)),
         paper_grad=np.asarray(grad(*ga)),
         hh_v=np.asarray(hh(*ha)),
+        tree_v=np.asarray(tree(*ta)),
+        tree_grad=np.asarray(tree_grad(*tga)),
     )
     print(
         json.dumps(
             {
                 "active": small_loops.active(),
                 "neuron_max_dv_mV": neuron,
-                "one_function": {
-                    "paper_forward": one_function(fwd, fa),
-                    "paper_gradient": one_function(grad, ga),
-                    "hh10_forward": one_function(hh, ha),
-                },
-                "scatters": {"paper_gradient": scatters(grad, ga)},
+                "one_function": {k: one_function(*fa) for k, fa in loops.items()},
+                "scatters": {k: scatters(*fa) for k, fa in loops.items()},
             }
         )
     )

@@ -7,7 +7,8 @@ currents by scatter-add). In float64 the two differ only by rounding: a
 different order of the sums (synaptic currents and gather transposes by segmented
 prefix sums instead of scatter-adds) and code compiled differently. Measured: max
 |ΔV| 1.1e-12 mV on the paper network (400 steps), 1.0e-13 mV on 10 HH cells,
-gradient 8.7e-15 relative; the 10 NEURON cases, both schemes, within 1.7e-8 mV
+1.6e-13 mV on two bushy cells (tree levels of index arrays), gradients 8.7e-15 and
+8.4e-16 relative; the 10 NEURON cases, both schemes, within 1.7e-8 mV
 under the option. One synapse left out of the sum moves the paper network's V by
 3.5 mV within the 400 steps (checked below), so the 1e-9 bounds discriminate.
 """
@@ -51,13 +52,19 @@ def child(tmp_path_factory) -> tuple[dict, dict]:
 
 
 def test_the_option_compiles_the_solver_loop_into_one_function(child):
+    """Every program: the NEURON cases (a long cable's axial current, the Hay
+    cell), the paper network, HH cells, the bushy tree, and the gradients (no
+    gather transposes into a scatter: `solver._take`)."""
     info, _ = child
     assert info["active"]
-    assert info["one_function"]["paper_forward"]
-    assert info["one_function"]["hh10_forward"]
-    # the gradient too: no gather transposes into a scatter (`solver._take`)
-    assert info["one_function"]["paper_gradient"]
-    assert info["scatters"]["paper_gradient"] == 0
+    loops, scatters = info["one_function"], info["scatters"]
+    assert len([k for k in loops if k.startswith("neuron/")]) >= 8
+    for key in ("paper_forward", "paper_gradient", "hh10_forward", "tree_forward"):
+        assert key in loops
+    assert "tree_gradient" in loops
+    for key, one in loops.items():
+        assert one, key
+        assert scatters[key] == 0, (key, scatters[key])
 
 
 def test_the_neuron_cases_stay_within_a_microvolt_under_the_option(child):
@@ -79,6 +86,22 @@ def test_paper_network_and_its_gradient_equal_the_default_path(child):
     scale = np.abs(g).max()
     assert scale > 0
     assert np.abs(arrays["paper_grad"] - g).max() <= 1e-9 * scale
+
+
+def test_bushy_tree_and_its_gradient_equal_the_default_path(child):
+    """Tree levels of index arrays (elimination by segment sums and selects),
+    electrodes at scattered nodes, a synapse: equal to the scatter path."""
+    from small_loops_worker import tree_programs
+
+    _, arrays = child
+    (fwd, fa), (grad, ga) = tree_programs()
+    v = np.asarray(fwd(*fa))
+    assert np.ptp(v) > 50.0  # the cells spike: a real trajectory [mV]
+    assert np.abs(arrays["tree_v"] - v).max() <= 1e-9
+    g = np.asarray(grad(*ga))
+    scale = np.abs(g).max()
+    assert scale > 0
+    assert np.abs(arrays["tree_grad"] - g).max() <= 1e-9 * scale
 
 
 def test_hh_network_equals_the_default_path(child):
@@ -111,6 +134,28 @@ def test_segment_sum_equals_a_scatter_add_with_gradients(sorted_post):
     np.testing.assert_allclose(
         jax.grad(lambda x: seg(x) @ w)(x), w[post], rtol=1e-13, atol=1e-13
     )
+
+
+def test_add_at_and_set_at_equal_scatters_when_scatter_free(monkeypatch):
+    rng = np.random.default_rng(3)
+    base = jnp.asarray(rng.normal(size=12))
+    idx = np.array([4, 0, 4, 9, 4, 2])  # repeats: they add up
+    x = jnp.asarray(rng.normal(size=len(idx)))
+    distinct = np.array([7, 1, 10])
+    y = jnp.asarray(rng.normal(size=len(distinct)))
+    add_ref, set_ref = base.at[idx].add(x), base.at[distinct].set(y)
+    monkeypatch.setattr(small_loops, "active", lambda: True)
+    np.testing.assert_allclose(solver._add_at(base, idx, x), add_ref, rtol=1e-14)
+    np.testing.assert_array_equal(solver._set_at(base, distinct, y), set_ref)
+    w = jnp.asarray(rng.normal(size=12))
+    check_grads(lambda b, y: solver._set_at(b, distinct, y) @ w, (base, y), order=1)
+    text = (
+        jax.jit(jax.grad(lambda b, y: solver._set_at(b, distinct, y) @ w, (0, 1)))
+        .lower(base, y)
+        .compile()
+        .as_text()
+    )
+    assert "scatter(" not in text
 
 
 def test_take_equals_a_gather_in_every_mode():
