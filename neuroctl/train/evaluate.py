@@ -165,7 +165,7 @@ def percent_of(stats: dict, reference: dict, key: str) -> tuple[float, float]:
             "per-episode values of at least 2 episodes",
             "pass run_policy/run_constant's stats, not their summary.",
         )
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+    return float(x.mean()), _sem(x)
 
 
 def paired_difference(stats: dict, reference: dict, key: str = "return") -> dict:
