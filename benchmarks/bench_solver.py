@@ -479,8 +479,8 @@ def table_small(res: dict, plan: Plan) -> tuple[list[str], dict]:
         f"(XLA_FLAGS `{small_env()['XLA_FLAGS']}`): a loop touching fewer bytes "
         "than that per iteration, with no scatter, sort or library call inside, "
         "compiles into one function instead of a kernel launch per fusion; the "
-        "solver then sums synaptic currents and transposes its gathers without "
-        "scatters. Jaxley was timed "
+        "solver then sums per node (synaptic, axial and electrode currents) and "
+        "transposes its gathers without scatters. Jaxley was timed "
         "with the same flag too (its loops hold scatters, so they stay as they "
         "are); the last column takes the faster of its two. One function = the "
         "time loop was compiled into one function (first round).",
