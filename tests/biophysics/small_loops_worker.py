@@ -69,11 +69,14 @@ def hh_program():
 
 
 def tree_programs():
-    """Two bushy HH cells (60 random branches of 2 compartments each) joined by a
-    graded synapse, electrodes at three scattered nodes: the tree elimination has
-    levels of index arrays (not slices), the axial current its gather/segment-sum
-    form, the electrode currents a sum over index arrays. Forward (float64, T
-    steps) and the gradient of a loss w.r.t. the sodium conductance [S/cm²]."""
+    """Two bushy HH cells' forward (float64, T steps) and gradient.
+
+    60 random branches of 2 compartments per cell, a graded synapse between them,
+    electrodes at three scattered nodes: the tree elimination has levels of index
+    arrays (not slices), the axial current its gather/segment-sum form, the
+    electrode currents a sum over index arrays. The gradient is of a loss w.r.t.
+    the sodium conductance ``gnabar`` [mS/cm²].
+    """
     rng = np.random.default_rng(0)
     parents = [-1] + [int(rng.integers(0, max(1, i // 2))) for i in range(1, 60)]
     morph = bp.Morphology.from_parents(parents, ncomp=2, length=30.0, radius=0.8)
@@ -137,14 +140,13 @@ def main(out: str) -> None:
     (fwd, fa), (grad, ga) = paper_programs()
     hh, ha = hh_program()
     (tree, ta), (tree_grad, tga) = tree_programs()
-    for key, (f, args) in {
-        "paper_forward": (fwd, fa),
-        "paper_gradient": (grad, ga),
-        "hh10_forward": (hh, ha),
-        "tree_forward": (tree, ta),
-        "tree_gradient": (tree_grad, tga),
-    }.items():
-        loops[key] = f, args
+    loops.update(
+        paper_forward=(fwd, fa),
+        paper_gradient=(grad, ga),
+        hh10_forward=(hh, ha),
+        tree_forward=(tree, ta),
+        tree_gradient=(tree_grad, tga),
+    )
     np.savez(
         out,
         paper_v=np.asarray(fwd(*fa)),
