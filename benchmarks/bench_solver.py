@@ -460,6 +460,13 @@ def table_grad(res: dict) -> tuple[list[str], dict]:
     return lines + [""], {"grad_over_fwd": gf, "mem": mem}
 
 
+def _one_function(records: list[dict]) -> str:
+    """ "yes" if every record compiled its time loop into one function, "no" if
+    one did not, "n/a" if none says (the worker records it with small loops on)."""
+    flags = {r["one_function"] for r in records if "one_function" in r}
+    return "n/a" if not flags else ("yes" if flags == {True} else "no")
+
+
 def table_small(res: dict, plan: Plan) -> tuple[list[str], dict]:
     """Default vs `neuroctl.small_loops` (opt-in), and Jaxley with and without the
     same XLA flag; returns the lines and {case: (neuroctl+small, best Jaxley)}."""
@@ -496,12 +503,7 @@ def table_small(res: dict, plan: Plan) -> tuple[list[str], dict]:
         v = {lab: best(runs.get(lab, []), get) for lab in (*SIMS, *SMALL_SIMS)}
         o, small = v["neuroctl"], v["neuroctl+small"]
         jax_best = min((x for x in (v["jaxley"], v["jaxley+small"]) if x), default=None)
-        flags = {
-            r.get("one_function")
-            for r in ok(runs.get("neuroctl+small", []))
-            if "one_function" in r
-        }
-        one = "n/a" if not flags else ("yes" if flags == {True} else "no")
+        one = _one_function(ok(runs.get("neuroctl+small", [])))
         lines.append(
             f"| {name} | {fmt(o, unit=unit)} | {fmt(small, unit=unit)} | {one} "
             f"| {ratio(o, small)} | {fmt(v['jaxley'], unit=unit)} "
@@ -731,10 +733,7 @@ def table_bas(res: dict) -> tuple[list[str], dict]:
         for dt in ("float64", "float32"):
             o = best(runs[lab], lambda r, dt=dt: r[dt]["s"])
             dv = best(runs[lab], lambda r, dt=dt: r[dt].get("max_abs_dv_mv"))
-            flags = {
-                r[dt]["one_function"] for r in ok(runs[lab]) if "one_function" in r[dt]
-            }
-            one = "n/a" if not flags else ("yes" if flags == {True} else "no")
+            one = _one_function([r[dt] for r in ok(runs[lab])])
             lines.append(
                 f"| {name} | {dt} | {fmt(o)} | {fmt(neuron)} | {ratio(neuron, o)} "
                 f"| {fmt(dv, '.1e')} | {one} |"

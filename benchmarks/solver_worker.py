@@ -41,7 +41,7 @@ def paper_fwd(case: dict) -> dict:
         if case.get("kernels") and batch == 1:  # the table counts batch 1's
             m["kernels"] = H.step_bodies(f.lower(x).compile().as_text(), [T])
         if _small_loops():  # not timed: one more compile of the same program
-            m["one_function"] = H.SMALL_CALL in f.lower(x).compile().as_text()
+            m["one_function"] = _one_function(f, x)
         m["ns_per_comp_step"] = m["us_per_step"] * 1e3 / (batch * PAPER_COMPS)
         out["rows"].append(m)
         del f, x
@@ -122,6 +122,12 @@ def _fused_formulation(patch=setattr) -> None:
     patch(solver, "_advance_gates", advance_gates)
     patch(solver, "_advance_calcium", advance_calcium)
     patch(solver, "_hines_eliminate", eliminate)
+
+
+def _one_function(f, *args) -> bool:
+    """Whether XLA compiled `f`'s time loop into one function (one more compile:
+    not timed)."""
+    return H.SMALL_CALL in f.lower(*args).compile().as_text()
 
 
 def _small_loops() -> bool:
@@ -262,7 +268,7 @@ def hh_fwd(case: dict) -> dict:
     m["us_per_step"] = m["s"] / T * 1e6
     m["ns_per_comp_step"] = m["us_per_step"] * 1e3 / (3 * n)
     if _small_loops():
-        m["one_function"] = H.SMALL_CALL in f.lower(x).compile().as_text()
+        m["one_function"] = _one_function(f, x)
     out["fwd"] = m
     return out
 
@@ -304,7 +310,7 @@ def bas(case: dict) -> dict:
         f, a = _bas_fn(n, tstop, jnp.dtype(dtype))
         out[dtype] = H.time_min(f, a)
         if _small_loops():  # not timed: one more compile of the same program
-            out[dtype]["one_function"] = H.SMALL_CALL in f.lower(a).compile().as_text()
+            out[dtype]["one_function"] = _one_function(f, a)
         if ref is not None:
             v = np.asarray(f(a))
             dv = np.abs(v - np.asarray(ref["v_soma"])[:, 1:]).max()

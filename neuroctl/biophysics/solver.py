@@ -260,31 +260,33 @@ def _scatter_free() -> bool:
     return small_loops.active() and jax.default_backend() == "cpu"
 
 
-def _add_at(base: Array, idx: np.ndarray, x: Array) -> Array:
-    """``base.at[idx].add(x)`` for a static index vector (repeats add up).
+def _add_at(base: Array, idx: slice | np.ndarray, x: Array) -> Array:
+    """``base.at[idx].add(x)`` for a static slice or index vector (repeats add up).
 
-    A scatter-add, or with `neuroctl.small_loops` on (CPU) a segment sum, which
-    keeps the loop scatter-free.
+    A slice updates in place; an index vector is a scatter-add, or with
+    `neuroctl.small_loops` on (CPU) a segment sum, which keeps the loop
+    scatter-free.
     """
-    if _scatter_free():
-        return base + _segment_sum(x, _segment_plan(idx, base.shape[0]))
-    return base.at[idx].add(x)
+    if isinstance(idx, slice) or not _scatter_free():
+        return base.at[idx].add(x)
+    return base + _segment_sum(x, _segment_plan(idx, base.shape[0]))
 
 
-def _set_at(base: Array, idx: np.ndarray, x: Array, take=None) -> Array:
-    """``base.at[idx].set(x)`` for static, distinct indices.
+def _set_at(base: Array, idx: slice | np.ndarray, x: Array, take=None) -> Array:
+    """``base.at[idx].set(x)`` for a static slice or distinct indices.
 
-    A scatter, or with `neuroctl.small_loops` on (CPU) a select of the values
-    gathered by `take` (default `_take`; `_plain_take` where nothing
-    differentiates through it).
+    A slice updates in place; an index vector is a scatter, or with
+    `neuroctl.small_loops` on (CPU) a select of the values gathered by `take`
+    (default `_take`; `_plain_take` where nothing differentiates through it).
     """
-    if not _scatter_free():
+    if isinstance(idx, slice) or not _scatter_free():
         return base.at[idx].set(x)
+    take = _take if take is None else take
     pos = np.full(base.shape[0], len(idx))  # where each entry's new value is
     pos[idx] = np.arange(len(idx))
     hit = np.zeros(base.shape[0], bool)
     hit[idx] = True
-    new = (take or _take)(jnp.concatenate([x, jnp.zeros(1, x.dtype)]), pos)
+    new = take(jnp.concatenate([x, jnp.zeros(1, x.dtype)]), pos)
     return jnp.where(hit, new, base)
 
 
@@ -434,21 +436,14 @@ def _hines_eliminate(net: Network, diag: Array, rhs: Array) -> Array:
         for grp in level:  # in-place updates: O(group size) work per group
             c, p = grp.children, grp.parents
             f = g[c] / d[c]
-            if isinstance(p, slice):
-                d = d.at[p].add(-f * g[c])
-                r = r.at[p].add(f * r[c])
-            else:  # index arrays: scatter-free with small loops on
-                d = _add_at(d, p, -f * g[c])
-                r = _add_at(r, p, f * r[c])
+            d = _add_at(d, p, -f * g[c])
+            r = _add_at(r, p, f * r[c])
     x = r / d
     for level in net.levels:
         for grp in level:
             c, p = grp.children, grp.parents
-            new = (r[c] + g[c] * x[p]) / d[c]
-            if isinstance(c, slice):
-                x = x.at[c].set(new)
-            else:
-                x = _set_at(x, c, new, _plain_take)
+            # not differentiated (custom_linear_solve): plain gathers will do
+            x = _set_at(x, c, (r[c] + g[c] * x[p]) / d[c], _plain_take)
     return x
 
 
@@ -477,9 +472,8 @@ def _advance_gates(net: Network, params: Params, state: State, v: Array, cai, dt
 
 
 def _advance_synapses(net: Network, params: Params, state: State, v: Array, dt):
-    take = _take if _scatter_free() else _plain_take
     return tuple(
-        syn.advance(s, take(v, pre), dt)
+        syn.advance(s, _gather(v, pre), dt)
         for syn, s, pre in zip(params.synapses, state.syn, net.synapse_pre, strict=True)
     )
 
@@ -577,10 +571,8 @@ def simulate(
     if record is None:
         rec_nodes = net.recording_nodes
 
-        take = _take if _scatter_free() else _plain_take
-
         def record(s: State) -> Array:
-            return take(s.v, rec_nodes)
+            return _gather(s.v, rec_nodes)
 
     if electrodes is not None or electrode_currents is not None:
         currents = _electrode_currents(electrodes, electrode_currents, stimulus, state)
