@@ -27,6 +27,10 @@ Tables:
   instead of by its transposed-solve adjoint (`lax.custom_linear_solve`), without
   per-step rematerialisation, and with one checkpointing level (every step's
   state saved: more memory, no second forward pass): A/B;
+* the compute floor of a forward step (float32): this core's ns per multiply/
+  add, divide and exp as XLA:CPU compiles them (vectorised, data in cache) times
+  the step's flops, divides and transcendentals per compartment (XLA's cost
+  analysis and HLO), next to the measured ns per compartment-step;
 * kernels per forward step and per backward step, counted in the compiled HLO's
   innermost while bodies (`_harness.while_body_kernels`);
 * an A/B of the forward step rewritten for fewer kernels
@@ -74,7 +78,8 @@ VARIANTS = {
 # (`solver_worker._fused_formulation`), at these (batch, dtype) of the paper table
 FUSED = "paper_fwd_fused"
 FUSED_CONFIGS = ((1, "float32"), (64, "float32"))
-NEUROCTL_ONLY = {*VARIANTS, FUSED}
+FLOOR = "floor"  # the compute floor: this core's op rates × a step's op counts
+NEUROCTL_ONLY = {*VARIANTS, FUSED, FLOOR}
 # opt-in `neuroctl.small_loops`: the same cases with XLA:CPU's small-loop threshold
 # raised, for neuroctl and (same flag, fairness) Jaxley: label -> worker "sim"
 SMALL_SIMS = {"neuroctl+small": "neuroctl", "jaxley+small": "jaxley"}
@@ -82,6 +87,7 @@ SMALL_KEYS = ("paper_fwd", "paper_grad", "paper_grad_flat")  # and every hh_<N>
 RESULTS = Path("results/benchmarks.md")
 ENV_SECTION = "# Environment benchmarks (CPU)"
 GRAD = "gradient, 2-level checkpointing (s)"
+PAPER_COMPS = 62  # compartments of the paper network (= solver_worker's)
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ def plan_from_args(argv=None) -> tuple[Plan, argparse.Namespace]:
         "--skip",
         nargs="*",
         default=[],
-        choices=["paper_fwd", "paper_grad", "hh", "bas", "bptt", "small"],
+        choices=["paper_fwd", "paper_grad", "hh", "bas", "bptt", "small", "floor"],
     )
     ap.add_argument("--bptt", action="store_true", help="time BPTT in --quick too")
     ap.add_argument(
@@ -179,6 +185,9 @@ def groups(plan: Plan, first_round: bool) -> list[tuple[str, dict]]:
             out.append(
                 (f"hh_{n}", {"kind": "hh_fwd", "n": n, "T": T, "dtype": "float32"})
             )
+    if FLOOR not in plan.skip:
+        ns = [n for n, _ in plan.hh] if "hh" not in plan.skip else []
+        out.append((FLOOR, {"kind": "floor", "ns": ns, "dtype": "float32"}))
     return out
 
 
@@ -310,7 +319,7 @@ def header(title: str, res: dict, keys) -> list[str]:
     ]
 
 
-def table_paper(res: dict, n_comp=62) -> tuple[list[str], dict]:
+def table_paper(res: dict, n_comp=PAPER_COMPS) -> tuple[list[str], dict]:
     runs = res["runs"].get("paper_fwd")
     if not runs:
         return [], {}
@@ -819,6 +828,78 @@ def _median_ratio(medians: dict) -> str:
     return f"{base / tree:.2f}x" if base and tree else "n/a"
 
 
+def table_floor(
+    res: dict, paper: dict, hh: dict, small: dict
+) -> tuple[list[str], dict]:
+    """Measured ns/compartment-step against the compute floor; returns the lines
+    and {case: (neuroctl / floor, neuroctl small loops / floor)} for the targets
+    (case = (batch, dtype) of the paper network or ("hh", N))."""
+    runs = ok(res["runs"].get(FLOOR, {}).get("neuroctl", []))
+    if not runs:
+        return [], {}
+    rates = {k: min(r["rates_ns"][k] for r in runs) for k in ("arith", "divide", "exp")}
+    counts = runs[0]["nets"]
+    floor_of = {k: min(r["nets"][k]["floor_ns"] for r in runs) for k in counts}
+    lines = header(
+        "Compute floor: each forward step against its own arithmetic (float32)",
+        res,
+        [FLOOR],
+    )
+    lines += [
+        "floor = the step's flops, divides and transcendentals per compartment "
+        "(XLA's cost analysis of one compiled step at batch 1; the divides are the "
+        "element counts of its HLO `divide` ops) at this core's rates, as XLA:CPU "
+        "compiles each op vectorised over 64 KiB in cache in a loop "
+        "(`solver_worker._op_rates`; min over rounds): "
+        f"multiply/add {rates['arith']:.4f} ns, divide {rates['divide']:.3f} ns, "
+        f"exp {rates['exp']:.3f} ns per element. It leaves out memory traffic "
+        "between kernels and kernel launches: it is what the compiled step's "
+        "arithmetic alone takes on this core. Measured times are the tables' "
+        "above (min over rounds).",
+        "",
+        "| network | case | flops / comp-step | divides | transcendentals "
+        "| floor (ns/comp-step) | neuroctl (ns/comp-step) | neuroctl / floor "
+        "| small loops / floor | Jaxley (ns/comp-step) | Jaxley / floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    found: dict = {}
+
+    def row(name, what, key, case, pair, to_ns):
+        c, fl = counts[key], floor_of[key]
+        o, j = (to_ns(x) for x in (pair or (None, None)))
+        sm = to_ns((small.get(case) or (None, None))[0])
+        over = [None if x is None else x / fl for x in (o, sm, j)]
+        lines.append(
+            f"| {name} | {what} | {c['flops']:.1f} | {c['divides']:.1f} "
+            f"| {c['transcendentals']:.1f} | {fl:.1f} | {fmt(o, '.1f')} "
+            f"| {fmt(over[0], '.2f', 'x')} | {fmt(over[1], '.2f', 'x')} "
+            f"| {fmt(j, '.1f')} | {fmt(over[2], '.2f', 'x')} |"
+        )
+        found[case] = (over[0], over[1])
+
+    if "paper" in counts:
+        for b, dt in sorted(k for k in paper if k[1] == "float32"):
+            row(
+                "paper network",
+                f"batch {b:,}",
+                "paper",
+                (b, dt),
+                paper[(b, dt)],
+                lambda us, b=b: _ns(us, b, PAPER_COMPS),
+            )
+    for n in sorted(hh):
+        if f"hh_{n}" in counts:
+            row(
+                f"{n:,} HH cells",
+                "batch 1",
+                f"hh_{n}",
+                ("hh", n),
+                hh[n],
+                lambda us, n=n: _ns(us, 1, 3 * n),
+            )
+    return lines + [""], found
+
+
 _SOURCES = {
     "HEAD": "HEAD (clean `git archive` export)",
     "tree": "working tree (this checkout; the header says if it was dirty)",
@@ -826,10 +907,13 @@ _SOURCES = {
 }
 
 
-def targets(paper, hh, grad, bas_speed, bptt=None, small=None) -> list[str]:
+def targets(paper, hh, grad, bas_speed, bptt=None, small=None, floor=None) -> list[str]:
     """The issue's targets, measured; with `small` (`table_small`'s found, and
-    "bptt"), a column for the opt-in `neuroctl.small_loops` too."""
-    small, bas_speed = small or {}, bas_speed or {}
+    "bptt"), a column for the opt-in `neuroctl.small_loops` too; with `floor`
+    (`table_floor`'s found), the distance to the compute floor beyond batch 64
+    and N = 1,000."""
+    small, bas_speed, floor = small or {}, bas_speed or {}, floor or {}
+    far = (None, None)
 
     def speed(pair):
         o, j = pair if pair else (None, None)
@@ -859,6 +943,22 @@ def targets(paper, hh, grad, bas_speed, bptt=None, small=None) -> list[str]:
             3,
             "x",
             True,
+        ),
+        (
+            "forward within 2x of the compute floor at batch 1,024 (float32)",
+            floor.get((1024, "float32"), far)[0],
+            floor.get((1024, "float32"), far)[1],
+            2,
+            "x",
+            False,
+        ),
+        (
+            "forward within 2x of the compute floor at N = 10,000 (float32)",
+            floor.get(("hh", 10_000), far)[0],
+            floor.get(("hh", 10_000), far)[1],
+            2,
+            "x",
+            False,
         ),
         (
             "gradient / forward <= 3 (paper network, float32)",
@@ -932,6 +1032,7 @@ def report(
     bptt_lines, bptt_speed = table_bptt(res)
     small_lines, small = table_small(res, plan)
     small["bptt"] = bptt_speedup(res, "tree+small")
+    floor_lines, floor = table_floor(res, paper, hh, small)
     v = prov["versions"]
     dirty = (
         f"; the working tree was **dirty** ({len(prov['dirty'])} changed files, "
@@ -953,9 +1054,10 @@ def report(
     ]
     body = (
         head
-        + targets(paper, hh, grad, bas_speed, bptt_speed, small)
+        + targets(paper, hh, grad, bas_speed, bptt_speed, small, floor)
         + paper_lines
         + hh_lines
+        + floor_lines
         + grad_lines
         + table_kernels(res)
         + table_fused(res)

@@ -9,6 +9,7 @@ builds its network once and measures all the configurations of its case with it
 
 from __future__ import annotations
 
+import re
 import time
 
 import jax
@@ -372,6 +373,101 @@ def bptt(case: dict) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- #
+# Compute floor: the step's arithmetic at this core's rates
+# --------------------------------------------------------------------------- #
+RATE_ELEMENTS = 1 << 14  # [1] elements per op: 64 KiB in float32, in L2
+RATE_CHAIN = 16  # [1] independent ops per element and iteration
+RATE_ITERS = 20  # [1] loop iterations per call (launch cost amortised)
+_HLO_OP = re.compile(r"= (f16|bf16|f32|f64)\[([\d,]*)\]\S* (\w+)\(")
+
+
+def floor(case: dict) -> dict:
+    """Compute floor of a forward step [ns per compartment-step] on this core.
+
+    rates_ns: ns per element of one arithmetic op, one divide and one exp as
+    XLA:CPU compiles them here, vectorised over data in cache (`_op_rates`).
+    Per network, per compartment-step: XLA's cost analysis of one compiled step
+    (flops, transcendentals) and the divides among its flops (element counts of
+    the ``divide`` ops of its HLO). floor = arithmetic · (flops − divides) +
+    divide · divides + exp · transcendentals: the step's arithmetic alone, with
+    no memory traffic between kernels and no launches.
+    """
+    dtype = jnp.dtype(case.get("dtype", "float32"))
+    rates = _op_rates(dtype)
+    nets = {"paper": (_paper_net("neuroctl"), PAPER_COMPS)}
+    for n in case["ns"]:
+        nets[f"hh_{n}"] = (hh_nets.ours(n), 3 * n)
+    out: dict = {"dtype": str(dtype), "rates_ns": rates, "nets": {}}
+    for key, (net, n_comp) in nets.items():
+        c = _step_counts(net, dtype, n_comp)
+        c["floor_ns"] = (
+            rates["arith"] * (c["flops"] - c["divides"])
+            + rates["divide"] * c["divides"]
+            + rates["exp"] * c["transcendentals"]
+        )
+        out["nets"][key] = c
+    return out
+
+
+def _op_rates(dtype) -> dict:
+    """ns per element-op: ``arith`` (multiply/add), ``divide``, ``exp``.
+
+    Each loop iteration computes, per element, the mean of `RATE_CHAIN`
+    independent ``op(y·c_k)``: ``op`` = square (1 multiply), ``exp(−u)`` or
+    ``1/(1 + u)`` (an add and a divide), so an element costs 3 arithmetic ops
+    per k for the square and 2 around the exp and the divide's 3; those are
+    subtracted at the square's rate.
+    """
+    ops = {
+        "square": lambda u: u * u,
+        "exp": lambda u: jnp.exp(-u),
+        "div": lambda u: 1.0 / (1.0 + u),
+    }
+    x = jnp.linspace(0.1, 0.9, RATE_ELEMENTS, dtype=dtype)
+    per = {}
+    for name, op in ops.items():
+
+        def body(_, y, op=op):
+            terms = [op(y * (0.5 + 0.03 * k)) for k in range(RATE_CHAIN)]
+            return sum(terms) * (1.0 / RATE_CHAIN)
+
+        f = jax.jit(lambda x, body=body: jax.lax.fori_loop(0, RATE_ITERS, body, x))
+        s = H.time_min(f, x)["s"]
+        per[name] = s * 1e9 / (RATE_ELEMENTS * RATE_CHAIN * RATE_ITERS)
+    arith = per["square"] / 3
+    return {
+        "arith": arith,
+        "divide": max(per["div"] - 3 * arith, 0.0),
+        "exp": max(per["exp"] - 2 * arith, 0.0),
+        "measured": per,
+    }
+
+
+def _step_counts(net, dtype, n_comp: int) -> dict:
+    """flops, divides, transcendentals and bytes accessed of one compiled forward
+    step (batch 1, parameters closed over as in the timed runs), per compartment."""
+    import neuroctl.biophysics as bp
+
+    p = net.cast_params(net.default_params, dtype)
+    s = bp.init_state(net, p, peers.V_INIT, dtype)
+    x = jnp.zeros(net.n_stimuli, dtype)
+    c = jax.jit(lambda s, x: bp.step(net, p, s, x, DT)).lower(s, x).compile()
+    ca = c.cost_analysis()
+    ca = ca[0] if isinstance(ca, list | tuple) else ca
+    divides = sum(
+        int(np.prod([int(d) for d in m.group(2).split(",") if d]))
+        for m in _HLO_OP.finditer(c.as_text())
+        if m.group(3) == "divide"
+    )
+    return {
+        "flops": ca["flops"] / n_comp,
+        "divides": divides / n_comp,
+        "transcendentals": ca["transcendentals"] / n_comp,
+        "bytes": ca["bytes accessed"] / n_comp,
+    }
+
+
 CASES = {
     "paper_fwd": paper_fwd,
     "paper_grad": paper_grad,
@@ -379,6 +475,7 @@ CASES = {
     "hh_check": hh_check,
     "bas": bas,
     "bptt": bptt,
+    "floor": floor,
 }
 
 

@@ -214,3 +214,58 @@ def test_ball_and_sticks_table_and_target_with_small_loops():
     plan, _ = bench_solver.plan_from_args(["--quick"])
     labs = [lab for lab, _, env in bench_solver._sims(plan, "bas")]
     assert labs == ["neuroctl", "neuron", "neuroctl+small"]
+
+
+def test_compute_floor_table_and_targets():
+    """Synthetic floor runs: min over rounds, measured / floor, the two targets."""
+    meta = {"load_start": (1.0,), "load_after": (1.0,), "core0_busy": 0.0}
+
+    def floor_run(scale):
+        def net(fl):
+            c = {"flops": 200.0, "divides": 10.0, "transcendentals": 12.0}
+            return {**c, "bytes": 600.0, "floor_ns": fl * scale}
+
+        rates = {"arith": 0.01 * scale, "divide": 0.1, "exp": 0.4}
+        nets = {"paper": net(12.4), "hh_10000": net(10.0)}
+        return {**meta, "rates_ns": rates, "nets": nets}
+
+    res = {"runs": {"floor": {"neuroctl": [floor_run(1.5), floor_run(1.0)]}}}
+    # paper: 1,024 trials × 62 compartments at 50 ns = 3,174.4 µs/step
+    paper = {(1024, "float32"): (3174.4, 6348.8)}
+    hh = {10_000: (750.0, None)}  # 30,000 compartments at 25 ns
+    small = {(1024, "float32"): (4761.6, 6000.0)}
+    lines, found = bench_solver.table_floor(res, paper, hh, small)
+    text = "\n".join(lines)
+    assert "multiply/add 0.0100 ns" in text  # the faster round's rates
+    assert (
+        "| paper network | batch 1,024 | 200.0 | 10.0 | 12.0 | 12.4 | 50.0 "
+        "| 4.03x | 6.05x | 100.0 | 8.06x |" in text
+    )
+    assert (
+        "| 10,000 HH cells | batch 1 | 200.0 | 10.0 | 12.0 | 10.0 | 25.0 | 2.50x"
+        in text
+    )
+    assert found[("hh", 10_000)] == (2.5, None)
+    tgt = "\n".join(bench_solver.targets(paper, hh, {}, None, None, {}, found))
+    row = "| forward within 2x of the compute floor at N = 10,000 (float32) | 2.50x"
+    assert row + " | **missed** | not measured | n/a |" in tgt
+    assert bench_solver.table_floor({"runs": {}}, paper, hh, small) == ([], {})
+    plan, _ = bench_solver.plan_from_args(["--quick"])
+    (case,) = [c for k, c in bench_solver.groups(plan, True) if k == "floor"]
+    assert case["ns"] == [10, 100] and bench_solver._sims(plan, "floor") == [
+        ("neuroctl", "neuroctl", None)
+    ]
+
+
+def test_step_counts_are_per_compartment():
+    """The floor's op counts: per compartment, so the same for 10 and 20 identical
+    HH cells; an HH compartment divides and exponentiates (its rate functions)."""
+    from benchmarks import hh_nets
+
+    a, b = (
+        solver_worker._step_counts(hh_nets.ours(n), jnp.float32, 3 * n)
+        for n in (10, 20)
+    )
+    for k in ("flops", "divides", "transcendentals"):
+        assert a[k] == pytest.approx(b[k], rel=0.02)
+    assert 6 <= a["transcendentals"] and 6 <= a["divides"] < a["flops"]
