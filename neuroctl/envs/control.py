@@ -30,8 +30,6 @@ A network of your own, as an env in a few lines::
     )
 """
 
-from functools import partial
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -240,11 +238,11 @@ class ControlEnv(AbstractEnv):
         xs = task.period_inputs(state.task, state.t, n)
         rows = state.t * n + jnp.arange(n)  # solver steps of the episode [1]
 
-        # each solver step rematerialised in reverse mode (as `bp.simulate` does):
-        # the backward pass keeps one state per step, not every intermediate. Only
-        # the solver step: with the whole substep inside, XLA rewrote the stacked
-        # `sources` buffer every substep (SpikeRate-v0, step_env: 17 % slower)
-        @partial(jax.checkpoint, prevent_cse=False)
+        # No `jax.checkpoint` per solver step here: BPTT (`rollout.closed_loop`)
+        # rematerialises each control step already, and one more level inside it
+        # recomputed every solver step once more in the backward pass: a BPTT
+        # iteration (EvidenceStim-v0, 8 trials, float64) took 3.58 s with it against
+        # 3.42 s without (pinned, interleaved, min of 3 rounds; results/README.md).
         def solver_step(sim, i_in, v_ext):
             return bp.step(self.network, net_params, sim, i_in, dt, v_ext=v_ext)
 
