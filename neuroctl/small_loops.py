@@ -16,14 +16,15 @@ of small networks of any morphology qualify.
 When to use it (this machine, pinned, interleaved with the default; results/
 benchmarks.md, "Small loops"): work at batch 1 to about 8 trials on networks up to
 a few hundred compartments, such as single simulations, JVP and Lyapunov
-analysis, parameter fits. The paper network's forward pass at batch 1 runs 2.1x
-as fast (float32 and float64; 4.1x Jaxley 0.14), its gradient 1.7x, 10 HH cells
-2.1x, 100 cells 1.1x, batch 8 1.1x, 100 batched ball-and-sticks 1.5x (23x NEURON).
+analysis, parameter fits. The paper network's forward pass at batch 1 runs 2.1–2.2x
+as fast (float32 and float64; 3.7–4.1x Jaxley 0.14 over the last two runs), its
+gradient 1.7x, 10 HH cells 2.1x, 100 cells 1.0–1.1x, batch 8 1.1x, 100 batched
+ball-and-sticks 1.5x (23x NEURON).
 Not for policy training or large batches and networks: where a loop is too large
 to qualify, the scatter-free sums cost kernels, so the paper network at batch
 64–1,024 runs 1.3–1.4x slower, 10,000 HH cells 1.1x (1.5–2x on an AMD EPYC); and a
 BPTT policy iteration (8 trials, float64, EvidenceStim-v0), whose loops do
-qualify, runs 1.2x slower. Results equal the
+qualify, runs 1.3x slower. Results equal the
 default path to float rounding (tests/biophysics/test_small_loops.py).
 
 Off by default, since it changes how every small loop of the process compiles,
