@@ -31,6 +31,8 @@ Tables:
   add, divide and exp as XLA:CPU compiles them (vectorised, data in cache) times
   the step's flops, divides and transcendentals per compartment (XLA's cost
   analysis and HLO), next to the measured ns per compartment-step;
+* `simulate_batch` (every per-node array laid out as (nodes, trials)) against
+  vmap's layout and Jaxley, paper network at batch >= 8;
 * kernels per forward step and per backward step, counted in the compiled HLO's
   innermost while bodies (`_harness.while_body_kernels`);
 * an A/B of the forward step rewritten for fewer kernels
@@ -79,7 +81,10 @@ VARIANTS = {
 FUSED = "paper_fwd_fused"
 FUSED_CONFIGS = ((1, "float32"), (64, "float32"))
 FLOOR = "floor"  # the compute floor: this core's op rates × a step's op counts
-NEUROCTL_ONLY = {*VARIANTS, FUSED, FLOOR}
+# neuroctl-only forward: `simulate_batch` (trials as the last axis) at these batches
+BATCH = "paper_fwd_batch"
+BATCH_MIN = 8
+NEUROCTL_ONLY = {*VARIANTS, FUSED, FLOOR, BATCH}
 # opt-in `neuroctl.small_loops`: the same cases with XLA:CPU's small-loop threshold
 # raised, for neuroctl and (same flag, fairness) Jaxley: label -> worker "sim"
 SMALL_SIMS = {"neuroctl+small": "neuroctl", "jaxley+small": "jaxley"}
@@ -175,6 +180,10 @@ def groups(plan: Plan, first_round: bool) -> list[tuple[str, dict]]:
         fused = [c for c in plan.paper_configs if tuple(c[:2]) in FUSED_CONFIGS]
         case = {"kind": "paper_fwd", "configs": fused, "formulation": "fused"}
         out.append((FUSED, {**case, "kernels": first_round}))
+        wide = [c for c in plan.paper_configs if c[0] >= BATCH_MIN]
+        if wide:
+            case = {"kind": "paper_fwd", "configs": wide, "layout": "batch"}
+            out.append((BATCH, case))
     if "paper_grad" not in plan.skip:
         case = {"kind": "paper_grad", "dtype": "float32", "T": plan.grad_T}
         out.append(("paper_grad", {**case, "kernels": first_round}))
@@ -828,12 +837,52 @@ def _median_ratio(medians: dict) -> str:
     return f"{base / tree:.2f}x" if base and tree else "n/a"
 
 
+def table_batch(res: dict, peers_rows: dict) -> tuple[list[str], dict]:
+    """vmap of `simulate` vs `simulate_batch` vs Jaxley on the paper network
+    (`peers_rows`: `paper_rows` of the paper_fwd group); returns the lines and
+    {(batch, dtype): (simulate_batch µs/step, Jaxley µs/step)}."""
+    mine = paper_rows({"neuroctl": res["runs"].get(BATCH, {}).get("neuroctl", [])})
+    if not mine:
+        return [], {}
+    lines = header(
+        "Trials as the last axis: `simulate_batch` (paper network, forward)",
+        res,
+        ["paper_fwd", BATCH],
+    )
+    lines += [
+        "`bp.simulate_batch` runs B trials of one network with every per-node "
+        "array laid out as (nodes, trials), so each operation of the step runs over "
+        "contiguous rows of B values; `jax.vmap` of `simulate` (the other tables' "
+        "neuroctl) lays them out as (trials, nodes). Same results "
+        "(tests/biophysics/test_simulate_batch.py: 1e-9 mV, gradients 1e-9 "
+        "relative, float64).",
+        "",
+        "| batch | dtype | vmap µs/step | simulate_batch µs/step "
+        "| simulate_batch ns/comp-step | speed-up | Jaxley µs/step "
+        "| Jaxley / simulate_batch |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    found = {}
+    for (b, dt, T), v in sorted(mine.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        o = v["neuroctl"]
+        others = peers_rows.get((b, dt, T), {})
+        vm, j = others.get("neuroctl"), others.get("jaxley")
+        lines.append(
+            f"| {b:,} | {dt} | {fmt(vm)} | {fmt(o)} "
+            f"| {fmt(_ns(o, b, PAPER_COMPS), '.1f')} | {ratio(vm, o)} | {fmt(j)} "
+            f"| {ratio(j, o)} |"
+        )
+        found[(b, dt)] = (o, j)
+    return lines + [""], found
+
+
 def table_floor(
-    res: dict, paper: dict, hh: dict, small: dict
+    res: dict, paper: dict, hh: dict, small: dict, batch: dict | None = None
 ) -> tuple[list[str], dict]:
     """Measured ns/compartment-step against the compute floor; returns the lines
-    and {case: (neuroctl / floor, neuroctl small loops / floor)} for the targets
-    (case = (batch, dtype) of the paper network or ("hh", N))."""
+    and {case: (neuroctl / floor, small loops / floor, simulate_batch / floor)}
+    for the targets (case = (batch, dtype) of the paper network or ("hh", N))."""
+    batch = batch or {}
     runs = ok(res["runs"].get(FLOOR, {}).get("neuroctl", []))
     if not runs:
         return [], {}
@@ -859,8 +908,9 @@ def table_floor(
         "",
         "| network | case | flops / comp-step | divides | transcendentals "
         "| floor (ns/comp-step) | neuroctl (ns/comp-step) | neuroctl / floor "
-        "| small loops / floor | Jaxley (ns/comp-step) | Jaxley / floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| small loops / floor | simulate_batch / floor | Jaxley (ns/comp-step) "
+        "| Jaxley / floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     found: dict = {}
 
@@ -868,14 +918,15 @@ def table_floor(
         c, fl = counts[key], floor_of[key]
         o, j = (to_ns(x) for x in (pair or (None, None)))
         sm = to_ns((small.get(case) or (None, None))[0])
-        over = [None if x is None else x / fl for x in (o, sm, j)]
+        sb = to_ns((batch.get(case) or (None, None))[0])
+        over = [None if x is None else x / fl for x in (o, sm, sb, j)]
         lines.append(
             f"| {name} | {what} | {c['flops']:.1f} | {c['divides']:.1f} "
-            f"| {c['transcendentals']:.1f} | {fl:.1f} | {fmt(o, '.1f')} "
-            f"| {fmt(over[0], '.2f', 'x')} | {fmt(over[1], '.2f', 'x')} "
-            f"| {fmt(j, '.1f')} | {fmt(over[2], '.2f', 'x')} |"
+            f"| {c['transcendentals']:.1f} | {fl:.1f} | {fmt(o, '.1f')} | "
+            + " | ".join(fmt(x, ".2f", "x") for x in over[:3])
+            + f" | {fmt(j, '.1f')} | {fmt(over[3], '.2f', 'x')} |"
         )
-        found[case] = (over[0], over[1])
+        found[case] = tuple(over[:3])
 
     if "paper" in counts:
         for b, dt in sorted(k for k in paper if k[1] == "float32"):
@@ -907,13 +958,15 @@ _SOURCES = {
 }
 
 
-def targets(paper, hh, grad, bas_speed, bptt=None, small=None, floor=None) -> list[str]:
+def targets(
+    paper, hh, grad, bas_speed, bptt=None, small=None, floor=None, batch=None
+) -> list[str]:
     """The issue's targets, measured; with `small` (`table_small`'s found, and
     "bptt"), a column for the opt-in `neuroctl.small_loops` too; with `floor`
     (`table_floor`'s found), the distance to the compute floor beyond batch 64
     and N = 1,000."""
     small, bas_speed, floor = small or {}, bas_speed or {}, floor or {}
-    far = (None, None)
+    batch, far = batch or {}, (None, None, None)
 
     def speed(pair):
         o, j = pair if pair else (None, None)
@@ -937,6 +990,14 @@ def targets(paper, hh, grad, bas_speed, bptt=None, small=None, floor=None) -> li
             True,
         ),
         (
+            "forward vs Jaxley >= 3x at batch 64 (float32), `simulate_batch`",
+            speed(batch.get((64, "float32"))),
+            None,
+            3,
+            "x",
+            True,
+        ),
+        (
             "forward vs Jaxley >= 3x at N = 1,000 (float32)",
             speed(hh.get(1000)),
             speed(small.get(("hh", 1000))),
@@ -948,6 +1009,15 @@ def targets(paper, hh, grad, bas_speed, bptt=None, small=None, floor=None) -> li
             "forward within 2x of the compute floor at batch 1,024 (float32)",
             floor.get((1024, "float32"), far)[0],
             floor.get((1024, "float32"), far)[1],
+            2,
+            "x",
+            False,
+        ),
+        (
+            "forward within 2x of the compute floor at batch 1,024 (float32), "
+            "`simulate_batch`",
+            floor.get((1024, "float32"), far)[2],
+            None,
             2,
             "x",
             False,
@@ -1032,7 +1102,8 @@ def report(
     bptt_lines, bptt_speed = table_bptt(res)
     small_lines, small = table_small(res, plan)
     small["bptt"] = bptt_speedup(res, "tree+small")
-    floor_lines, floor = table_floor(res, paper, hh, small)
+    batch_lines, batch = table_batch(res, paper_rows(res["runs"].get("paper_fwd", {})))
+    floor_lines, floor = table_floor(res, paper, hh, small, batch)
     v = prov["versions"]
     dirty = (
         f"; the working tree was **dirty** ({len(prov['dirty'])} changed files, "
@@ -1054,8 +1125,9 @@ def report(
     ]
     body = (
         head
-        + targets(paper, hh, grad, bas_speed, bptt_speed, small, floor)
+        + targets(paper, hh, grad, bas_speed, bptt_speed, small, floor, batch)
         + paper_lines
+        + batch_lines
         + hh_lines
         + floor_lines
         + grad_lines

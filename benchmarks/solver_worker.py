@@ -36,7 +36,7 @@ def paper_fwd(case: dict) -> dict:
     out = {"build_s": getattr(net, "_peer_build_s", time.perf_counter() - t0)}
     out["rows"] = []
     for batch, dtype, T in case["configs"]:
-        f, x = _paper_forward(case["sim"], net, batch, dtype, T)
+        f, x = _paper_forward(case["sim"], net, batch, dtype, T, case.get("layout"))
         m = H.time_min(f, x)
         m.update(batch=batch, dtype=dtype, T=T, us_per_step=m["s"] / T * 1e6)
         if case.get("kernels") and batch == 1:  # the table counts batch 1's
@@ -153,7 +153,9 @@ def _paper_net(sim: str):
     return build_network(pairs=peers.evidence_pairs())
 
 
-def _paper_forward(sim, net, batch, dtype, T):
+def _paper_forward(sim, net, batch, dtype, T, layout=None):
+    """The jitted forward of `batch` trials and its input; ``layout="batch"``:
+    neuroctl's `simulate_batch` (trials as the last axis) instead of vmap."""
     x = peers.example_currents(batch, T, seed=0)  # (batch, 20, T) nA
     if sim == "jaxley":
         f = peers.jaxley_runner(net, T, DT, batch, dtype)
@@ -163,7 +165,10 @@ def _paper_forward(sim, net, batch, dtype, T):
     dt = jnp.dtype(dtype)
     p = net.cast_params(net.default_params, dt)
     s = bp.init_state(net, p, peers.V_INIT, dt)
-    f = jax.jit(jax.vmap(lambda xi: bp.simulate(net, p, s, xi, DT)[1]))
+    if layout == "batch":
+        f = jax.jit(lambda xs: bp.simulate_batch(net, p, s, xs, DT)[1])
+    else:
+        f = jax.jit(jax.vmap(lambda xi: bp.simulate(net, p, s, xi, DT)[1]))
     return f, jax.device_put(jnp.asarray(np.swapaxes(x, 1, 2), dt))
 
 

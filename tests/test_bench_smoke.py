@@ -239,13 +239,13 @@ def test_compute_floor_table_and_targets():
     assert "multiply/add 0.0100 ns" in text  # the faster round's rates
     assert (
         "| paper network | batch 1,024 | 200.0 | 10.0 | 12.0 | 12.4 | 50.0 "
-        "| 4.03x | 6.05x | 100.0 | 8.06x |" in text
+        "| 4.03x | 6.05x | n/a | 100.0 | 8.06x |" in text
     )
     assert (
         "| 10,000 HH cells | batch 1 | 200.0 | 10.0 | 12.0 | 10.0 | 25.0 | 2.50x"
         in text
     )
-    assert found[("hh", 10_000)] == (2.5, None)
+    assert found[("hh", 10_000)] == (2.5, None, None)
     tgt = "\n".join(bench_solver.targets(paper, hh, {}, None, None, {}, found))
     row = "| forward within 2x of the compute floor at N = 10,000 (float32) | 2.50x"
     assert row + " | **missed** | not measured | n/a |" in tgt
@@ -269,3 +269,30 @@ def test_step_counts_are_per_compartment():
     for k in ("flops", "divides", "transcendentals"):
         assert a[k] == pytest.approx(b[k], rel=0.02)
     assert 6 <= a["transcendentals"] and 6 <= a["divides"] < a["flops"]
+
+
+def test_simulate_batch_table_and_targets():
+    """Synthetic runs: vmap vs simulate_batch vs Jaxley, and its target row."""
+    meta = {"load_start": (1.0,), "load_after": (1.0,), "core0_busy": 0.0}
+
+    def run(us):
+        row = {"batch": 64, "dtype": "float32", "T": 10, "us_per_step": us}
+        return {**meta, "rows": [row]}
+
+    runs = {
+        "paper_fwd": {"neuroctl": [run(160.0)], "jaxley": [run(320.0)]},
+        "paper_fwd_batch": {"neuroctl": [run(100.0), run(80.0)]},
+    }
+    res = {"runs": runs, "checks": {}}
+    lines, found = bench_solver.table_batch(
+        res, bench_solver.paper_rows(runs["paper_fwd"])
+    )
+    text = "\n".join(lines)
+    assert "| 64 | float32 | 160 | 80 | 20.2 | **2.00x** | 320 | **4.00x** |" in text
+    assert found == {(64, "float32"): (80.0, 320.0)}
+    tgt = "\n".join(bench_solver.targets({}, {}, {}, None, batch=found))
+    assert "at batch 64 (float32), `simulate_batch` | 4.00x | met |" in tgt
+    assert bench_solver.table_batch({"runs": {}}, {}) == ([], {})
+    plan, _ = bench_solver.plan_from_args(["--quick"])
+    (case,) = [c for k, c in bench_solver.groups(plan, True) if k == "paper_fwd_batch"]
+    assert case["layout"] == "batch" and [c[0] for c in case["configs"]] == [64]

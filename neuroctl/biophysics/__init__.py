@@ -32,6 +32,7 @@ from neuroctl.biophysics.solver import checkpoint_lengths_for as checkpoint_leng
 from neuroctl.biophysics.solver import gates_of as gates_of
 from neuroctl.biophysics.solver import init_state as init_state
 from neuroctl.biophysics.solver import simulate as simulate
+from neuroctl.biophysics.solver import simulate_batch as simulate_batch
 from neuroctl.biophysics.solver import step as step
 from neuroctl.biophysics.synapses import AbstractSynapse as AbstractSynapse
 from neuroctl.biophysics.synapses import GradedSynapse as GradedSynapse

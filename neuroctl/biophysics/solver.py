@@ -173,8 +173,9 @@ def step(
             For Crank–Nicolson it is the mid-step value; `v` stays the membrane
             potential, so a uniform `v_ext` changes nothing.
     """
-    _check_step_args(net, stimulus, dt, scheme)
-    _check_v_ext(net, v_ext)
+    batch = jnp.shape(state.v)[1:]  # () or (B,): batch-minor (`simulate_batch`)
+    _check_step_args(net, stimulus, dt, scheme, batch)
+    _check_v_ext(net, v_ext, batch)
     v = state.v
     g_mem, drive, g_ca, drive_ca = _membrane(net, params, state)
     a = _const(net.area * units.MS_PER_CM2_UM2_TO_US, v)  # [µS per mS/cm²]
@@ -202,33 +203,46 @@ def step(
 
 
 def _const(x: np.ndarray, like: Array) -> Array:
-    return jnp.asarray(x, like.dtype)
+    """A per-node constant at `like`'s dtype.
+
+    A column when `like` carries a trailing trial axis (`simulate_batch`).
+    """
+    x = jnp.asarray(x, like.dtype)
+    return x.reshape(x.shape + (1,) * (like.ndim - 1)) if x.ndim else x
+
+
+def _col(x: np.ndarray, like: Array) -> np.ndarray:
+    """A static per-node array, a column when `like` has a trailing batch axis."""
+    return np.reshape(x, np.shape(x) + (1,) * (like.ndim - 1))
+
+
+def _pad0(x: Array, lo: int, hi: int) -> Array:
+    """`x` padded with `lo` and `hi` zeros along its node axis (axis 0)."""
+    return jnp.pad(x, [(lo, hi)] + [(0, 0)] * (x.ndim - 1))
 
 
 def _inject(net: Network, stimulus: Array, v: Array) -> Array:
     """Electrode currents [nA] per node (a pad when the sites are contiguous)."""
     nodes = net.stimulus_nodes
     if len(nodes) and np.array_equal(nodes, np.arange(nodes[0], nodes[0] + len(nodes))):
-        return jnp.pad(stimulus, (int(nodes[0]), net.n_nodes - int(nodes[-1]) - 1))
+        return _pad0(stimulus, int(nodes[0]), net.n_nodes - int(nodes[-1]) - 1)
     return _add_at(jnp.zeros_like(v), nodes, stimulus.astype(v.dtype))
 
 
 def _pad(x: Array, lo: int, hi: int, n: int) -> Array:
-    return jnp.pad(x, (lo, n - hi))
+    return _pad0(x, lo, n - hi)
 
 
 def _membrane(net: Network, params: Params, state: State):
     """Total and calcium-only conductance [mS/cm²] and drive [µA/cm²] per node."""
     n = net.n_nodes
     v = state.v
-    g = drive = g_ca = drive_ca = jnp.zeros(n, v.dtype)
+    g = drive = g_ca = drive_ca = jnp.zeros_like(v)
     blocks = zip(net.channel_blocks, params.channels, gates_of(net, state), strict=True)
     for b, ch, gates in blocks:
         gb, db = ch.currents(gates, state.eca[b.lo : b.hi])
-        gb, db = (
-            jnp.broadcast_to(gb, (b.hi - b.lo,)),
-            jnp.broadcast_to(db, (b.hi - b.lo,)),
-        )
+        shape = (b.hi - b.lo,) + v.shape[1:]
+        gb, db = jnp.broadcast_to(gb, shape), jnp.broadcast_to(db, shape)
         if not b.full:
             m = _const(b.mask, v)
             gb, db = gb * m, db * m
@@ -267,7 +281,7 @@ def _add_at(base: Array, idx: slice | np.ndarray, x: Array) -> Array:
     `neuroctl.small_loops` on (CPU) a segment sum, which keeps the loop
     scatter-free.
     """
-    if isinstance(idx, slice) or not _scatter_free():
+    if isinstance(idx, slice) or not _scatter_free() or base.ndim > 1:
         return base.at[idx].add(x)
     return base + _segment_sum(x, _segment_plan(idx, base.shape[0]))
 
@@ -279,7 +293,7 @@ def _set_at(base: Array, idx: slice | np.ndarray, x: Array, take=None) -> Array:
     `neuroctl.small_loops` on (CPU) a select of the values gathered by `take`
     (default `_take`; `_plain_take` where nothing differentiates through it).
     """
-    if isinstance(idx, slice) or not _scatter_free():
+    if isinstance(idx, slice) or not _scatter_free() or base.ndim > 1:
         return base.at[idx].set(x)
     take = _take if take is None else take
     pos = np.full(base.shape[0], len(idx))  # where each entry's new value is
@@ -338,7 +352,7 @@ def _gather(x: Array, idx: slice | np.ndarray) -> Array:
 
     `_take` (a scatter-free transpose) while `neuroctl.small_loops` is on (CPU).
     """
-    if isinstance(idx, slice) or not _scatter_free():
+    if isinstance(idx, slice) or not _scatter_free() or x.ndim > 1:
         return x[idx]
     return _take(x, idx)
 
@@ -397,7 +411,7 @@ _MAX_FUSED_GROUPS = 4
 def _spread(x: Array, where: slice | np.ndarray, like: Array) -> Array:
     """A full-length vector with `x` added at `where` (a pad for slices: fusible)."""
     if isinstance(where, slice):
-        return jnp.pad(x, (where.start, like.shape[0] - where.stop))
+        return _pad0(x, where.start, like.shape[0] - where.stop)
     return _add_at(jnp.zeros_like(like), where, x)
 
 
@@ -453,10 +467,10 @@ def _advance_calcium(net: Network, params: Params, state: State, ica: Array, dt)
         sl = slice(b.lo, b.hi)
         new = ca.advance(cai[sl], ica[sl], dt)  # ica [µA/cm²]
         if not b.full:
-            new = jnp.where(b.mask, new, cai[sl])
+            new = jnp.where(_col(b.mask, new), new, cai[sl])
         cai = cai.at[sl].set(new)
         e = ca.reversal(new)
-        eca = eca.at[sl].set(e if b.full else jnp.where(b.mask, e, eca[sl]))
+        eca = eca.at[sl].set(e if b.full else jnp.where(_col(b.mask, e), e, eca[sl]))
     return cai, eca
 
 
@@ -478,13 +492,14 @@ def _advance_synapses(net: Network, params: Params, state: State, v: Array, dt):
     )
 
 
-def _check_step_args(net: Network, stimulus, dt, scheme) -> None:
+def _check_step_args(net: Network, stimulus, dt, scheme, batch=()) -> None:
     shape = jnp.shape(stimulus)
-    if shape != (net.n_stimuli,):
+    if shape != (net.n_stimuli, *batch):
         raise bad_value(
             "stimulus",
             f"array of shape {shape}",
-            f"shape ({net.n_stimuli},): one current [nA] per stimulus site",
+            f"shape {(net.n_stimuli, *batch)}: one current [nA] per stimulus site"
+            + (" (and trial)" if batch else ""),
             "pass one value per site given to `Network.build(stimuli=...)`.",
         )
     if scheme not in ("be", "cn"):
@@ -492,12 +507,13 @@ def _check_step_args(net: Network, stimulus, dt, scheme) -> None:
     _check_dt(dt)
 
 
-def _check_v_ext(net: Network, v_ext) -> None:
-    if v_ext is not None and jnp.shape(v_ext) != (net.n_nodes,):
+def _check_v_ext(net: Network, v_ext, batch=()) -> None:
+    if v_ext is not None and jnp.shape(v_ext) != (net.n_nodes, *batch):
         raise bad_value(
             "v_ext",
             f"array of shape {jnp.shape(v_ext)}",
-            f"shape ({net.n_nodes},): one extracellular potential [mV] per node",
+            f"shape {(net.n_nodes, *batch)}: one extracellular potential [mV] per "
+            "node" + (" (and trial)" if batch else ""),
             "build it with `PointElectrodes.build(net, ...).potential(currents)`.",
         )
 
@@ -584,6 +600,77 @@ def simulate(
         return s, record(s)
 
     return scan_checkpointed(body, state, stimulus, checkpoint_lengths, remat_steps)
+
+
+def simulate_batch(
+    net: Network,
+    params: Params,
+    state: State,
+    stimuli: ArrayLike,
+    dt: float,
+    scheme: Scheme = "be",
+    checkpoint_lengths: Sequence[int] | None = None,
+    remat_steps: bool = True,
+) -> tuple[State, Array]:
+    """`simulate` of B trials of one network (shared parameters), batch-minor.
+
+    Same results as ``jax.vmap`` of `simulate` over the trials, computed with
+    every per-node array laid out as (nodes, trials): each operation of the step
+    runs over contiguous rows of B values, which vectorises better than vmap's
+    (trials, nodes) at large B.
+
+    Args:
+        net: the compiled network.
+        params: its parameters, shared by the trials.
+        state: the initial state: one (every trial starts from it) or with a
+            leading trial axis (B, ...) per field.
+        stimuli: currents [nA], shape ``(B, T, net.n_stimuli)``.
+        dt: time step [ms].
+        scheme: ``"be"`` (backward Euler) or ``"cn"`` (Crank–Nicolson).
+        checkpoint_lengths: nested scan lengths for gradient checkpointing, as
+            for `simulate`.
+        remat_steps: rematerialise every step in reverse mode, as for `simulate`.
+
+    Returns:
+        The final states (leading trial axis B) and the recordings
+        ``(B, T, n_recordings)`` [mV].
+    """
+    stimuli = jnp.asarray(stimuli, state.v.dtype)
+    if stimuli.ndim != 3 or stimuli.shape[2] != net.n_stimuli:
+        raise bad_value(
+            "stimuli",
+            f"array of shape {stimuli.shape}",
+            f"shape (B, T, {net.n_stimuli}): trials × time steps × stimulus sites [nA]",
+            "stack one (T, n_stimuli) stimulus per trial.",
+        )
+    _check_dt(dt)
+    b = stimuli.shape[0]
+    if state.v.shape not in ((net.n_nodes,), (b, net.n_nodes)):
+        raise bad_value(
+            "state.v",
+            f"array of shape {state.v.shape}",
+            f"shape ({net.n_nodes},) (one state for every trial) or ({b}, "
+            f"{net.n_nodes}) (one per trial of the {b} in `stimuli`) [mV]",
+            "pass bp.init_state(...) or a state stacked over the trials.",
+        )
+    if state.v.ndim == 1:
+        state = jax.tree.map(
+            lambda x: jnp.broadcast_to(x[..., None], (*x.shape, b)), state
+        )
+    else:
+        state = jax.tree.map(lambda x: jnp.moveaxis(x, 0, -1), state)
+    params = net.cast_params(params, state.v.dtype)
+    params = jax.tree.map(lambda x: x[..., None] if jnp.ndim(x) else x, params)
+    rec_nodes = net.recording_nodes
+
+    def body(s: State, x) -> tuple[State, Array]:
+        s = step(net, params, s, x, dt, scheme)
+        return s, s.v[rec_nodes]
+
+    xs = jnp.moveaxis(stimuli, 0, -1)  # (T, n_stimuli, B)
+    final, rec = scan_checkpointed(body, state, xs, checkpoint_lengths, remat_steps)
+    final = jax.tree.map(lambda x: jnp.moveaxis(x, -1, 0), final)
+    return final, jnp.moveaxis(rec, -1, 0)
 
 
 def _stepper(net: Network, params: Params, dt, scheme: Scheme, electrodes):
