@@ -617,7 +617,10 @@ def simulate_batch(
     Same results as ``jax.vmap`` of `simulate` over the trials, computed with
     every per-node array laid out as (nodes, trials): each operation of the step
     runs over contiguous rows of B values, which vectorises better than vmap's
-    (trials, nodes) at large B.
+    (trials, nodes) at large B (paper network, float32: 1.3x vmap at B = 8,
+    1.6–1.9x at 64–1,024; results/benchmarks.md). It records the voltages at the
+    recording sites; for extracellular electrodes, a custom `record` or
+    per-trial parameters, vmap `simulate`.
 
     Args:
         net: the compiled network.
