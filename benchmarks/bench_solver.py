@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _harness as H
+from benchmarks.peers import PAPER_COMPS
 
 WORKER = "solver_worker"
 SIMS = ("neuroctl", "jaxley")
@@ -92,7 +93,6 @@ SMALL_KEYS = ("paper_fwd", "paper_grad", "paper_grad_flat")  # and every hh_<N>
 RESULTS = Path("results/benchmarks.md")
 ENV_SECTION = "# Environment benchmarks (CPU)"
 GRAD = "gradient, 2-level checkpointing (s)"
-PAPER_COMPS = 62  # compartments of the paper network (= solver_worker's)
 
 
 @dataclass(frozen=True)

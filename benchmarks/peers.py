@@ -72,6 +72,7 @@ import numpy as np
 N_REC = 20
 N_EXC = 10  # cells 0..9 excitatory (e_syn 0 mV), 10..19 inhibitory (e_syn -75 mV)
 N_OUT = 2
+PAPER_COMPS = 62  # compartments (branch points excluded)
 P_CONN = 0.2
 CONN_SEED = 3
 V_INIT = -65.0

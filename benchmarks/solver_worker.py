@@ -20,7 +20,7 @@ from benchmarks import _harness as H
 from benchmarks import hh_nets, peers
 
 DT = 0.025  # [ms]
-PAPER_COMPS = 62  # compartments of the paper network (branch points excluded)
+PAPER_COMPS = peers.PAPER_COMPS
 LEVELS = 2  # checkpointing levels of the gradient, both solvers
 
 

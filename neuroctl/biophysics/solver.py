@@ -203,16 +203,13 @@ def step(
 
 
 def _const(x: np.ndarray, like: Array) -> Array:
-    """A per-node constant at `like`'s dtype.
-
-    A column when `like` carries a trailing trial axis (`simulate_batch`).
-    """
-    x = jnp.asarray(x, like.dtype)
-    return x.reshape(x.shape + (1,) * (like.ndim - 1)) if x.ndim else x
+    """A static per-node constant at `like`'s dtype (a column: `_col`)."""
+    x = np.asarray(x)
+    return jnp.asarray(_col(x, like) if x.ndim else x, like.dtype)
 
 
 def _col(x: np.ndarray, like: Array) -> np.ndarray:
-    """A static per-node array, a column when `like` has a trailing batch axis."""
+    """A static per-node array; a column when `like` has a trial axis."""
     return np.reshape(x, np.shape(x) + (1,) * (like.ndim - 1))
 
 
@@ -575,13 +572,13 @@ def simulate(
         The final state and the recordings, shape ``(T, ...)``.
     """
     stimulus = jnp.asarray(stimulus, state.v.dtype)
-    if stimulus.ndim != 2 or stimulus.shape[1] != net.n_stimuli:
-        raise bad_value(
-            "stimulus",
-            f"array of shape {stimulus.shape}",
-            f"shape (T, {net.n_stimuli}): time steps × stimulus sites [nA]",
-            "use jnp.zeros((T, 0)) for a network without stimulus sites.",
-        )
+    _check_currents(
+        net,
+        "stimulus",
+        stimulus,
+        {"T": "time steps"},
+        "use jnp.zeros((T, 0)) for a network without stimulus sites.",
+    )
     _check_dt(dt)
     params = net.cast_params(params, state.v.dtype)
     if record is None:
@@ -639,13 +636,13 @@ def simulate_batch(
         ``(B, T, n_recordings)`` [mV].
     """
     stimuli = jnp.asarray(stimuli, state.v.dtype)
-    if stimuli.ndim != 3 or stimuli.shape[2] != net.n_stimuli:
-        raise bad_value(
-            "stimuli",
-            f"array of shape {stimuli.shape}",
-            f"shape (B, T, {net.n_stimuli}): trials × time steps × stimulus sites [nA]",
-            "stack one (T, n_stimuli) stimulus per trial.",
-        )
+    _check_currents(
+        net,
+        "stimuli",
+        stimuli,
+        {"B": "trials", "T": "time steps"},
+        "stack one (T, n_stimuli) stimulus per trial.",
+    )
     _check_dt(dt)
     b = stimuli.shape[0]
     if state.v.shape not in ((net.n_nodes,), (b, net.n_nodes)):
@@ -668,12 +665,25 @@ def simulate_batch(
 
     def body(s: State, x) -> tuple[State, Array]:
         s = step(net, params, s, x, dt, scheme)
-        return s, s.v[rec_nodes]
+        return s, _gather(s.v, rec_nodes)
 
     xs = jnp.moveaxis(stimuli, 0, -1)  # (T, n_stimuli, B)
     final, rec = scan_checkpointed(body, state, xs, checkpoint_lengths, remat_steps)
     final = jax.tree.map(lambda x: jnp.moveaxis(x, -1, 0), final)
     return final, jnp.moveaxis(rec, -1, 0)
+
+
+def _check_currents(net: Network, name: str, x: Array, axes: dict, fix: str) -> None:
+    """`x` [nA]: the leading `axes` (letter -> meaning), then stimulus sites."""
+    if x.ndim != len(axes) + 1 or x.shape[-1] != net.n_stimuli:
+        raise bad_value(
+            name,
+            f"array of shape {x.shape}",
+            f"shape ({', '.join(axes)}, {net.n_stimuli}): "
+            + " × ".join([*axes.values(), "stimulus sites"])
+            + " [nA]",
+            fix,
+        )
 
 
 def _stepper(net: Network, params: Params, dt, scheme: Scheme, electrodes):

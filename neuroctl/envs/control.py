@@ -238,20 +238,19 @@ class ControlEnv(AbstractEnv):
         xs = task.period_inputs(state.task, state.t, n)
         rows = state.t * n + jnp.arange(n)  # solver steps of the episode [1]
 
-        # No `jax.checkpoint` per solver step here: BPTT (`rollout.closed_loop`)
-        # rematerialises each control step already, and one more level inside it
-        # recomputed every solver step once more in the backward pass: a BPTT
-        # iteration (EvidenceStim-v0, 8 trials, float64) took 3.58 s with it against
-        # 3.42 s without (pinned, interleaved, min of 3 rounds; results/README.md).
-        def solver_step(sim, i_in, v_ext):
-            return bp.step(self.network, net_params, sim, i_in, dt, v_ext=v_ext)
-
         def substep(carry, inputs):
             sim, task_state = carry
             a, x, row = inputs
             task_state, drive = task.drive(task_state, x)
             i_in, sources = actuator.apply(a, drive)  # [nA]
-            new = solver_step(sim, i_in, actuator.extracellular(a))  # v_ext [mV]
+            # No `jax.checkpoint` around this solver step: BPTT
+            # (`rollout.closed_loop`) rematerialises each control step already, and
+            # one more level inside it recomputed every solver step once more in the
+            # backward pass: a BPTT iteration (EvidenceStim-v0, 8 trials, float64)
+            # took 3.58 s with it against 3.42 s without (pinned, interleaved, min
+            # of 3 rounds; results/README.md).
+            v_ext = actuator.extracellular(a)  # [mV] or None (static)
+            new = bp.step(self.network, net_params, sim, i_in, dt, v_ext=v_ext)
             task_state = task.substep_states(task_state, sim, new, nodes, dt, row)
             return (new, task_state), sources
 
