@@ -17,7 +17,7 @@ When to use it (this machine, pinned, interleaved with the default; results/
 benchmarks.md, "Small loops"): work at batch 1 to about 8 trials on networks up to
 a few hundred compartments, such as single simulations, JVP and Lyapunov
 analysis, parameter fits. The paper network's forward pass at batch 1 runs 2.1–2.2x
-as fast (float32 and float64; 3.7–4.1x Jaxley 0.14 over the last two runs), its
+as fast (float32 and float64; 3.7–4.1x Jaxley 0.14 over the last three runs), its
 gradient 1.7x, 10 HH cells 2.1x, 100 cells 1.0–1.1x, batch 8 1.1x, 100 batched
 ball-and-sticks 1.5x (23x NEURON).
 Not for policy training or large batches and networks: where a loop is too large
